@@ -1,1 +1,787 @@
-//! TODO
+//! Request classification (DESIGN §2): which of the filter's paths a request takes.
+//!
+//! `classify` runs on every request, search traffic included, so it is a handful of byte
+//! comparisons and allocates nothing unless the request names an index (the uid is returned).
+//!
+//! It must see the path the way Meilisearch (actix-web) routes it, or a settings write could slip
+//! past the broadcast as an ordinary write to one node:
+//! - the query (`?…`) and fragment are not part of the path;
+//! - runs of `/` count as one and trailing `/` are dropped (actix `NormalizePath`, `Trim`);
+//! - percent-escapes are decoded before matching (`/indexes/movies/%73ettings` is the settings
+//!   route to actix), so every segment is compared decoded, and the index uid is returned decoded.
+
+/// One per-setting sub-route, `/indexes/{uid}/settings/{segment}` (reference §2).
+#[derive(Debug, PartialEq, Eq)]
+pub struct SettingRoute {
+    /// The path segment, e.g. `typo-tolerance`.
+    pub segment: &'static str,
+    /// The key of that setting in the whole-settings object, e.g. `typoTolerance`.
+    pub key: &'static str,
+    /// The verb that updates it: `PUT`, or `PATCH` for the object-valued settings that merge.
+    pub update_method: &'static str,
+}
+
+const fn setting(
+    segment: &'static str,
+    key: &'static str,
+    update_method: &'static str,
+) -> SettingRoute {
+    SettingRoute {
+        segment,
+        key,
+        update_method,
+    }
+}
+
+/// Every per-setting sub-route of Meilisearch v1.50 (`make_setting_routes!`), with its update
+/// verb. Each also accepts GET (read) and DELETE (reset).
+pub const SETTING_ROUTES: &[SettingRoute] = &[
+    setting("filterable-attributes", "filterableAttributes", "PUT"),
+    setting("sortable-attributes", "sortableAttributes", "PUT"),
+    setting("displayed-attributes", "displayedAttributes", "PUT"),
+    setting("typo-tolerance", "typoTolerance", "PATCH"),
+    setting("searchable-attributes", "searchableAttributes", "PUT"),
+    setting("stop-words", "stopWords", "PUT"),
+    setting("non-separator-tokens", "nonSeparatorTokens", "PUT"),
+    setting("separator-tokens", "separatorTokens", "PUT"),
+    setting("dictionary", "dictionary", "PUT"),
+    setting("synonyms", "synonyms", "PUT"),
+    setting("distinct-attribute", "distinctAttribute", "PUT"),
+    setting("proximity-precision", "proximityPrecision", "PUT"),
+    setting("localized-attributes", "localizedAttributes", "PUT"),
+    setting("ranking-rules", "rankingRules", "PUT"),
+    setting("faceting", "faceting", "PATCH"),
+    setting("pagination", "pagination", "PATCH"),
+    setting("embedders", "embedders", "PATCH"),
+    setting("search-cutoff-ms", "searchCutoffMs", "PUT"),
+    setting("facet-search", "facetSearch", "PUT"),
+    setting("prefix-search", "prefixSearch", "PUT"),
+    setting("chat", "chat", "PATCH"),
+    setting("foreign-keys", "foreignKeys", "PUT"),
+];
+
+/// The sub-route whose segment is exactly `segment` (already decoded).
+pub fn setting_route_by_segment(segment: &str) -> Option<&'static SettingRoute> {
+    SETTING_ROUTES.iter().find(|r| r.segment == segment)
+}
+
+/// The settings key a write touches: `None` for the whole-settings route (it may touch any key).
+pub fn settings_key_for(setting: Option<&SettingRoute>) -> Option<&'static str> {
+    setting.map(|s| s.key)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    /// `GET /_miroir/indexes/{uid}`
+    Show,
+    /// `POST /_miroir/indexes/{uid}/verify`
+    Verify,
+    /// `POST /_miroir/indexes/{uid}/unfreeze`
+    Unfreeze,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `PATCH`/`DELETE /indexes/{uid}/settings`, or the update verb or `DELETE` on
+    /// `/indexes/{uid}/settings/{segment}`: broadcast to every node. `setting` is `None` for the
+    /// whole-settings route.
+    SettingsWrite {
+        index: String,
+        setting: Option<&'static SettingRoute>,
+    },
+    /// Any other write to an index (documents, `PATCH`/`DELETE /indexes/{uid}`, compaction, and
+    /// any unknown sub-path with a write verb): fenced while the index is frozen.
+    IndexWrite { index: String },
+    /// Reads under `/indexes/{uid}` (GET/HEAD/OPTIONS, search, facet-search, similar, documents
+    /// fetch), and settings routes called with a verb they do not accept (the node answers 405).
+    IndexRead { index: String },
+    /// `GET /tasks/{uid}` with a numeric uid; the caller decides whether it is the filter's.
+    TaskGet { uid: u64 },
+    /// An admin route (DESIGN §8).
+    Admin { index: String, action: AdminAction },
+    /// Any other path under `/_miroir`: answered 404 by the filter, never forwarded.
+    AdminUnknown,
+    /// Everything else, untouched (including `/indexes` itself and invalid index uids, which a
+    /// node rejects with `invalid_index_uid`).
+    Other,
+}
+
+impl Route {
+    /// The index the request is about, if any.
+    pub fn index(&self) -> Option<&str> {
+        match self {
+            Route::SettingsWrite { index, .. }
+            | Route::IndexWrite { index }
+            | Route::IndexRead { index }
+            | Route::Admin { index, .. } => Some(index),
+            Route::TaskGet { .. } | Route::AdminUnknown | Route::Other => None,
+        }
+    }
+}
+
+/// Meilisearch's limit on index uids (`index_uid.rs`): 1 to 400 bytes of `[A-Za-z0-9_-]`.
+const MAX_INDEX_UID_LEN: usize = 400;
+
+/// Classifies a request. `method` is taken as sent (methods are case-sensitive); `path` is the
+/// `:path` header, query included.
+pub fn classify(method: &str, path: &str) -> Route {
+    let path = match path.find(['?', '#']) {
+        Some(end) => path.get(..end).unwrap_or(path),
+        None => path,
+    };
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let Some(first) = segments.next() else {
+        return Route::Other;
+    };
+    if decoded_eq(first, "indexes") {
+        classify_index(method, segments)
+    } else if decoded_eq(first, "tasks") {
+        classify_task(method, segments)
+    } else if decoded_eq(first, "_miroir") {
+        classify_admin(method, segments)
+    } else {
+        Route::Other
+    }
+}
+
+/// Methods that never change an index. Everything else — including verbs Meilisearch does not
+/// know — is treated as a write: fencing an unknown write is safer than letting it through a
+/// freeze. OPTIONS is a read so that CORS preflights keep working on a frozen index.
+fn is_read_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+/// Read endpoints that take a body, so are called with POST.
+const POST_READS: &[&str] = &["search", "facet-search", "similar"];
+
+fn classify_index<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
+    let Some(raw_uid) = rest.next() else {
+        // `/indexes` itself: list or create, not about one index.
+        return Route::Other;
+    };
+    let Some(index) = decode_index_uid(raw_uid) else {
+        return Route::Other;
+    };
+    let sub = (rest.next(), rest.next(), rest.next());
+
+    match sub {
+        (Some(a), None, None) if decoded_eq(a, "settings") => {
+            if matches!(method, "PATCH" | "DELETE") {
+                Route::SettingsWrite {
+                    index,
+                    setting: None,
+                }
+            } else {
+                Route::IndexRead { index }
+            }
+        }
+        (Some(a), Some(b), None) if decoded_eq(a, "settings") => match find_setting(b) {
+            Some(route) if method == route.update_method || method == "DELETE" => {
+                Route::SettingsWrite {
+                    index,
+                    setting: Some(route),
+                }
+            }
+            Some(_) => Route::IndexRead { index },
+            // An unknown setting written to: fenced like any unknown write.
+            None => by_method(method, index),
+        },
+        (Some(a), None, None) if POST_READS.iter().any(|r| decoded_eq(a, r)) => {
+            Route::IndexRead { index }
+        }
+        // `POST …/documents/fetch` reads; `DELETE …/documents/fetch` deletes the document whose
+        // id is "fetch", so only POST is special-cased.
+        (Some(a), Some(b), None)
+            if method == "POST" && decoded_eq(a, "documents") && decoded_eq(b, "fetch") =>
+        {
+            Route::IndexRead { index }
+        }
+        _ => by_method(method, index),
+    }
+}
+
+fn by_method(method: &str, index: String) -> Route {
+    if is_read_method(method) {
+        Route::IndexRead { index }
+    } else {
+        Route::IndexWrite { index }
+    }
+}
+
+fn classify_task<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
+    if method != "GET" {
+        return Route::Other;
+    }
+    match (rest.next(), rest.next()) {
+        (Some(raw), None) => match parse_task_uid(raw) {
+            Some(uid) => Route::TaskGet { uid },
+            None => Route::Other,
+        },
+        _ => Route::Other,
+    }
+}
+
+fn classify_admin<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
+    let (Some(indexes), Some(raw_uid)) = (rest.next(), rest.next()) else {
+        return Route::AdminUnknown;
+    };
+    if !decoded_eq(indexes, "indexes") {
+        return Route::AdminUnknown;
+    }
+    let action = match (method, rest.next(), rest.next()) {
+        ("GET", None, _) => AdminAction::Show,
+        ("POST", Some(a), None) if decoded_eq(a, "verify") => AdminAction::Verify,
+        ("POST", Some(a), None) if decoded_eq(a, "unfreeze") => AdminAction::Unfreeze,
+        _ => return Route::AdminUnknown,
+    };
+    match decode_index_uid(raw_uid) {
+        Some(index) => Route::Admin { index, action },
+        None => Route::AdminUnknown,
+    }
+}
+
+fn find_setting(raw_segment: &str) -> Option<&'static SettingRoute> {
+    SETTING_ROUTES
+        .iter()
+        .find(|r| decoded_eq(raw_segment, r.segment))
+}
+
+fn is_index_uid_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// The decoded uid if it is a valid Meilisearch index uid. Checked before anything is allocated.
+fn decode_index_uid(raw: &str) -> Option<String> {
+    let mut len = 0usize;
+    for b in PercentDecoded::new(raw) {
+        if !is_index_uid_byte(b) {
+            return None;
+        }
+        len += 1;
+    }
+    if len == 0 || len > MAX_INDEX_UID_LEN {
+        return None;
+    }
+    // Every byte is ASCII, so each maps to exactly one char.
+    Some(PercentDecoded::new(raw).map(char::from).collect())
+}
+
+/// Only ASCII digits (no sign, no spaces), decoded, fitting u64.
+fn parse_task_uid(raw: &str) -> Option<u64> {
+    let mut uid: u64 = 0;
+    let mut digits = 0usize;
+    for b in PercentDecoded::new(raw) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        uid = uid.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        digits += 1;
+    }
+    (digits > 0).then_some(uid)
+}
+
+/// Whether `raw`, percent-decoded, equals `literal`; no allocation.
+fn decoded_eq(raw: &str, literal: &str) -> bool {
+    if !raw.contains('%') {
+        return raw == literal;
+    }
+    PercentDecoded::new(raw).eq(literal.bytes())
+}
+
+/// The bytes of a path segment with `%XX` escapes decoded. A `%` not followed by two hex digits
+/// stays a literal `%` (actix does the same), which no literal or uid matches.
+struct PercentDecoded<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> PercentDecoded<'a> {
+    fn new(raw: &'a str) -> Self {
+        PercentDecoded {
+            bytes: raw.as_bytes(),
+        }
+    }
+}
+
+impl Iterator for PercentDecoded<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        let (&first, rest) = self.bytes.split_first()?;
+        if first == b'%' {
+            if let [hi, lo, after @ ..] = rest {
+                if let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) {
+                    self.bytes = after;
+                    return Some(hi << 4 | lo);
+                }
+            }
+        }
+        self.bytes = rest;
+        Some(first)
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL_METHODS: &[&str] = &[
+        "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE", "PURGE", "patch",
+    ];
+
+    fn read(index: &str) -> Route {
+        Route::IndexRead {
+            index: index.into(),
+        }
+    }
+
+    fn write(index: &str) -> Route {
+        Route::IndexWrite {
+            index: index.into(),
+        }
+    }
+
+    fn settings(index: &str, segment: Option<&str>) -> Route {
+        Route::SettingsWrite {
+            index: index.into(),
+            setting: segment.map(|s| setting_route_by_segment(s).unwrap()),
+        }
+    }
+
+    fn admin(index: &str, action: AdminAction) -> Route {
+        Route::Admin {
+            index: index.into(),
+            action,
+        }
+    }
+
+    fn check(cases: &[(&str, &str, Route)]) {
+        for (method, path, expected) in cases {
+            assert_eq!(&classify(method, path), expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn the_table_has_the_22_routes_of_the_reference() {
+        assert_eq!(SETTING_ROUTES.len(), 22);
+        let patch: Vec<&str> = SETTING_ROUTES
+            .iter()
+            .filter(|r| r.update_method == "PATCH")
+            .map(|r| r.segment)
+            .collect();
+        assert_eq!(
+            patch,
+            [
+                "typo-tolerance",
+                "faceting",
+                "pagination",
+                "embedders",
+                "chat"
+            ]
+        );
+        assert!(SETTING_ROUTES
+            .iter()
+            .all(|r| r.update_method == "PATCH" || r.update_method == "PUT"));
+        for (i, r) in SETTING_ROUTES.iter().enumerate() {
+            // Segments and keys are unique, and each key is the camelCase of its segment.
+            assert_eq!(
+                SETTING_ROUTES.iter().position(|o| o.segment == r.segment),
+                Some(i)
+            );
+            assert_eq!(SETTING_ROUTES.iter().position(|o| o.key == r.key), Some(i));
+            let mut camel = String::new();
+            let mut upper = false;
+            for c in r.segment.chars() {
+                if c == '-' {
+                    upper = true;
+                } else if upper {
+                    camel.push(c.to_ascii_uppercase());
+                    upper = false;
+                } else {
+                    camel.push(c);
+                }
+            }
+            assert_eq!(camel, r.key);
+            assert_eq!(setting_route_by_segment(r.segment), Some(r));
+        }
+        assert_eq!(setting_route_by_segment("typoTolerance"), None);
+        assert_eq!(setting_route_by_segment(""), None);
+        assert_eq!(
+            settings_key_for(setting_route_by_segment("search-cutoff-ms")),
+            Some("searchCutoffMs")
+        );
+        assert_eq!(settings_key_for(None), None);
+    }
+
+    /// Every sub-route × every method: the update verb and DELETE broadcast, the rest pass through.
+    #[test]
+    fn every_setting_sub_route_with_every_method() {
+        for route in SETTING_ROUTES {
+            let path = format!("/indexes/movies/settings/{}", route.segment);
+            for method in ALL_METHODS {
+                let expected = if *method == route.update_method || *method == "DELETE" {
+                    Route::SettingsWrite {
+                        index: "movies".into(),
+                        setting: Some(route),
+                    }
+                } else {
+                    read("movies")
+                };
+                assert_eq!(classify(method, &path), expected, "{method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn whole_settings_route_with_every_method() {
+        for method in ALL_METHODS {
+            let expected = match *method {
+                "PATCH" | "DELETE" => settings("movies", None),
+                // No PUT/POST on the whole route: the node answers 405, nothing to broadcast.
+                _ => read("movies"),
+            };
+            assert_eq!(
+                classify(method, "/indexes/movies/settings"),
+                expected,
+                "{method}"
+            );
+        }
+    }
+
+    #[test]
+    fn index_routes() {
+        check(&[
+            // The index itself.
+            ("GET", "/indexes/movies", read("movies")),
+            ("HEAD", "/indexes/movies", read("movies")),
+            ("PATCH", "/indexes/movies", write("movies")),
+            ("DELETE", "/indexes/movies", write("movies")),
+            ("POST", "/indexes/movies", write("movies")),
+            // Documents.
+            ("GET", "/indexes/movies/documents", read("movies")),
+            ("GET", "/indexes/movies/documents/42", read("movies")),
+            ("POST", "/indexes/movies/documents", write("movies")),
+            ("PUT", "/indexes/movies/documents", write("movies")),
+            ("DELETE", "/indexes/movies/documents", write("movies")),
+            ("DELETE", "/indexes/movies/documents/42", write("movies")),
+            (
+                "POST",
+                "/indexes/movies/documents/delete-batch",
+                write("movies"),
+            ),
+            ("POST", "/indexes/movies/documents/delete", write("movies")),
+            ("POST", "/indexes/movies/documents/edit", write("movies")),
+            ("POST", "/indexes/movies/documents/fetch", read("movies")),
+            // The document whose id is "fetch".
+            ("DELETE", "/indexes/movies/documents/fetch", write("movies")),
+            ("GET", "/indexes/movies/documents/fetch", read("movies")),
+            ("POST", "/indexes/movies/documents/fetch/x", write("movies")),
+            // Reads that take a body.
+            ("POST", "/indexes/movies/search", read("movies")),
+            ("GET", "/indexes/movies/search", read("movies")),
+            ("POST", "/indexes/movies/facet-search", read("movies")),
+            ("POST", "/indexes/movies/similar", read("movies")),
+            ("GET", "/indexes/movies/similar", read("movies")),
+            ("POST", "/indexes/movies/search/x", write("movies")),
+            // Other index routes.
+            ("GET", "/indexes/movies/stats", read("movies")),
+            ("POST", "/indexes/movies/compact", write("movies")),
+            (
+                "GET",
+                "/indexes/movies/settings/typo-tolerance",
+                read("movies"),
+            ),
+            // Unknown sub-paths: fenced when written, passed when read.
+            ("POST", "/indexes/movies/bogus", write("movies")),
+            ("PUT", "/indexes/movies/bogus/deeper", write("movies")),
+            ("PATCH", "/indexes/movies/settings/bogus", write("movies")),
+            (
+                "PUT",
+                "/indexes/movies/settings/typoTolerance",
+                write("movies"),
+            ),
+            (
+                "DELETE",
+                "/indexes/movies/settings/stop-words/x",
+                write("movies"),
+            ),
+            ("GET", "/indexes/movies/bogus", read("movies")),
+            ("GET", "/indexes/movies/settings/bogus", read("movies")),
+            ("OPTIONS", "/indexes/movies/documents", read("movies")),
+            ("PURGE", "/indexes/movies/documents", write("movies")),
+            ("post", "/indexes/movies/search", read("movies")),
+            ("post", "/indexes/movies/documents", write("movies")),
+            // `/indexes` itself is list/create, not about one index.
+            ("GET", "/indexes", Route::Other),
+            ("POST", "/indexes", Route::Other),
+            ("POST", "/indexes/", Route::Other),
+            ("GET", "/indexes?limit=5", Route::Other),
+        ]);
+    }
+
+    #[test]
+    fn paths_are_normalized_like_actix() {
+        check(&[
+            // Query strings and fragments.
+            (
+                "PATCH",
+                "/indexes/movies/settings?x=1",
+                settings("movies", None),
+            ),
+            (
+                "PATCH",
+                "/indexes/movies/settings?",
+                settings("movies", None),
+            ),
+            (
+                "PATCH",
+                "/indexes/movies/settings#frag",
+                settings("movies", None),
+            ),
+            (
+                "PATCH",
+                "/indexes/movies/settings?a=/b/c#f",
+                settings("movies", None),
+            ),
+            (
+                "GET",
+                "/tasks/17?x=/indexes/movies",
+                Route::TaskGet { uid: 17 },
+            ),
+            // Trailing and repeated slashes.
+            (
+                "PATCH",
+                "/indexes/movies/settings/",
+                settings("movies", None),
+            ),
+            (
+                "PATCH",
+                "/indexes/movies/settings///",
+                settings("movies", None),
+            ),
+            (
+                "PATCH",
+                "/indexes/movies/settings/?x=1",
+                settings("movies", None),
+            ),
+            (
+                "PATCH",
+                "//indexes//movies//settings",
+                settings("movies", None),
+            ),
+            (
+                "PUT",
+                "/indexes/movies/settings//stop-words/",
+                settings("movies", Some("stop-words")),
+            ),
+            ("GET", "/indexes/movies/", read("movies")),
+            ("GET", "/tasks/17/", Route::TaskGet { uid: 17 }),
+            (
+                "POST",
+                "/_miroir/indexes/movies/verify/",
+                admin("movies", AdminAction::Verify),
+            ),
+            // Percent-encoding, in the uid and in the fixed segments.
+            (
+                "PATCH",
+                "/indexes/my%2Dmovies/settings",
+                settings("my-movies", None),
+            ),
+            (
+                "PATCH",
+                "/indexes/%6d%6F%76ies/settings",
+                settings("movies", None),
+            ),
+            (
+                "PATCH",
+                "/indexes/movies/%73ettings",
+                settings("movies", None),
+            ),
+            (
+                "PATCH",
+                "/%69ndexes/movies/settings",
+                settings("movies", None),
+            ),
+            (
+                "PATCH",
+                "/indexes/movies/settings/typo%2Dtolerance",
+                settings("movies", Some("typo-tolerance")),
+            ),
+            ("POST", "/indexes/movies/%73earch", read("movies")),
+            ("GET", "/tasks/%31%32", Route::TaskGet { uid: 12 }),
+            (
+                "GET",
+                "/_miroir/indexes/m%5F1",
+                admin("m_1", AdminAction::Show),
+            ),
+            // Decoded only once: `%2573` is `%73`, which actix does not route to settings either.
+            ("PATCH", "/indexes/movies/%2573ettings", write("movies")),
+            // A decoded `/` does not split segments, and is not valid in a uid.
+            ("PATCH", "/indexes/a%2Fb/settings", Route::Other),
+            (
+                "PATCH",
+                "/indexes/movies/settings%2Fstop-words",
+                write("movies"),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn invalid_index_uids_are_left_to_the_node() {
+        let max = "a".repeat(400);
+        let too_long = "a".repeat(401);
+        let max_path = format!("/indexes/{max}/settings");
+        let too_long_path = format!("/indexes/{too_long}/settings");
+        check(&[
+            ("PATCH", max_path.as_str(), settings(&max, None)),
+            ("PATCH", too_long_path.as_str(), Route::Other),
+            ("PATCH", "/indexes/mo.vies/settings", Route::Other),
+            ("PATCH", "/indexes/mo%2Evies/settings", Route::Other),
+            ("POST", "/indexes/../documents", Route::Other),
+            ("PATCH", "/indexes/mo%20vies/settings", Route::Other),
+            ("PATCH", "/indexes/m%C3%B6vies/settings", Route::Other),
+            ("PATCH", "/indexes/mövies/settings", Route::Other),
+            ("PATCH", "/indexes/mo%zzvies/settings", Route::Other),
+            ("PATCH", "/indexes/movies%/settings", Route::Other),
+            ("PATCH", "/indexes/movies%2/settings", Route::Other),
+            ("POST", "/indexes/a:b/documents", Route::Other),
+            ("GET", "/indexes/%/search", Route::Other),
+            ("GET", "/_miroir/indexes/mo.vies", Route::AdminUnknown),
+        ]);
+        // Valid alphabet at its edges.
+        check(&[(
+            "PATCH",
+            "/indexes/AZaz09_-/settings",
+            settings("AZaz09_-", None),
+        )]);
+    }
+
+    #[test]
+    fn tasks() {
+        check(&[
+            ("GET", "/tasks/0", Route::TaskGet { uid: 0 }),
+            (
+                "GET",
+                "/tasks/2130706432",
+                Route::TaskGet { uid: 2_130_706_432 },
+            ),
+            ("GET", "/tasks/007", Route::TaskGet { uid: 7 }),
+            (
+                "GET",
+                "/tasks/18446744073709551615",
+                Route::TaskGet { uid: u64::MAX },
+            ),
+            ("GET", "/tasks/18446744073709551616", Route::Other),
+            ("GET", "/tasks/abc", Route::Other),
+            ("GET", "/tasks/+5", Route::Other),
+            ("GET", "/tasks/-5", Route::Other),
+            ("GET", "/tasks/5a", Route::Other),
+            ("GET", "/tasks/%20", Route::Other),
+            ("GET", "/tasks", Route::Other),
+            ("GET", "/tasks/", Route::Other),
+            ("GET", "/tasks?indexUids=movies", Route::Other),
+            ("GET", "/tasks/5/documents", Route::Other),
+            ("HEAD", "/tasks/5", Route::Other),
+            ("DELETE", "/tasks/5", Route::Other),
+            ("POST", "/tasks/cancel", Route::Other),
+            ("DELETE", "/tasks?uids=5", Route::Other),
+        ]);
+    }
+
+    #[test]
+    fn admin_routes() {
+        check(&[
+            (
+                "GET",
+                "/_miroir/indexes/movies",
+                admin("movies", AdminAction::Show),
+            ),
+            (
+                "POST",
+                "/_miroir/indexes/movies/verify",
+                admin("movies", AdminAction::Verify),
+            ),
+            (
+                "POST",
+                "/_miroir/indexes/movies/unfreeze?force=true",
+                admin("movies", AdminAction::Unfreeze),
+            ),
+            ("POST", "/_miroir/indexes/movies", Route::AdminUnknown),
+            ("GET", "/_miroir/indexes/movies/verify", Route::AdminUnknown),
+            (
+                "PUT",
+                "/_miroir/indexes/movies/unfreeze",
+                Route::AdminUnknown,
+            ),
+            (
+                "POST",
+                "/_miroir/indexes/movies/verify/now",
+                Route::AdminUnknown,
+            ),
+            ("POST", "/_miroir/indexes/movies/bogus", Route::AdminUnknown),
+            ("GET", "/_miroir", Route::AdminUnknown),
+            ("GET", "/_miroir/", Route::AdminUnknown),
+            ("GET", "/_miroir/indexes", Route::AdminUnknown),
+            ("GET", "/_miroir/stats", Route::AdminUnknown),
+            ("GET", "/_miroir/tasks/1", Route::AdminUnknown),
+            // Only the exact first segment is the admin API.
+            ("GET", "/_miroirx/indexes/movies", Route::Other),
+            ("GET", "/x/_miroir/indexes/movies", Route::Other),
+        ]);
+    }
+
+    #[test]
+    fn everything_else_is_other() {
+        check(&[
+            ("GET", "/", Route::Other),
+            ("GET", "", Route::Other),
+            ("GET", "?x=1", Route::Other),
+            ("OPTIONS", "*", Route::Other),
+            ("GET", "/health", Route::Other),
+            ("GET", "/version", Route::Other),
+            ("GET", "/stats", Route::Other),
+            ("POST", "/multi-search", Route::Other),
+            ("POST", "/swap-indexes", Route::Other),
+            ("POST", "/dumps", Route::Other),
+            ("GET", "/keys", Route::Other),
+            ("POST", "/chats/c/chat/completions", Route::Other),
+            ("PATCH", "/index/movies/settings", Route::Other),
+            ("PATCH", "/Indexes/movies/settings", Route::Other),
+            ("PATCH", "/indexesx/movies/settings", Route::Other),
+            ("PATCH", "/v1/indexes/movies/settings", Route::Other),
+        ]);
+    }
+
+    #[test]
+    fn route_index_accessor() {
+        assert_eq!(classify("POST", "/indexes/m/search").index(), Some("m"));
+        assert_eq!(classify("PATCH", "/indexes/m/settings").index(), Some("m"));
+        assert_eq!(classify("DELETE", "/indexes/m").index(), Some("m"));
+        assert_eq!(classify("GET", "/_miroir/indexes/m").index(), Some("m"));
+        assert_eq!(classify("GET", "/tasks/1").index(), None);
+        assert_eq!(classify("GET", "/health").index(), None);
+    }
+
+    #[test]
+    fn percent_decoder_edge_cases() {
+        let decode = |s: &str| PercentDecoded::new(s).collect::<Vec<u8>>();
+        assert_eq!(decode("a%41%6a"), b"aAj");
+        assert_eq!(decode("%"), b"%");
+        assert_eq!(decode("%4"), b"%4");
+        assert_eq!(decode("%4g"), b"%4g");
+        assert_eq!(decode("%%41"), b"%A");
+        assert_eq!(decode("%2541"), b"%41");
+        assert_eq!(decode("%FF"), [0xff]);
+        assert!(decoded_eq("settings", "settings"));
+        assert!(!decoded_eq("setting", "settings"));
+        assert!(!decoded_eq("settings%", "settings"));
+    }
+}
