@@ -1,0 +1,85 @@
+# miroir-envoy — build, run and test.
+#
+#   make build     the filter (.wasm, release) and the dev node (release)
+#   make test      everything: core tests (native), core on wasm, end to end with the real Envoy
+#   make e2e       only the end-to-end suite (builds what it needs)
+#   make run       3 dev nodes (or real Meilisearch: MEILISEARCH_BIN=...) behind Envoy on :7700
+#   make clean     remove build outputs, the venv and .run/
+#
+# `make test` installs what it needs itself (rust targets, the Python venv), so it works on a
+# fresh clone.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+REQUIREMENTS := tests/e2e/requirements.txt
+# Reinstalled whenever the pinned requirements change.
+VENV_STAMP := $(VENV)/.installed
+WASM_TARGET := wasm32-wasip1
+FILTER_WASM := target/$(WASM_TARGET)/release/miroir_filter.wasm
+DEVNODE_BIN := target/release/devnode
+PYTEST_ARGS ?= -q
+ARGS ?=
+
+say = @printf '\n==> %s\n' "$(1)"
+
+.PHONY: help toolchain build build-filter build-devnode venv test test-core test-wasm e2e run clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+toolchain:
+	$(call say,rust targets)
+	@if command -v rustup >/dev/null; then \
+		rustup -q target add $(WASM_TARGET) wasm32-unknown-unknown; \
+	else \
+		echo "rustup not found: assuming $(WASM_TARGET) and wasm32-unknown-unknown are installed"; \
+	fi
+
+build: build-filter build-devnode
+
+build-filter: toolchain
+	$(call say,filter -> $(FILTER_WASM))
+	$(CARGO) build --release --target $(WASM_TARGET) -p miroir-filter
+	@ls -l $(FILTER_WASM) | awk '{print "   " $$5 " bytes"}'
+
+build-devnode:
+	$(call say,dev node -> $(DEVNODE_BIN))
+	$(CARGO) build --release -p miroir-devnode
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): $(REQUIREMENTS)
+	$(call say,python venv ($(VENV)))
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	@$(VENV_PY) -m pip install -q --disable-pip-version-check -r $(REQUIREMENTS)
+	@touch $@
+
+test: test-core test-wasm e2e
+	$(call say,all tests passed)
+
+test-core:
+	$(call say,core tests (native))
+	$(CARGO) test --workspace
+
+test-wasm: toolchain
+	$(call say,core tests on wasm)
+	@if [ -f scripts/wasm-test.sh ]; then bash scripts/wasm-test.sh; \
+	else echo "scripts/wasm-test.sh not present yet: nothing to run"; fi
+
+e2e: build venv
+	$(call say,end-to-end tests (real Envoy))
+	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+run: build venv
+	@$(VENV_PY) tests/e2e/run_local.py $(ARGS)
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) .run

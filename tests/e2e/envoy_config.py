@@ -1,0 +1,213 @@
+"""Envoy bootstrap for the miroir filter in front of a fleet of Meilisearch nodes.
+
+One generator serves the tests (ephemeral ports), `make run` (port 7700), the baseline without the
+filter and benchmarks with another wasm module, so every Envoy started by this project is shaped
+the same way (DESIGN §1):
+
+    listener ─► HTTP connection manager ─► [wasm: miroir] ─► router
+        route 1: routing header present ─► cluster named by that header (a pinned read, §6)
+        route 2: "/"                     ─► meili_all (every node, round robin)
+    clusters: meili_node_0 … meili_node_{N-1} (one endpoint each, targets of the filter's
+              callouts) and meili_all.
+
+Run it as a script to print a bootstrap:  python envoy_config.py --node-port 7701 --node-port 7702
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STATS_TAGS_FILE = REPO_ROOT / "envoy" / "stats_tags.yaml"
+
+# Settings bodies (synonyms, stop words, dictionaries) can be several MiB; Envoy's 1 MiB default
+# per-connection buffer would answer 413 before the filter ever sees the body.
+BUFFER_LIMIT_BYTES = 16 * 1024 * 1024
+# A node's task poll or a large search can be slow; Envoy's default route timeout is 15 s.
+ROUTE_TIMEOUT = "60s"
+CONNECT_TIMEOUT = "2s"
+DEFAULT_ROUTING_HEADER = "x-miroir-node"
+# Envoy environment variables the filter may read through WASI (DESIGN §3 drift check, §8 admin).
+HOST_ENV_KEYS = ["MIROIR_ADMIN_API_KEY", "MIROIR_NODE_API_KEY"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One Meilisearch node as Envoy sees it."""
+
+    index: int
+    host: str
+    port: int
+
+    @property
+    def id(self) -> str:
+        return f"node-{self.index}"
+
+    @property
+    def cluster(self) -> str:
+        return f"meili_node_{self.index}"
+
+    @property
+    def authority(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def nodes_on(ports: Sequence[int], host: str = "127.0.0.1") -> list[Node]:
+    return [Node(index=i, host=host, port=port) for i, port in enumerate(ports)]
+
+
+def plugin_configuration(nodes: Sequence[Node], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The filter's JSON configuration (DESIGN §7): the node list plus any top-level overrides.
+
+    An override of `nodes` replaces the generated list (used to test invalid configurations)."""
+    config: dict[str, Any] = {
+        "nodes": [{"id": n.id, "cluster": n.cluster, "authority": n.authority} for n in nodes]
+    }
+    config.update(overrides or {})
+    return config
+
+
+def load_stats_tags(path: Path = STATS_TAGS_FILE) -> list[dict[str, str]]:
+    tags = yaml.safe_load(path.read_text())
+    if not isinstance(tags, list) or not all(isinstance(t, dict) and {"tag_name", "regex"} <= t.keys() for t in tags):
+        raise ValueError(f"{path}: expected a YAML list of {{tag_name, regex}}")
+    return tags
+
+
+def wasm_filter(wasm_path: Path, plugin_config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "miroir",
+                "root_id": "miroir",
+                "vm_config": {
+                    "vm_id": "miroir",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": str(wasm_path)}},
+                    "environment_variables": {"host_env_keys": HOST_ENV_KEYS},
+                },
+                # A StringValue reaches the filter byte for byte (a Struct would be re-serialized).
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": json.dumps(plugin_config, separators=(",", ":")),
+                },
+            },
+        },
+    }
+
+
+def static_cluster(name: str, endpoints: Sequence[Node]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": CONNECT_TIMEOUT,
+        "lb_policy": "ROUND_ROBIN",
+        "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": {"socket_address": {"address": n.host, "port_value": n.port}}}}
+                        for n in endpoints
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def bootstrap(
+    nodes: Sequence[Node],
+    *,
+    listen_port: int = 0,
+    listen_host: str = "127.0.0.1",
+    admin_port: int = 0,
+    wasm_path: Path | None = None,
+    plugin_overrides: dict[str, Any] | None = None,
+    routing_header: str = DEFAULT_ROUTING_HEADER,
+) -> dict[str, Any]:
+    """The whole Envoy bootstrap. `wasm_path=None` gives the baseline: the same listener, routes and
+    clusters with no wasm filter at all."""
+    if not nodes:
+        raise ValueError("at least one node is needed to build the clusters")
+    http_filters: list[dict[str, Any]] = []
+    if wasm_path is not None:
+        http_filters.append(wasm_filter(wasm_path, plugin_configuration(nodes, plugin_overrides)))
+    http_filters.append(
+        {
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+        }
+    )
+    routes = [
+        {
+            # The filter sets this header to pin a request to one node; the header's value is a
+            # cluster name. Must stay before the catch-all route.
+            "match": {"prefix": "/", "headers": [{"name": routing_header, "present_match": True}]},
+            "route": {"cluster_header": routing_header, "timeout": ROUTE_TIMEOUT},
+        },
+        {"match": {"prefix": "/"}, "route": {"cluster": "meili_all", "timeout": ROUTE_TIMEOUT}},
+    ]
+    connection_manager = {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "meili",
+            "codec_type": "AUTO",
+            "route_config": {
+                "name": "meili",
+                "virtual_hosts": [{"name": "meili", "domains": ["*"], "routes": routes}],
+            },
+            "http_filters": http_filters,
+        },
+    }
+    listener = {
+        "name": "meili",
+        "address": {"socket_address": {"address": listen_host, "port_value": listen_port}},
+        "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
+        "filter_chains": [{"filters": [connection_manager]}],
+    }
+    clusters = [static_cluster(n.cluster, [n]) for n in nodes]
+    clusters.append(static_cluster("meili_all", nodes))
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "stats_config": {"stats_tags": load_stats_tags()},
+        "static_resources": {"listeners": [listener], "clusters": clusters},
+    }
+
+
+def to_yaml(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=False, width=120)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print an Envoy bootstrap for the miroir filter.")
+    parser.add_argument("--node-port", type=int, action="append", required=True, help="one per node, in order")
+    parser.add_argument("--listen-port", type=int, default=7700)
+    parser.add_argument("--admin-port", type=int, default=0)
+    parser.add_argument("--wasm", type=Path, help="filter module; omit for the baseline without the filter")
+    parser.add_argument("--plugin-overrides", default="{}", help="JSON merged into the plugin configuration")
+    args = parser.parse_args(argv)
+    config = bootstrap(
+        nodes_on(args.node_port),
+        listen_port=args.listen_port,
+        admin_port=args.admin_port,
+        wasm_path=args.wasm.resolve() if args.wasm else None,
+        plugin_overrides=json.loads(args.plugin_overrides),
+    )
+    sys.stdout.write(to_yaml(config))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
