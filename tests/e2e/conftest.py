@@ -51,7 +51,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     for server in list(_running):
         if isinstance(server, Envoy):
-            report.sections.append((f"{server.name} log tail ({server.log_path})", server.log_tail(80)))
+            report.sections.append((f"{server.name} log excerpt ({server.log_path})", server.log_excerpt()))
         else:
             report.sections.append((f"{server.name} log tail ({server.log_path})", server.process.log_tail(40)))
 

@@ -105,6 +105,23 @@ def wasm_filter(wasm_path: Path, plugin_config: dict[str, Any]) -> dict[str, Any
     }
 
 
+# One line per request; the "[access]" prefix lets log excerpts pick these lines out.
+ACCESS_LOG_FORMAT = (
+    '[access] "%REQ(:METHOD)% %REQ(:PATH)%" %RESPONSE_CODE% %RESPONSE_FLAGS% '
+    "cluster=%UPSTREAM_CLUSTER% upstream=%UPSTREAM_HOST% %DURATION%ms\n"
+)
+
+
+def stdout_access_log() -> dict[str, Any]:
+    return {
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+            "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
+        },
+    }
+
+
 def static_cluster(name: str, endpoints: Sequence[Node]) -> dict[str, Any]:
     return {
         "name": name,
@@ -135,9 +152,11 @@ def bootstrap(
     wasm_path: Path | None = None,
     plugin_overrides: dict[str, Any] | None = None,
     routing_header: str = DEFAULT_ROUTING_HEADER,
+    access_log: bool = False,
 ) -> dict[str, Any]:
     """The whole Envoy bootstrap. `wasm_path=None` gives the baseline: the same listener, routes and
-    clusters with no wasm filter at all."""
+    clusters with no wasm filter at all. `access_log` writes one line per request to Envoy's stdout
+    (tests turn it on to see where each request went; benchmarks leave it off)."""
     if not nodes:
         raise ValueError("at least one node is needed to build the clusters")
     http_filters: list[dict[str, Any]] = []
@@ -171,6 +190,8 @@ def bootstrap(
             "http_filters": http_filters,
         },
     }
+    if access_log:
+        connection_manager["typed_config"]["access_log"] = [stdout_access_log()]
     listener = {
         "name": "meili",
         "address": {"socket_address": {"address": listen_host, "port_value": listen_port}},

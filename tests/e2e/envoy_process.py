@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -17,6 +18,7 @@ from processes import ManagedProcess
 from waiting import WaitTimeout, wait_until
 
 START_TIMEOUT_SECONDS = 60.0
+NOTABLE_LOG_LINE = re.compile(r"\]\[(warning|error|critical)\]\[|\]\[wasm\] |^\[access\] ")
 _instance_numbers = itertools.count()
 
 
@@ -68,7 +70,7 @@ class Envoy:
             wait_until(self._is_live, timeout, f"{self.name} admin /ready to say LIVE")
             self.port = wait_until(self._listener_port, timeout, f"{self.name} listener port")
         except (WaitTimeout, EnvoyStartError) as error:
-            tail = self.log_tail()
+            tail = self.log_excerpt()
             self.stop()
             raise EnvoyStartError(f"{error}\n--- {self.name} log tail ---\n{tail}") from None
         return self
@@ -128,6 +130,23 @@ class Envoy:
 
     def log_tail(self, lines: int = 80) -> str:
         return self.process.log_tail(lines)
+
+    def log_excerpt(self, notable: int = 60, last: int = 15) -> str:
+        """What explains a failure: every warning/error/critical line, every line of the wasm
+        component (the filter's own log) and of the access log, plus the last few lines whatever
+        they are. A plain tail
+        is mostly Envoy's start-up banner."""
+        lines = self.log_text().splitlines()
+        keep = [i for i, line in enumerate(lines) if NOTABLE_LOG_LINE.search(line)][-notable:]
+        keep_set = set(keep) | set(range(max(0, len(lines) - last), len(lines)))
+        out: list[str] = []
+        previous = -1
+        for i in sorted(keep_set):
+            if previous >= 0 and i != previous + 1:
+                out.append("  …")
+            out.append(lines[i])
+            previous = i
+        return "\n".join(out)
 
     def stats(self, name_filter: str | None = None) -> dict[str, Any]:
         """Counters and gauges by full stat name (e.g. `wasmcustom.miroir_settings_version.index.movies`).

@@ -24,8 +24,10 @@ __all__ = [
 
 
 def envoy_for(fleet: Fleet, workdir: Path, *, wasm: Path | None = None, plugin_overrides: dict[str, Any] | None = None,
-              env: dict[str, str] | None = None, **kwargs: Any) -> Envoy:
+              env: dict[str, str] | None = None, access_log: bool = True, **kwargs: Any) -> Envoy:
     """An Envoy (not started) in front of `fleet`: with the filter module `wasm`, or the baseline
-    without any filter when `wasm` is None."""
-    config = envoy_config.bootstrap(fleet.envoy_nodes, wasm_path=wasm, plugin_overrides=plugin_overrides)
+    without any filter when `wasm` is None. The access log is on: failure reports show where each
+    request went."""
+    config = envoy_config.bootstrap(fleet.envoy_nodes, wasm_path=wasm, plugin_overrides=plugin_overrides,
+                                    access_log=access_log)
     return Envoy(config, workdir, env=env, **kwargs)

@@ -162,8 +162,7 @@ def test_invalid_plugin_configuration_stops_envoy(overrides: dict[str, Any], key
     try:
         envoy.launch()
         exit_code = envoy.wait_exit(timeout=60)
-        log = envoy.log_text()
     finally:
         envoy.stop()
-    assert exit_code != 0, log[-3000:]
-    assert f"invalid plugin configuration: `{key}`" in log, log[-3000:]
+    assert exit_code != 0, envoy.log_excerpt()
+    assert f"invalid plugin configuration: `{key}`" in envoy.log_text(), envoy.log_excerpt()
