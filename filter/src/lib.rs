@@ -5,5 +5,5 @@
 
 pub mod core;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod glue;

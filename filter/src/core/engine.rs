@@ -1,0 +1,1165 @@
+//! The broadcast engine of one worker VM: runs the settings jobs of the indexes whose lease this
+//! worker holds, from its root context (callouts owned by an HTTP context die with the stream).
+//!
+//! Life of a job (DESIGN §3): PROPOSE to the nodes → WAIT for their tasks → VERIFY by reading the
+//! settings back from every node → COMMIT a new version, or REPAIR the nodes that disagree (with
+//! backoff) and verify again → FROZEN when repair keeps failing. Everything other workers must
+//! see (queue, lease, versions, tasks) is in shared data; this struct only holds what is in flight.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Map, Value};
+
+use super::config::{Config, Strategy};
+use super::errors::MeiliError;
+use super::fingerprint::fingerprint;
+use super::host::{Callout, CalloutResponse, Host, LocalReply};
+use super::job::{self, NodeTask, ProposeResult};
+use super::metrics;
+use super::proposal::Proposal;
+use super::records::{
+    FrozenRecord, HotRecord, IndexRecord, JobRecord, Lease, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord,
+};
+use super::store::{self, StoreError};
+use super::tasks;
+
+/// A lease outlives a missed renewal or two; a worker whose VM is gone loses it after this long.
+pub const LEASE_TTL_MS: u64 = 10_000;
+const LEASE_RENEW_MS: u64 = 2_000;
+/// Root tick while work is in flight (task polls, backoffs) and while idle (orphan scan).
+pub const TICK_ACTIVE_MS: u64 = 10;
+pub const TICK_IDLE_MS: u64 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Propose,
+    Poll,
+    Verify,
+    Snapshot,
+}
+
+#[derive(Debug, Clone)]
+struct Tag {
+    index: String,
+    epoch: u32,
+    node: usize,
+    purpose: Purpose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Sequential strategy only: read a node's settings before changing it, to roll back.
+    Snapshot,
+    Propose,
+    Wait,
+    Verify,
+    /// Waiting out the repair backoff before re-proposing to the nodes that disagree.
+    Backoff,
+}
+
+#[derive(Debug, Clone, Default)]
+struct NodeRun {
+    in_round: bool,
+    propose: Option<ProposeResult>,
+    task: Option<NodeTask>,
+    task_uid: Option<u64>,
+    polls: u32,
+    next_poll_ms: u64,
+    poll_in_flight: bool,
+    /// (fingerprint, read-back matches the proposal)
+    readback: Option<(String, bool)>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Sequential {
+    current: usize,
+    snapshots: Vec<Option<Value>>,
+    applied: Vec<usize>,
+    rolling_back: bool,
+    failure: Option<Value>,
+}
+
+struct Running {
+    job: JobRecord,
+    proposal: Proposal,
+    epoch: u32,
+    step: Step,
+    nodes: Vec<NodeRun>,
+    outstanding: usize,
+    started_ms: u64,
+    task_deadline_ms: u64,
+    repair_attempt: u32,
+    resume_at_ms: u64,
+    renew_at_ms: u64,
+    client_answered: bool,
+    node_details: Option<Value>,
+    seq: Option<Sequential>,
+}
+
+struct Waiter {
+    context_id: u32,
+    since_ms: u64,
+}
+
+pub struct Engine {
+    cfg: Config,
+    worker: String,
+    jobs: BTreeMap<String, Running>,
+    callouts: BTreeMap<u32, Tag>,
+    waiting: BTreeMap<u64, Waiter>,
+    kicked: BTreeSet<String>,
+}
+
+enum Verdict {
+    Commit { fingerprint: String, fingerprints: Vec<Option<String>> },
+    Repair { bad: Vec<usize> },
+    Fail(Value),
+    Freeze { bad: Vec<usize> },
+}
+
+impl Engine {
+    pub fn new(cfg: Config, worker: String) -> Engine {
+        Engine {
+            cfg,
+            worker,
+            jobs: BTreeMap::new(),
+            callouts: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            kicked: BTreeSet::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    /// Root tick period the glue should use now.
+    pub fn tick_ms(&self) -> u64 {
+        if self.jobs.is_empty() && self.waiting.is_empty() {
+            TICK_IDLE_MS
+        } else {
+            TICK_ACTIVE_MS
+        }
+    }
+
+    /// Seed the global keys. Called from `on_configure`: the main-thread VM configures before any
+    /// worker VM exists, so the "create if absent" race cannot happen there.
+    pub fn seed(&self, host: &mut dyn Host) {
+        if let Err(e) = store::seed(host, store::TASK_COUNTER_KEY, b"0") {
+            log::warn!("miroir: seeding the task counter failed: {e}");
+        }
+        if let Err(e) = store::seed(host, store::ACTIVE_KEY, b"[]") {
+            log::warn!("miroir: seeding the active-index list failed: {e}");
+        }
+    }
+
+    // ----- client side (called from HTTP contexts of this VM) -----
+
+    /// A paused HTTP context waits for the propose outcome of `task_uid`.
+    pub fn wait_for_outcome(&mut self, task_uid: u64, context_id: u32, now_ms: u64) {
+        self.waiting.insert(task_uid, Waiter { context_id, since_ms: now_ms });
+    }
+
+    /// New work was queued on `index` by this VM: try to run it now rather than at the next scan.
+    pub fn kick(&mut self, index: &str) {
+        self.kicked.insert(index.to_string());
+    }
+
+    pub fn client_gone(&mut self, context_id: u32) {
+        self.waiting.retain(|_, w| w.context_id != context_id);
+    }
+
+    // ----- root side -----
+
+    /// Woken (shared-queue message) or ticked: start what can start, drive timers, answer clients.
+    pub fn pump(&mut self, host: &mut dyn Host) {
+        self.claim_work(host);
+        self.drive_timers(host);
+        self.serve_waiters(host);
+    }
+
+    pub fn on_callout_response(&mut self, host: &mut dyn Host, token: u32, resp: CalloutResponse) {
+        let Some(tag) = self.callouts.remove(&token) else {
+            return;
+        };
+        let Some(run) = self.jobs.get_mut(&tag.index) else {
+            return;
+        };
+        if run.epoch != tag.epoch {
+            return; // an answer from an abandoned round
+        }
+        if resp.status.is_none() || resp.status.is_some_and(|s| s >= 500) {
+            if let Some(node) = self.cfg.nodes.get(tag.node) {
+                host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &node.id), 1);
+            }
+        }
+        match tag.purpose {
+            Purpose::Propose => self.on_propose(host, &tag, &resp),
+            Purpose::Poll => self.on_poll(host, &tag, &resp),
+            Purpose::Verify => self.on_verify(host, &tag, &resp),
+            Purpose::Snapshot => self.on_snapshot(host, &tag, &resp),
+        }
+    }
+
+    fn claim_work(&mut self, host: &mut dyn Host) {
+        let now = host.now_ms();
+        let mut candidates: BTreeSet<String> = std::mem::take(&mut self.kicked);
+        match store::read::<Vec<String>>(host, store::ACTIVE_KEY) {
+            Ok(Some(active)) => candidates.extend(active),
+            Ok(None) => {}
+            Err(e) => log::warn!("miroir: {e}"),
+        }
+        for index in candidates {
+            if self.jobs.contains_key(&index) {
+                continue;
+            }
+            let me = self.worker.clone();
+            let claimed = store::update::<IndexRecord, _>(host, &store::index_key(&index), |rec| {
+                let rec = rec?;
+                if rec.queue.is_empty() || !rec.lease_free_for(&me, now) {
+                    return None;
+                }
+                let mut next = rec.clone();
+                next.lease = Some(Lease { owner: me.clone(), expires_ms: now + LEASE_TTL_MS });
+                Some(next)
+            });
+            match claimed {
+                Ok(Some(rec)) if rec.lease.as_ref().is_some_and(|l| l.owner == self.worker) => {
+                    if let Some(&head) = rec.queue.first() {
+                        self.start_job(host, &index, head, &rec);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("miroir: claiming index {index}: {e}"),
+            }
+        }
+    }
+
+    fn start_job(&mut self, host: &mut dyn Host, index: &str, task_uid: u64, rec: &IndexRecord) {
+        let now = host.now_ms();
+        let job: JobRecord = match store::read(host, &store::job_key(task_uid)) {
+            Ok(Some(j)) => j,
+            _ => {
+                log::warn!("miroir: job {task_uid} on index {index} has no record; dropping it");
+                self.finish(host, index, task_uid, Outcome::Dropped);
+                return;
+            }
+        };
+        let task: Option<TaskRecord> = store::read(host, &store::task_key(task_uid)).ok().flatten();
+        let client_answered = task.as_ref().is_some_and(|t| t.propose.is_some());
+        let body: Option<Value> = job.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
+        let proposal = match Proposal::from_request(&job.method, job.setting_key.as_deref(), body.as_ref()) {
+            Ok(p) => p,
+            Err(reason) => {
+                let err = MeiliError::bad_request(reason);
+                self.finish(host, index, task_uid, Outcome::Failed(err.to_json()));
+                return;
+            }
+        };
+        let n = self.cfg.nodes.len();
+        let mut run = Running {
+            job,
+            proposal,
+            epoch: 0,
+            step: Step::Propose,
+            nodes: vec![NodeRun::default(); n],
+            outstanding: 0,
+            started_ms: now,
+            task_deadline_ms: now + self.cfg.settings_broadcast.task_timeout_s * 1000,
+            repair_attempt: 0,
+            resume_at_ms: 0,
+            renew_at_ms: now + LEASE_RENEW_MS,
+            client_answered,
+            node_details: None,
+            seq: None,
+        };
+        if let Some(frozen) = &rec.frozen {
+            // Queued before the freeze: refuse it like any write to a frozen index.
+            let err = MeiliError::index_frozen(index, &frozen.reason);
+            if !run.client_answered {
+                self.record_outcome(host, &run.job, ProposeOutcome::Rejected {
+                    status: err.status,
+                    body: err.body(),
+                    content_type: Some("application/json".into()),
+                });
+            }
+            self.finish(host, index, task_uid, Outcome::Failed(err.to_json()));
+            return;
+        }
+        self.update_task(host, task_uid, |t| {
+            t.status = "processing".into();
+            t.started_ms = Some(now);
+        });
+        let sequential = self.cfg.settings_broadcast.strategy == Strategy::Sequential;
+        if sequential {
+            run.seq = Some(Sequential { snapshots: vec![None; n], ..Sequential::default() });
+        }
+        self.jobs.insert(index.to_string(), run);
+        self.set_phase(host, index, Phase::Propose, true);
+        if sequential {
+            self.seq_begin_node(host, index, 0);
+        } else {
+            self.propose_round(host, index, (0..n).collect());
+        }
+    }
+
+    // ----- propose -----
+
+    fn propose_round(&mut self, host: &mut dyn Host, index: &str, targets: Vec<usize>) {
+        let Some(run) = self.jobs.get_mut(index) else { return };
+        run.epoch += 1;
+        run.step = Step::Propose;
+        run.outstanding = 0;
+        for (i, node) in run.nodes.iter_mut().enumerate() {
+            if targets.contains(&i) {
+                *node = NodeRun { in_round: true, readback: node.readback.take(), ..NodeRun::default() };
+            } else {
+                node.in_round = false;
+            }
+        }
+        for i in targets {
+            let (method, path, body) = self.request_for(index, i);
+            let timeout = self.cfg.settings_broadcast.propose_timeout_ms;
+            if self.call(host, index, i, Purpose::Propose, &method, &path, body, timeout) {
+                if let Some(run) = self.jobs.get_mut(index) {
+                    run.outstanding += 1;
+                }
+            } else if let Some(node) = self.jobs.get_mut(index).and_then(|r| r.nodes.get_mut(i)) {
+                node.propose = Some(ProposeResult::Failed { reason: "dispatch refused by the host".into() });
+            }
+        }
+        self.after_propose_answer(host, index);
+    }
+
+    /// What to send node `i` in this round: the client's write, or during a sequential rollback
+    /// the node's own previous settings.
+    fn request_for(&self, index: &str, node: usize) -> (String, String, Option<Vec<u8>>) {
+        let Some(run) = self.jobs.get(index) else {
+            return ("GET".into(), "/health".into(), None);
+        };
+        if let Some(seq) = &run.seq {
+            if seq.rolling_back {
+                let mut snapshot = seq.snapshots.get(node).cloned().flatten().unwrap_or(json!({}));
+                // Reads mask embedder apiKeys: writing them back would overwrite the real keys.
+                if let Some(obj) = snapshot.as_object_mut() {
+                    obj.remove("embedders");
+                    obj.remove("chat");
+                    obj.remove("foreignKeys");
+                }
+                let body = serde_json::to_vec(&snapshot).ok();
+                return ("PATCH".into(), format!("/indexes/{index}/settings"), body);
+            }
+        }
+        let body = run.job.body.as_ref().map(|b| b.as_bytes().to_vec());
+        (run.job.method.clone(), run.job.path.clone(), body)
+    }
+
+    fn on_propose(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
+        let Some(run) = self.jobs.get_mut(&tag.index) else { return };
+        let result = job::parse_propose(resp);
+        if let Some(node) = run.nodes.get_mut(tag.node) {
+            if let ProposeResult::Accepted { task_uid } = result {
+                node.task_uid = Some(task_uid);
+            }
+            node.propose = Some(result);
+        }
+        run.outstanding = run.outstanding.saturating_sub(1);
+        self.after_propose_answer(host, &tag.index);
+    }
+
+    fn after_propose_answer(&mut self, host: &mut dyn Host, index: &str) {
+        let now = host.now_ms();
+        let Some(run) = self.jobs.get_mut(index) else { return };
+        if run.outstanding > 0 || run.step != Step::Propose {
+            return;
+        }
+        let results: Vec<ProposeResult> = run
+            .nodes
+            .iter()
+            .filter(|n| n.in_round)
+            .map(|n| n.propose.clone().unwrap_or(ProposeResult::Failed { reason: "no answer".into() }))
+            .collect();
+        let first_round = run.repair_attempt == 0
+            && run.seq.as_ref().is_none_or(|s| s.current == 0 && !s.rolling_back);
+        if first_round && !run.client_answered {
+            if let Some((status, body)) = job::unanimous_rejection(&results) {
+                let job = run.job.clone();
+                self.record_outcome(host, &job, ProposeOutcome::Rejected { status, body, content_type: Some("application/json".into()) });
+                self.finish(host, index, job.task_uid, Outcome::Rejected);
+                return;
+            }
+            run.client_answered = true;
+            let job = run.job.clone();
+            self.record_outcome(host, &job, ProposeOutcome::Accepted);
+        }
+        let Some(run) = self.jobs.get_mut(index) else { return };
+        run.step = Step::Wait;
+        for node in run.nodes.iter_mut().filter(|n| n.in_round) {
+            node.polls = 0;
+            node.next_poll_ms = now + job::poll_delay_ms(0);
+            if node.task_uid.is_none() {
+                // Refused, unreachable or 5xx: nothing to wait for; verify will judge it.
+                node.task = Some(NodeTask::Failed(Value::Null));
+            }
+        }
+        self.set_phase(host, index, Phase::Wait, true);
+        self.after_task_answer(host, index);
+    }
+
+    // ----- wait for node tasks -----
+
+    fn drive_timers(&mut self, host: &mut dyn Host) {
+        let now = host.now_ms();
+        let indexes: Vec<String> = self.jobs.keys().cloned().collect();
+        for index in indexes {
+            if !self.renew_lease(host, &index, now) {
+                continue;
+            }
+            let Some(run) = self.jobs.get(&index) else { continue };
+            match run.step {
+                Step::Wait => {
+                    let due: Vec<(usize, u64)> = run
+                        .nodes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, n)| n.in_round && n.task.is_none() && !n.poll_in_flight && n.next_poll_ms <= now)
+                        .filter_map(|(i, n)| n.task_uid.map(|t| (i, t)))
+                        .collect();
+                    let timed_out = now >= run.task_deadline_ms;
+                    if timed_out {
+                        if let Some(run) = self.jobs.get_mut(&index) {
+                            for node in run.nodes.iter_mut().filter(|n| n.in_round && n.task.is_none()) {
+                                node.task = Some(NodeTask::Failed(json!({"code": "miroir_task_timeout"})));
+                            }
+                        }
+                        self.after_task_answer(host, &index);
+                        continue;
+                    }
+                    for (i, node_task) in due {
+                        let timeout = self.cfg.settings_broadcast.verify_timeout_s * 1000;
+                        let path = format!("/tasks/{node_task}");
+                        if self.call(host, &index, i, Purpose::Poll, "GET", &path, None, timeout) {
+                            if let Some(n) = self.jobs.get_mut(&index).and_then(|r| r.nodes.get_mut(i)) {
+                                n.poll_in_flight = true;
+                            }
+                        }
+                    }
+                }
+                Step::Backoff if now >= run.resume_at_ms => {
+                    let bad: Vec<usize> = run
+                        .nodes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, n)| n.readback.as_ref().is_none_or(|(_, ok)| !ok) || n.in_round)
+                        .map(|(i, _)| i)
+                        .collect();
+                    self.set_phase(host, &index, Phase::Repair, true);
+                    self.propose_round(host, &index, bad);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_poll(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
+        let now = host.now_ms();
+        let Some(run) = self.jobs.get_mut(&tag.index) else { return };
+        let Some(node) = run.nodes.get_mut(tag.node) else { return };
+        node.poll_in_flight = false;
+        match job::parse_task(resp) {
+            Some((NodeTask::Pending, _)) | None => {
+                node.polls += 1;
+                node.next_poll_ms = now + job::poll_delay_ms(node.polls);
+            }
+            Some((terminal, details)) => {
+                node.task = Some(terminal);
+                if run.node_details.is_none() {
+                    run.node_details = details;
+                }
+            }
+        }
+        self.after_task_answer(host, &tag.index);
+    }
+
+    fn after_task_answer(&mut self, host: &mut dyn Host, index: &str) {
+        let Some(run) = self.jobs.get(index) else { return };
+        if run.step != Step::Wait || run.nodes.iter().any(|n| n.in_round && n.task.is_none()) {
+            return;
+        }
+        let in_round: Vec<Option<NodeTask>> =
+            run.nodes.iter().filter(|n| n.in_round).map(|n| n.task.clone()).collect();
+        let all_accepted = run
+            .nodes
+            .iter()
+            .filter(|n| n.in_round)
+            .all(|n| matches!(n.propose, Some(ProposeResult::Accepted { .. })));
+        let rolling_back = run.seq.as_ref().is_some_and(|s| s.rolling_back);
+        if rolling_back {
+            let failure = run.seq.as_ref().and_then(|s| s.failure.clone()).unwrap_or(Value::Null);
+            let task_uid = run.job.task_uid;
+            self.finish(host, index, task_uid, Outcome::Failed(failure));
+            return;
+        }
+        if run.repair_attempt == 0 && all_accepted {
+            if let Some(error) = job::unanimous_task_failure(&in_round) {
+                // Every node refused the same way: nothing diverged, nothing to repair.
+                if run.seq.as_ref().is_some_and(|s| !s.applied.is_empty()) {
+                    self.seq_rollback(host, index, error);
+                    return;
+                }
+                let task_uid = run.job.task_uid;
+                self.finish(host, index, task_uid, Outcome::Failed(error));
+                return;
+            }
+        }
+        self.verify_round(host, index);
+    }
+
+    // ----- verify -----
+
+    fn verify_round(&mut self, host: &mut dyn Host, index: &str) {
+        let Some(run) = self.jobs.get_mut(index) else { return };
+        run.epoch += 1;
+        run.step = Step::Verify;
+        run.outstanding = 0;
+        let targets: Vec<usize> = match &run.seq {
+            Some(seq) => vec![seq.current],
+            None => (0..run.nodes.len()).collect(),
+        };
+        for (i, node) in run.nodes.iter_mut().enumerate() {
+            if targets.contains(&i) {
+                node.readback = None;
+            }
+        }
+        self.set_phase(host, index, Phase::Verify, true);
+        let path = format!("/indexes/{index}/settings");
+        let timeout = self.cfg.settings_broadcast.verify_timeout_s * 1000;
+        for i in targets {
+            if self.call(host, index, i, Purpose::Verify, "GET", &path, None, timeout) {
+                if let Some(run) = self.jobs.get_mut(index) {
+                    run.outstanding += 1;
+                }
+            }
+        }
+        self.after_verify_answer(host, index);
+    }
+
+    fn on_verify(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
+        let Some(run) = self.jobs.get_mut(&tag.index) else { return };
+        let parsed: Option<Value> = match resp.status {
+            Some(200) => serde_json::from_slice(&resp.body).ok(),
+            _ => None,
+        };
+        if let (Some(node), Some(body)) = (run.nodes.get_mut(tag.node), parsed) {
+            let ok = run.proposal.mismatches(&body).is_empty();
+            node.readback = Some((fingerprint(&body), ok));
+        }
+        run.outstanding = run.outstanding.saturating_sub(1);
+        self.after_verify_answer(host, &tag.index);
+    }
+
+    fn after_verify_answer(&mut self, host: &mut dyn Host, index: &str) {
+        let Some(run) = self.jobs.get(index) else { return };
+        if run.outstanding > 0 || run.step != Step::Verify {
+            return;
+        }
+        if run.seq.is_some() {
+            self.seq_after_verify(host, index);
+            return;
+        }
+        let readbacks: Vec<Option<(String, bool)>> = run.nodes.iter().map(|n| n.readback.clone()).collect();
+        let verdict = self.judge(run, &readbacks);
+        self.apply_verdict(host, index, verdict);
+    }
+
+    fn judge(&self, run: &Running, readbacks: &[Option<(String, bool)>]) -> Verdict {
+        let (reference, agree) = job::agreeing_nodes(readbacks);
+        let bad: Vec<usize> = agree.iter().enumerate().filter(|(_, ok)| !**ok).map(|(i, _)| i).collect();
+        match reference {
+            Some(fp) if bad.is_empty() => Verdict::Commit {
+                fingerprint: fp,
+                fingerprints: readbacks.iter().map(|r| r.as_ref().map(|(f, _)| f.clone())).collect(),
+            },
+            _ if run.repair_attempt < self.cfg.settings_broadcast.max_repair_retries => {
+                // With no node reading back the proposal, every node is re-sent the proposal.
+                Verdict::Repair { bad: if bad.is_empty() { (0..readbacks.len()).collect() } else { bad } }
+            }
+            _ if self.cfg.settings_broadcast.freeze_writes_on_unrepairable => Verdict::Freeze { bad },
+            _ => Verdict::Fail(
+                MeiliError::settings_divergence(&run.job.index, &self.divergence_detail(&bad)).to_json(),
+            ),
+        }
+    }
+
+    fn divergence_detail(&self, bad: &[usize]) -> String {
+        let ids: Vec<&str> = bad.iter().filter_map(|i| self.cfg.nodes.get(*i)).map(|n| n.id.as_str()).collect();
+        format!("nodes {} do not hold the proposed settings", ids.join(", "))
+    }
+
+    fn apply_verdict(&mut self, host: &mut dyn Host, index: &str, verdict: Verdict) {
+        let now = host.now_ms();
+        match verdict {
+            Verdict::Commit { fingerprint, fingerprints } => self.commit(host, index, fingerprint, fingerprints),
+            Verdict::Repair { bad } => {
+                host.counter_add(&metrics::for_index(metrics::HASH_MISMATCH_TOTAL, index), 1);
+                let base = self.cfg.settings_broadcast.repair_backoff_base_ms;
+                let Some(run) = self.jobs.get_mut(index) else { return };
+                run.repair_attempt += 1;
+                run.step = Step::Backoff;
+                run.resume_at_ms = now + job::repair_backoff_ms(base, run.repair_attempt);
+                for (i, node) in run.nodes.iter_mut().enumerate() {
+                    node.in_round = bad.contains(&i);
+                }
+                let (task_uid, attempts) = (run.job.task_uid, run.repair_attempt);
+                log::info!("miroir: index {index}: {}; repair attempt {attempts}", self.divergence_detail(&bad));
+                self.update_task(host, task_uid, |t| t.miroir.repair_attempts = attempts);
+                self.set_phase(host, index, Phase::Repair, true);
+            }
+            Verdict::Fail(error) => {
+                host.counter_add(&metrics::for_index(metrics::HASH_MISMATCH_TOTAL, index), 1);
+                let task_uid = self.jobs.get(index).map(|r| r.job.task_uid).unwrap_or_default();
+                self.finish(host, index, task_uid, Outcome::Failed(error));
+            }
+            Verdict::Freeze { bad } => {
+                host.counter_add(&metrics::for_index(metrics::HASH_MISMATCH_TOTAL, index), 1);
+                self.freeze(host, index, bad);
+            }
+        }
+    }
+
+    // ----- sequential (legacy) strategy -----
+
+    fn seq_begin_node(&mut self, host: &mut dyn Host, index: &str, node: usize) {
+        let Some(run) = self.jobs.get_mut(index) else { return };
+        let Some(seq) = run.seq.as_mut() else { return };
+        seq.current = node;
+        run.epoch += 1;
+        run.step = Step::Snapshot;
+        run.outstanding = 0;
+        let path = format!("/indexes/{index}/settings");
+        let timeout = self.cfg.settings_broadcast.verify_timeout_s * 1000;
+        if self.call(host, index, node, Purpose::Snapshot, "GET", &path, None, timeout) {
+            if let Some(run) = self.jobs.get_mut(index) {
+                run.outstanding = 1;
+            }
+        } else {
+            self.propose_round(host, index, vec![node]);
+        }
+    }
+
+    fn on_snapshot(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
+        let Some(run) = self.jobs.get_mut(&tag.index) else { return };
+        if let Some(seq) = run.seq.as_mut() {
+            // A missing index (404) has nothing to roll back to: None.
+            let snapshot = match resp.status {
+                Some(200) => serde_json::from_slice(&resp.body).ok(),
+                _ => None,
+            };
+            if let Some(slot) = seq.snapshots.get_mut(tag.node) {
+                *slot = snapshot;
+            }
+        }
+        self.propose_round(host, &tag.index, vec![tag.node]);
+    }
+
+    fn seq_after_verify(&mut self, host: &mut dyn Host, index: &str) {
+        let Some(run) = self.jobs.get_mut(index) else { return };
+        let Some(seq) = run.seq.as_mut() else { return };
+        let current = seq.current;
+        let ok = run.nodes.get(current).and_then(|n| n.readback.as_ref()).is_some_and(|(_, ok)| *ok);
+        if !ok {
+            let err = MeiliError::settings_divergence(index, &self.divergence_detail(&[current])).to_json();
+            host.counter_add(&metrics::for_index(metrics::HASH_MISMATCH_TOTAL, index), 1);
+            self.seq_rollback(host, index, err);
+            return;
+        }
+        seq.applied.push(current);
+        let next = current + 1;
+        if next < run.nodes.len() {
+            self.seq_begin_node(host, index, next);
+            return;
+        }
+        let readbacks: Vec<Option<(String, bool)>> = run.nodes.iter().map(|n| n.readback.clone()).collect();
+        let (reference, agree) = job::agreeing_nodes(&readbacks);
+        match reference {
+            Some(fp) if agree.iter().all(|a| *a) => {
+                let fps = readbacks.iter().map(|r| r.as_ref().map(|(f, _)| f.clone())).collect();
+                self.commit(host, index, fp, fps);
+            }
+            _ => {
+                let bad: Vec<usize> = agree.iter().enumerate().filter(|(_, a)| !**a).map(|(i, _)| i).collect();
+                let task_uid = run.job.task_uid;
+                let err = MeiliError::settings_divergence(index, &self.divergence_detail(&bad)).to_json();
+                self.finish(host, index, task_uid, Outcome::Failed(err));
+            }
+        }
+    }
+
+    fn seq_rollback(&mut self, host: &mut dyn Host, index: &str, failure: Value) {
+        let Some(run) = self.jobs.get_mut(index) else { return };
+        let task_uid = run.job.task_uid;
+        let Some(seq) = run.seq.as_mut() else { return };
+        let targets = seq.applied.clone();
+        if targets.is_empty() {
+            self.finish(host, index, task_uid, Outcome::Failed(failure));
+            return;
+        }
+        log::info!("miroir: index {index}: sequential write failed; rolling back {} node(s)", targets.len());
+        seq.rolling_back = true;
+        seq.failure = Some(failure);
+        self.propose_round(host, index, targets);
+    }
+
+    // ----- commit, fail, freeze -----
+
+    fn commit(&mut self, host: &mut dyn Host, index: &str, fp: String, fingerprints: Vec<Option<String>>) {
+        let Some(run) = self.jobs.get(index) else { return };
+        let now = host.now_ms();
+        let task_uid = run.job.task_uid;
+        let me = self.worker.clone();
+        let n = self.cfg.nodes.len();
+        let committed = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+            let rec = rec?;
+            if rec.lease.as_ref().is_none_or(|l| l.owner != me) || rec.queue.first() != Some(&task_uid) {
+                return None; // lost the lease: whoever holds it re-runs the job
+            }
+            let mut next = rec.clone();
+            next.version += 1;
+            next.node_versions = vec![next.version; n];
+            next.node_fingerprints = fingerprints.clone();
+            next.fingerprint = Some(fp.clone());
+            next.phase = Phase::Idle;
+            next.frozen = None;
+            next.queue.retain(|t| *t != task_uid);
+            Some(next)
+        });
+        let version = match committed {
+            Ok(Some(rec)) if !rec.queue.contains(&task_uid) && rec.fingerprint.as_deref() == Some(fp.as_str()) => rec.version,
+            Ok(_) => {
+                log::warn!("miroir: index {index}: lease lost before commit of task {task_uid}; leaving it to the new owner");
+                self.jobs.remove(index);
+                return;
+            }
+            Err(e) => {
+                log::error!("miroir: index {index}: commit of task {task_uid} failed: {e}");
+                self.jobs.remove(index);
+                return;
+            }
+        };
+        let proposal = run.proposal.clone();
+        if let Err(e) = store::update::<Map<String, Value>, _>(host, &store::desired_key(index), |d| {
+            let mut next = d.cloned().unwrap_or_default();
+            proposal.merge_into(&mut next);
+            Some(next)
+        }) {
+            log::warn!("miroir: index {index}: keeping desired settings failed: {e}");
+        }
+        self.write_hot(host, index, HotRecord { version, inconsistent: false, frozen: false });
+        host.gauge_set(&metrics::for_index(metrics::SETTINGS_VERSION, index), version);
+        host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 0);
+        log::info!("miroir: index {index}: settings version {version} committed (task {task_uid})");
+        self.close_task(host, index, task_uid, "succeeded", None, Some(version), now);
+        self.record_result(host, index, "succeeded", now);
+        self.next_job(host, index);
+    }
+
+    fn freeze(&mut self, host: &mut dyn Host, index: &str, bad: Vec<usize>) {
+        let Some(run) = self.jobs.get(index) else { return };
+        let now = host.now_ms();
+        let task_uid = run.job.task_uid;
+        let detail = self.divergence_detail(&bad);
+        let fingerprints: BTreeMap<String, Option<String>> = self
+            .cfg
+            .nodes
+            .iter()
+            .zip(run.nodes.iter())
+            .map(|(cfg, n)| (cfg.id.clone(), n.readback.as_ref().map(|(f, _)| f.clone())))
+            .collect();
+        let record = FrozenRecord {
+            reason: format!("settings diverged after {} repair attempt(s): {detail}", run.repair_attempt),
+            nodes: bad.iter().filter_map(|i| self.cfg.nodes.get(*i)).map(|n| n.id.clone()).collect(),
+            fingerprints,
+            at_ms: now,
+            task_uid: Some(task_uid),
+        };
+        // Fence first (hot key), then the record: a write never slips through between the two.
+        let version = self.read_hot(host, index).version;
+        self.write_hot(host, index, HotRecord { version, inconsistent: true, frozen: true });
+        let me = self.worker.clone();
+        let result = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+            let rec = rec?;
+            if rec.lease.as_ref().is_none_or(|l| l.owner != me) {
+                return None;
+            }
+            let mut next = rec.clone();
+            next.frozen = Some(record.clone());
+            next.phase = Phase::Frozen;
+            next.queue.retain(|t| *t != task_uid);
+            Some(next)
+        });
+        if let Err(e) = result {
+            log::error!("miroir: index {index}: recording the freeze failed: {e}");
+        }
+        log::error!("miroir: index {index} FROZEN for writes: {}", record.reason);
+        host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 1);
+        host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), Phase::Frozen.gauge());
+        let err = MeiliError::settings_divergence(index, &detail).to_json();
+        self.close_task(host, index, task_uid, "failed", Some(err), None, now);
+        self.update_task(host, task_uid, |t| t.miroir.frozen = true);
+        self.record_result(host, index, "frozen", now);
+        self.next_job(host, index);
+    }
+
+    fn finish(&mut self, host: &mut dyn Host, index: &str, task_uid: u64, outcome: Outcome) {
+        let now = host.now_ms();
+        let me = self.worker.clone();
+        let result = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+            let rec = rec?;
+            let mut next = rec.clone();
+            if rec.lease.as_ref().is_some_and(|l| l.owner != me) {
+                return None;
+            }
+            next.queue.retain(|t| *t != task_uid);
+            if next.frozen.is_none() {
+                next.phase = Phase::Idle;
+            }
+            Some(next)
+        });
+        if let Err(e) = result {
+            log::warn!("miroir: index {index}: dequeuing task {task_uid} failed: {e}");
+        }
+        let hot = self.read_hot(host, index);
+        self.write_hot(host, index, HotRecord { inconsistent: hot.frozen, ..hot });
+        match outcome {
+            Outcome::Failed(error) => {
+                self.close_task(host, index, task_uid, "failed", Some(error), None, now);
+                self.record_result(host, index, "failed", now);
+            }
+            Outcome::Rejected => {
+                self.update_task(host, task_uid, |t| t.status = "rejected".into());
+                self.record_result(host, index, "rejected", now);
+            }
+            Outcome::Dropped => {}
+        }
+        self.next_job(host, index);
+    }
+
+    fn next_job(&mut self, host: &mut dyn Host, index: &str) {
+        self.jobs.remove(index);
+        let now = host.now_ms();
+        let me = self.worker.clone();
+        let rec = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+            let rec = rec?;
+            if !rec.queue.is_empty() || rec.lease.as_ref().is_none_or(|l| l.owner != me) {
+                return None;
+            }
+            let mut next = rec.clone();
+            next.lease = None;
+            Some(next)
+        });
+        match rec {
+            Ok(Some(rec)) if !rec.queue.is_empty() => {
+                if let Some(&head) = rec.queue.first() {
+                    if rec.lease_free_for(&me, now) {
+                        self.start_job(host, index, head, &rec);
+                    }
+                }
+            }
+            Ok(_) => {
+                let phase = self.read_phase(host, index);
+                host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), phase.gauge());
+                self.deactivate(host, index);
+            }
+            Err(e) => log::warn!("miroir: index {index}: releasing the lease failed: {e}"),
+        }
+    }
+
+    /// Drop `index` from the active list, then look again: a write queued in between re-adds it.
+    fn deactivate(&mut self, host: &mut dyn Host, index: &str) {
+        let _ = store::update::<Vec<String>, _>(host, store::ACTIVE_KEY, |list| {
+            let list = list?;
+            if !list.iter().any(|i| i == index) {
+                return None;
+            }
+            Some(list.iter().filter(|i| *i != index).cloned().collect())
+        });
+        if let Ok(Some(rec)) = store::read::<IndexRecord>(host, &store::index_key(index)) {
+            if !rec.queue.is_empty() {
+                activate(host, index);
+            }
+        }
+    }
+
+    fn renew_lease(&mut self, host: &mut dyn Host, index: &str, now: u64) -> bool {
+        let Some(run) = self.jobs.get_mut(index) else { return false };
+        if now < run.renew_at_ms {
+            return true;
+        }
+        run.renew_at_ms = now + LEASE_RENEW_MS;
+        let me = self.worker.clone();
+        let renewed = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+            let rec = rec?;
+            if rec.lease.as_ref().is_none_or(|l| l.owner != me) {
+                return None;
+            }
+            let mut next = rec.clone();
+            next.lease = Some(Lease { owner: me.clone(), expires_ms: now + LEASE_TTL_MS });
+            Some(next)
+        });
+        let still_mine = matches!(&renewed, Ok(Some(r)) if r.lease.as_ref().is_some_and(|l| l.owner == self.worker && l.expires_ms >= now + LEASE_TTL_MS));
+        if !still_mine {
+            log::warn!("miroir: index {index}: lease lost; another worker finishes the job");
+            self.jobs.remove(index);
+        }
+        still_mine
+    }
+
+    // ----- answering clients -----
+
+    fn record_outcome(&mut self, host: &mut dyn Host, job: &JobRecord, outcome: ProposeOutcome) {
+        self.update_task(host, job.task_uid, |t| t.propose = Some(outcome.clone()));
+        if job.origin_worker == self.worker {
+            self.serve_waiters(host);
+        } else {
+            host.wake(&job.origin_worker);
+        }
+    }
+
+    /// Answer paused clients whose propose outcome is known, or who waited past the propose
+    /// timeout behind another job (they get `202 enqueued`; the task tells the rest).
+    pub fn serve_waiters(&mut self, host: &mut dyn Host) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let now = host.now_ms();
+        let patience = self.cfg.settings_broadcast.propose_timeout_ms + 1000;
+        let uids: Vec<u64> = self.waiting.keys().copied().collect();
+        for uid in uids {
+            let task: Option<TaskRecord> = store::read(host, &store::task_key(uid)).ok().flatten();
+            let Some(waiter) = self.waiting.get(&uid) else { continue };
+            let reply = match &task {
+                Some(t) => match &t.propose {
+                    Some(ProposeOutcome::Rejected { status, body, content_type }) => Some(LocalReply {
+                        status: *status,
+                        headers: vec![(
+                            "content-type".into(),
+                            content_type.clone().unwrap_or_else(|| "application/json".into()),
+                        )],
+                        body: body.as_bytes().to_vec(),
+                    }),
+                    Some(ProposeOutcome::Accepted) => Some(tasks::summarized_reply(t)),
+                    None if now >= waiter.since_ms + patience => Some(tasks::summarized_reply(t)),
+                    None => None,
+                },
+                None => Some(tasks::error_reply(&MeiliError::new(
+                    500,
+                    "internal",
+                    super::errors::ErrorType::Internal,
+                    "The filter lost track of this settings write; check GET /tasks and retry.",
+                ))),
+            };
+            if let Some(reply) = reply {
+                let ctx = waiter.context_id;
+                self.waiting.remove(&uid);
+                if host.reply(ctx, &reply).is_err() {
+                    log::debug!("miroir: client of task {uid} went away before the answer");
+                }
+            }
+        }
+    }
+
+    // ----- helpers -----
+
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &mut self,
+        host: &mut dyn Host,
+        index: &str,
+        node: usize,
+        purpose: Purpose,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout_ms: u64,
+    ) -> bool {
+        let (Some(run), Some(cfg)) = (self.jobs.get(index), self.cfg.nodes.get(node)) else {
+            return false;
+        };
+        let mut headers = Vec::new();
+        if body.is_some() {
+            let ct = run.job.content_type.clone().unwrap_or_else(|| "application/json".into());
+            headers.push(("content-type".to_string(), ct));
+        }
+        if let Some(auth) = &run.job.authorization {
+            headers.push(("authorization".to_string(), auth.clone()));
+        }
+        let callout = Callout {
+            cluster: cfg.cluster.clone(),
+            method: method.to_string(),
+            path: path.to_string(),
+            authority: cfg.authority.clone(),
+            headers,
+            body,
+            timeout_ms,
+        };
+        let epoch = run.epoch;
+        match host.dispatch(&callout) {
+            Ok(token) => {
+                self.callouts.insert(token, Tag { index: index.to_string(), epoch, node, purpose });
+                true
+            }
+            Err(e) => {
+                log::warn!("miroir: callout to {} ({}) refused: {e}", cfg.id, cfg.cluster);
+                host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &cfg.id), 1);
+                false
+            }
+        }
+    }
+
+    fn set_phase(&mut self, host: &mut dyn Host, index: &str, phase: Phase, inconsistent: bool) {
+        host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), phase.gauge());
+        let hot = self.read_hot(host, index);
+        if hot.inconsistent != inconsistent {
+            self.write_hot(host, index, HotRecord { inconsistent, ..hot });
+        }
+        let me = self.worker.clone();
+        let _ = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+            let rec = rec?;
+            if rec.phase == phase || rec.lease.as_ref().is_none_or(|l| l.owner != me) {
+                return None;
+            }
+            let mut next = rec.clone();
+            next.phase = phase;
+            Some(next)
+        });
+        if let Some(run) = self.jobs.get(index) {
+            let task_uid = run.job.task_uid;
+            self.update_task(host, task_uid, |t| t.miroir.phase = phase.name().into());
+        }
+    }
+
+    fn read_phase(&self, host: &mut dyn Host, index: &str) -> Phase {
+        store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten().map(|r| r.phase).unwrap_or_default()
+    }
+
+    fn read_hot(&self, host: &mut dyn Host, index: &str) -> HotRecord {
+        read_hot(host, index)
+    }
+
+    fn write_hot(&self, host: &mut dyn Host, index: &str, hot: HotRecord) {
+        if let Err(e) = host.shared_set(&store::hot_key(index), hot.encode().as_bytes(), None) {
+            log::warn!("miroir: index {index}: writing the hot record failed: {e:?}");
+        }
+    }
+
+    fn update_task(&self, host: &mut dyn Host, task_uid: u64, f: impl FnOnce(&mut TaskRecord)) {
+        let key = store::task_key(task_uid);
+        if let Ok(Some(mut task)) = store::read::<TaskRecord>(host, &key) {
+            f(&mut task);
+            if let Err(e) = store::write(host, &key, &task) {
+                log::warn!("miroir: task {task_uid}: {e}");
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn close_task(
+        &self,
+        host: &mut dyn Host,
+        index: &str,
+        task_uid: u64,
+        status: &str,
+        error: Option<Value>,
+        version: Option<u64>,
+        now: u64,
+    ) {
+        let run = self.jobs.get(index);
+        let nodes: Vec<NodeTaskInfo> = self
+            .cfg
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, cfg)| {
+                let n = run.and_then(|r| r.nodes.get(i));
+                NodeTaskInfo {
+                    node: cfg.id.clone(),
+                    task_uid: n.and_then(|n| n.task_uid),
+                    status: n.and_then(|n| n.task.as_ref()).map(|t| match t {
+                        NodeTask::Pending => "processing".to_string(),
+                        NodeTask::Succeeded => "succeeded".to_string(),
+                        NodeTask::Failed(_) => "failed".to_string(),
+                    }),
+                    fingerprint: n.and_then(|n| n.readback.as_ref()).map(|(f, _)| f.clone()),
+                }
+            })
+            .collect();
+        let details = run.and_then(|r| r.node_details.clone());
+        let attempts = run.map(|r| r.repair_attempt).unwrap_or_default();
+        self.update_task(host, task_uid, |t| {
+            t.status = status.into();
+            t.error = error;
+            t.finished_ms = Some(now);
+            if t.started_ms.is_none() {
+                t.started_ms = Some(now);
+            }
+            if let Some(d) = details {
+                t.details = d;
+            }
+            t.miroir.nodes = nodes;
+            t.miroir.settings_version = version;
+            t.miroir.repair_attempts = attempts;
+            t.miroir.phase = if status == "succeeded" { "committed".into() } else { status.into() };
+        });
+    }
+
+    fn record_result(&self, host: &mut dyn Host, index: &str, result: &str, now: u64) {
+        host.counter_add(&metrics::for_index_result(metrics::BROADCAST_TOTAL, index, result), 1);
+        if let Some(run) = self.jobs.get(index) {
+            host.histogram_record(
+                &metrics::for_index(metrics::BROADCAST_DURATION_MS, index),
+                now.saturating_sub(run.started_ms),
+            );
+        }
+    }
+}
+
+enum Outcome {
+    Failed(Value),
+    /// Every node refused synchronously: the client got the refusal, there is no task.
+    Rejected,
+    /// The job's record vanished (e.g. retention overran it): nothing to report.
+    Dropped,
+}
+
+pub fn read_hot(host: &dyn Host, index: &str) -> HotRecord {
+    match host.shared_get(&store::hot_key(index)) {
+        Ok((Some(bytes), _)) => HotRecord::decode(&bytes).unwrap_or_default(),
+        _ => HotRecord::default(),
+    }
+}
+
+/// Add `index` to the list of indexes with queued work (scanned by every worker's root).
+pub fn activate(host: &mut dyn Host, index: &str) {
+    let result = store::update::<Vec<String>, _>(host, store::ACTIVE_KEY, |list| {
+        let mut list = list.cloned().unwrap_or_default();
+        if list.iter().any(|i| i == index) {
+            return None;
+        }
+        list.push(index.to_string());
+        Some(list)
+    });
+    if let Err(e) = result {
+        log::warn!("miroir: index {index}: {e}");
+    }
+}
+
+/// Errors the HTTP side can hit while queueing a write.
+#[derive(Debug)]
+pub enum EnqueueError {
+    Frozen(String),
+    Store(StoreError),
+}

@@ -1,0 +1,264 @@
+//! The front door: what the filter does with each client request (DESIGN §2), decided from the
+//! request head (and the body for settings writes). Called from the HTTP contexts.
+//!
+//! Ordinary traffic costs one path classification and, for routes under `/indexes/{uid}`, one
+//! read of a few bytes of shared data (the hot record) when the response goes out.
+
+use serde_json::Value;
+
+use super::engine::{self, Engine};
+use super::errors::{ErrorType, MeiliError};
+use super::host::{Host, LocalReply};
+use super::metrics;
+use super::proposal::Proposal;
+use super::records::{IndexRecord, JobRecord, TaskMiroir, TaskRecord};
+use super::route::{classify, Route};
+use super::store;
+use super::tasks;
+
+pub const HEADER_VERSION: &str = "x-miroir-settings-version";
+pub const HEADER_INCONSISTENT: &str = "x-miroir-settings-inconsistent";
+pub const HEADER_MIN_VERSION: &str = "x-miroir-min-settings-version";
+
+/// The parts of a request head the filter looks at.
+#[derive(Debug, Clone, Default)]
+pub struct RequestHead {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<String>,
+    pub content_type: Option<String>,
+    pub min_settings_version: Option<String>,
+    pub end_of_stream: bool,
+}
+
+/// A settings write whose body is being buffered.
+#[derive(Debug, Clone)]
+pub struct PendingWrite {
+    pub index: String,
+    pub setting_key: Option<&'static str>,
+    pub head: RequestHead,
+}
+
+#[derive(Debug)]
+pub enum HeadersDecision {
+    /// Not ours: untouched.
+    Pass,
+    /// Pass, and stamp the response with the index's settings version.
+    PassAndStamp { index: String },
+    /// Pass pinned to one node's cluster (routing header), and stamp.
+    Pin { index: String, cluster: String },
+    Reply(LocalReply),
+    /// A settings write: buffer the body, then call `on_settings_body`.
+    Buffer(PendingWrite),
+}
+
+pub enum BodyDecision {
+    Reply(LocalReply),
+    /// Paused until the engine answers (propose outcome).
+    Wait { task_uid: u64 },
+}
+
+pub fn on_headers(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> HeadersDecision {
+    let cfg = engine.config();
+    match classify(&head.method, &head.path) {
+        Route::Other => HeadersDecision::Pass,
+        Route::SettingsWrite { index, setting } => {
+            if let Some(reply) = refuse_if_frozen(host, &index) {
+                return HeadersDecision::Reply(reply);
+            }
+            HeadersDecision::Buffer(PendingWrite { index, setting_key: setting.map(|s| s.key), head: head.clone() })
+        }
+        Route::IndexWrite { index } => match refuse_if_frozen(host, &index) {
+            Some(reply) => HeadersDecision::Reply(reply),
+            None => HeadersDecision::PassAndStamp { index },
+        },
+        Route::IndexRead { index } => match &head.min_settings_version {
+            None => HeadersDecision::PassAndStamp { index },
+            Some(raw) => pin(engine, host, index, raw),
+        },
+        Route::TaskGet { uid } => {
+            let base = cfg.task_uid_base;
+            if uid < base || uid >= base + (1 << 24) {
+                return HeadersDecision::Pass;
+            }
+            let task: Option<TaskRecord> = store::read(host, &store::task_key(uid)).ok().flatten();
+            HeadersDecision::Reply(tasks::task_reply(task.as_ref(), uid, head.authorization.as_deref()))
+        }
+        Route::Admin { index, action } => {
+            HeadersDecision::Reply(super::admin::handle(engine, host, &index, action, head))
+        }
+        Route::AdminUnknown => HeadersDecision::Reply(tasks::error_reply(&MeiliError::not_found())),
+    }
+}
+
+fn refuse_if_frozen(host: &mut dyn Host, index: &str) -> Option<LocalReply> {
+    if !engine::read_hot(host, index).frozen {
+        return None;
+    }
+    let reason = store::read::<IndexRecord>(host, &store::index_key(index))
+        .ok()
+        .flatten()
+        .and_then(|r| r.frozen)
+        .map(|f| f.reason)
+        .unwrap_or_else(|| "settings diverged across nodes".into());
+    host.counter_add(&metrics::for_index(metrics::FROZEN_WRITE_REJECTED_TOTAL, index), 1);
+    Some(tasks::error_reply(&MeiliError::index_frozen(index, &reason)))
+}
+
+/// `X-Miroir-Min-Settings-Version: N`: route to a node verified at version ≥ N.
+fn pin(engine: &Engine, host: &mut dyn Host, index: String, raw: &str) -> HeadersDecision {
+    let Ok(min) = raw.trim().parse::<u64>() else {
+        return HeadersDecision::Reply(tasks::error_reply(&MeiliError::bad_request(format!(
+            "`{HEADER_MIN_VERSION}` must be a non-negative integer."
+        ))));
+    };
+    let rec: IndexRecord = store::read(host, &store::index_key(&index)).ok().flatten().unwrap_or_default();
+    let fresh: Vec<usize> =
+        (0..engine.config().nodes.len()).filter(|i| min == 0 || rec.node_version(*i) >= min).collect();
+    if fresh.is_empty() {
+        return HeadersDecision::Reply(tasks::error_reply(&MeiliError::settings_version_stale(&index, min)));
+    }
+    // Spread pinned reads over the fresh nodes.
+    let pick = (host.now_ms() as usize) % fresh.len();
+    let node = fresh.get(pick).and_then(|i| engine.config().nodes.get(*i));
+    match node {
+        Some(n) => HeadersDecision::Pin { index, cluster: n.cluster.clone() },
+        None => HeadersDecision::PassAndStamp { index },
+    }
+}
+
+/// The whole body of a settings write is here: validate it, queue the job, wait for the answer.
+pub fn on_settings_body(
+    engine: &mut Engine,
+    host: &mut dyn Host,
+    context_id: u32,
+    pending: &PendingWrite,
+    body: &[u8],
+) -> BodyDecision {
+    let cfg = engine.config().clone();
+    if body.len() as u64 > cfg.max_body_bytes {
+        return BodyDecision::Reply(tasks::error_reply(&MeiliError::payload_too_large(cfg.max_body_bytes)));
+    }
+    let method = pending.head.method.as_str();
+    let parsed: Option<Value> = if body.is_empty() {
+        if method != "DELETE" {
+            return BodyDecision::Reply(tasks::error_reply(&MeiliError::new(
+                400,
+                "missing_payload",
+                ErrorType::InvalidRequest,
+                "A json payload is missing.",
+            )));
+        }
+        None
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => Some(v),
+            Err(e) => return BodyDecision::Reply(tasks::error_reply(&MeiliError::malformed_payload(&e.to_string()))),
+        }
+    };
+    let proposal = match Proposal::from_request(method, pending.setting_key, parsed.as_ref()) {
+        Ok(p) => p,
+        Err(reason) => return BodyDecision::Reply(tasks::error_reply(&MeiliError::bad_request(reason))),
+    };
+    if let Some(reply) = refuse_if_frozen(host, &pending.index) {
+        return BodyDecision::Reply(reply);
+    }
+    match enqueue(engine, host, pending, body, &proposal) {
+        Ok(task_uid) => {
+            engine.wait_for_outcome(task_uid, context_id, host.now_ms());
+            engine.kick(&pending.index);
+            let me = engine.worker().to_string();
+            host.wake(&me);
+            BodyDecision::Wait { task_uid }
+        }
+        Err(e) => {
+            log::error!("miroir: could not queue a settings write on {}: {e}", pending.index);
+            BodyDecision::Reply(tasks::error_reply(&MeiliError::new(
+                503,
+                "miroir_unavailable",
+                ErrorType::System,
+                "The settings write could not be queued; nothing was changed. Retry later.",
+            )))
+        }
+    }
+}
+
+fn enqueue(
+    engine: &Engine,
+    host: &mut dyn Host,
+    pending: &PendingWrite,
+    body: &[u8],
+    proposal: &Proposal,
+) -> Result<u64, store::StoreError> {
+    let cfg = engine.config();
+    let now = host.now_ms();
+    let seq = allocate_task_seq(host)?;
+    let task_uid = cfg.task_uid_base + (seq % (1 << 24));
+    // Retention: the record `task_retention` uids back is dropped (keys are fixed-size slots).
+    if seq >= cfg.task_retention {
+        let old = cfg.task_uid_base + ((seq - cfg.task_retention) % (1 << 24));
+        store::clear(host, &store::task_key(old))?;
+        store::clear(host, &store::job_key(old))?;
+    }
+    let head = &pending.head;
+    let job = JobRecord {
+        task_uid,
+        index: pending.index.clone(),
+        method: head.method.clone(),
+        path: head.path.clone(),
+        setting_key: pending.setting_key.map(str::to_string),
+        body: if body.is_empty() { None } else { Some(String::from_utf8_lossy(body).into_owned()) },
+        content_type: head.content_type.clone(),
+        authorization: head.authorization.clone(),
+        origin_worker: engine.worker().to_string(),
+        enqueued_ms: now,
+    };
+    store::write(host, &store::job_key(task_uid), &job)?;
+    let task = TaskRecord {
+        uid: task_uid,
+        index_uid: pending.index.clone(),
+        status: "enqueued".into(),
+        details: proposal.details(),
+        error: None,
+        enqueued_ms: now,
+        started_ms: None,
+        finished_ms: None,
+        propose: None,
+        miroir: TaskMiroir { phase: "queued".into(), ..TaskMiroir::default() },
+        auth_hash: tasks::auth_hash(head.authorization.as_deref()),
+    };
+    store::write(host, &store::task_key(task_uid), &task)?;
+    store::update::<IndexRecord, _>(host, &store::index_key(&pending.index), |rec| {
+        let mut next = rec.cloned().unwrap_or_default();
+        if next.queue.contains(&task_uid) {
+            return None;
+        }
+        next.queue.push(task_uid);
+        Some(next)
+    })?;
+    engine::activate(host, &pending.index);
+    Ok(task_uid)
+}
+
+/// Next task sequence number; the counter is seeded at configure time, so this is pure CAS.
+fn allocate_task_seq(host: &mut dyn Host) -> Result<u64, store::StoreError> {
+    let mut allocated = 0;
+    store::update::<u64, _>(host, store::TASK_COUNTER_KEY, |n| {
+        allocated = n.copied().unwrap_or(0);
+        Some(allocated + 1)
+    })?;
+    Ok(allocated)
+}
+
+/// Headers stamped on responses for `index`.
+pub fn response_headers(host: &dyn Host, index: &str) -> Vec<(&'static str, String)> {
+    let hot = engine::read_hot(host, index);
+    let mut out = Vec::new();
+    if hot.version > 0 {
+        out.push((HEADER_VERSION, hot.version.to_string()));
+    }
+    if hot.inconsistent {
+        out.push((HEADER_INCONSISTENT, "true".to_string()));
+    }
+    out
+}

@@ -1,0 +1,62 @@
+//! What the core needs from the proxy host, as a trait, so the core never touches `proxy_wasm`.
+//!
+//! The wasm glue implements it over the Result-returning hostcalls; native tests implement it with
+//! a fake that keeps state (shared data with Envoy's exact CAS rules, recorded callouts, metrics).
+
+/// Shared-data failures the core reacts to. Anything else the host reports becomes `Other`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedError {
+    /// The key exists and its CAS token differs from the one passed.
+    CasMismatch,
+    Other(String),
+}
+
+/// An outgoing HTTP call to one Envoy cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callout {
+    pub cluster: String,
+    pub method: String,
+    /// Path with query, as sent on the wire.
+    pub path: String,
+    pub authority: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout_ms: u64,
+}
+
+/// What came back from a callout. `status == None` means the call failed before any response
+/// (reset, connection refused, timeout reported as a reset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalloutResponse {
+    pub status: Option<u16>,
+    pub body: Vec<u8>,
+}
+
+/// A reply the core wants delivered to a paused client request of this VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+pub trait Host {
+    /// Wall-clock milliseconds since the Unix epoch (shared by every worker).
+    fn now_ms(&self) -> u64;
+    /// `(value, cas)`; a missing key is `(None, None)`. An empty value counts as missing: the ABI
+    /// cannot delete, so "removed" keys hold an empty value.
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), SharedError>;
+    /// Envoy's rules: cas `None` writes unconditionally; a missing key is written whatever cas is.
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedError>;
+    /// Dispatch from the root context; returns the token the response will carry.
+    fn dispatch(&mut self, call: &Callout) -> Result<u32, String>;
+    /// Deliver a reply to a paused HTTP context of this VM. Err when the context is gone.
+    fn reply(&mut self, http_context_id: u32, reply: &LocalReply) -> Result<(), String>;
+    /// Wake the root context of the worker `worker_id` (possibly this one) soon.
+    fn wake(&mut self, worker_id: &str);
+    fn counter_add(&mut self, name: &str, delta: u64);
+    fn gauge_set(&mut self, name: &str, value: u64);
+    fn histogram_record(&mut self, name: &str, value: u64);
+    /// An environment variable of the VM (Envoy `host_env_keys`).
+    fn env(&self, name: &str) -> Option<String>;
+}

@@ -1,0 +1,204 @@
+//! Pure decisions of a broadcast job: how to read a node's answer to a propose, a task poll or a
+//! settings read, and what the fleet's answers add up to. No host, no state: table-tested.
+
+use serde_json::Value;
+
+use super::host::CalloutResponse;
+
+/// A node's answer to the proposed settings write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProposeResult {
+    /// 202 with the node's own task uid.
+    Accepted { task_uid: u64 },
+    /// A 4xx: the node refused synchronously; nothing was enqueued there.
+    Rejected { status: u16, body: String },
+    /// Unreachable, reset, timed out, 5xx, or an answer we cannot read.
+    Failed { reason: String },
+}
+
+pub fn parse_propose(resp: &CalloutResponse) -> ProposeResult {
+    match resp.status {
+        None => ProposeResult::Failed { reason: "no response (connection refused, reset or timeout)".into() },
+        Some(s @ 400..=499) => ProposeResult::Rejected { status: s, body: String::from_utf8_lossy(&resp.body).into_owned() },
+        Some(s @ 200..=299) => {
+            let uid = serde_json::from_slice::<Value>(&resp.body)
+                .ok()
+                .and_then(|v| v.get("taskUid").and_then(Value::as_u64));
+            match uid {
+                Some(task_uid) => ProposeResult::Accepted { task_uid },
+                None => ProposeResult::Failed { reason: format!("HTTP {s} without a taskUid") },
+            }
+        }
+        Some(s) => ProposeResult::Failed { reason: format!("HTTP {s}") },
+    }
+}
+
+/// Every node refused with the same status and the same JSON body: the client gets that answer
+/// verbatim and nothing else happens. Otherwise the job goes on.
+pub fn unanimous_rejection(results: &[ProposeResult]) -> Option<(u16, String)> {
+    let mut first: Option<(u16, &str, Option<Value>)> = None;
+    for r in results {
+        let ProposeResult::Rejected { status, body } = r else { return None };
+        let parsed = serde_json::from_str::<Value>(body).ok();
+        match &first {
+            None => first = Some((*status, body, parsed)),
+            Some((s, b, p)) => {
+                let same_body = match (p, &parsed) {
+                    (Some(a), Some(b2)) => a == b2,
+                    _ => *b == body,
+                };
+                if *s != *status || !same_body {
+                    return None;
+                }
+            }
+        }
+    }
+    first.map(|(s, b, _)| (s, b.to_string()))
+}
+
+/// A node task's state as read from `GET /tasks/{uid}`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeTask {
+    Pending,
+    Succeeded,
+    /// `failed` or `canceled`, with the task's error object (or a synthesized one for canceled).
+    Failed(Value),
+}
+
+/// None: the poll itself failed (unreachable, 5xx, unreadable) — try again later.
+pub fn parse_task(resp: &CalloutResponse) -> Option<(NodeTask, Option<Value>)> {
+    if resp.status != Some(200) {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&resp.body).ok()?;
+    let details = v.get("details").cloned();
+    let task = match v.get("status")?.as_str()? {
+        "succeeded" => NodeTask::Succeeded,
+        "failed" => NodeTask::Failed(v.get("error").cloned().unwrap_or(Value::Null)),
+        "canceled" => NodeTask::Failed(serde_json::json!({
+            "message": "The node's task was canceled.", "code": "task_canceled",
+            "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#task_canceled"})),
+        _ => NodeTask::Pending,
+    };
+    Some((task, details))
+}
+
+/// When every node's task failed with the same error code, the job fails with that error and
+/// nothing diverged. Returns the error to report.
+pub fn unanimous_task_failure(tasks: &[Option<NodeTask>]) -> Option<Value> {
+    let mut error: Option<&Value> = None;
+    for t in tasks {
+        let Some(NodeTask::Failed(e)) = t else { return None };
+        match error {
+            None => error = Some(e),
+            Some(prev) if prev.get("code") == e.get("code") => {}
+            Some(_) => return None,
+        }
+    }
+    error.cloned()
+}
+
+/// Task poll interval: starts short (most settings tasks finish in milliseconds), backs off to
+/// one second (reindexing can take hours; no need to hammer the node).
+pub fn poll_delay_ms(polls_done: u32) -> u64 {
+    (20u64 << polls_done.min(6)).min(1000)
+}
+
+/// Repair backoff: `base · 2^min(attempt−1, 5)`, attempt counted from 1.
+pub fn repair_backoff_ms(base_ms: u64, attempt: u32) -> u64 {
+    base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(5))
+}
+
+/// Which nodes agree after a verify. `readbacks[i]` is node i's (fingerprint, proposal-check-ok),
+/// None when unreadable. The reference fingerprint is the most common one among nodes that pass
+/// the proposal check (ties: the lowest node index), so that keys verified by agreement only
+/// (embedders, masked secrets) still converge on one state.
+pub fn agreeing_nodes(readbacks: &[Option<(String, bool)>]) -> (Option<String>, Vec<bool>) {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for (fp, ok) in readbacks.iter().flatten() {
+        if !*ok {
+            continue;
+        }
+        match counts.iter_mut().find(|(f, _)| *f == fp.as_str()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((fp.as_str(), 1)),
+        }
+    }
+    let mut best: Option<(&str, usize)> = None;
+    for (f, n) in counts {
+        if best.is_none_or(|(_, bn)| n > bn) {
+            best = Some((f, n));
+        }
+    }
+    let reference = best.map(|(f, _)| f.to_string());
+    let agree = readbacks
+        .iter()
+        .map(|r| match (r, &reference) {
+            (Some((fp, true)), Some(reference)) => fp == reference,
+            _ => false,
+        })
+        .collect();
+    (reference, agree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn resp(status: Option<u16>, body: &str) -> CalloutResponse {
+        CalloutResponse { status, body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn propose_answers() {
+        assert_eq!(parse_propose(&resp(Some(202), r#"{"taskUid":7}"#)), ProposeResult::Accepted { task_uid: 7 });
+        assert!(matches!(parse_propose(&resp(Some(400), "{}")), ProposeResult::Rejected { status: 400, .. }));
+        assert!(matches!(parse_propose(&resp(Some(503), "")), ProposeResult::Failed { .. }));
+        assert!(matches!(parse_propose(&resp(None, "")), ProposeResult::Failed { .. }));
+        assert!(matches!(parse_propose(&resp(Some(202), "nope")), ProposeResult::Failed { .. }));
+    }
+
+    #[test]
+    fn rejection_must_be_unanimous_and_identical() {
+        let r = |s: u16, b: &str| ProposeResult::Rejected { status: s, body: b.into() };
+        assert_eq!(unanimous_rejection(&[r(400, r#"{"a":1, "b":2}"#), r(400, r#"{"b":2,"a":1}"#)]), Some((400, r#"{"a":1, "b":2}"#.into())));
+        assert_eq!(unanimous_rejection(&[r(400, "{}"), r(401, "{}")]), None);
+        assert_eq!(unanimous_rejection(&[r(400, "{}"), ProposeResult::Accepted { task_uid: 1 }]), None);
+        assert_eq!(unanimous_rejection(&[r(400, "{}"), ProposeResult::Failed { reason: "x".into() }]), None);
+    }
+
+    #[test]
+    fn task_states() {
+        let (t, _) = parse_task(&resp(Some(200), r#"{"status":"processing"}"#)).unwrap();
+        assert_eq!(t, NodeTask::Pending);
+        let (t, _) = parse_task(&resp(Some(200), r#"{"status":"failed","error":{"code":"x"}}"#)).unwrap();
+        assert_eq!(t, NodeTask::Failed(json!({"code": "x"})));
+        assert!(parse_task(&resp(Some(500), "")).is_none());
+        let f = |c: &str| Some(NodeTask::Failed(json!({"code": c})));
+        assert_eq!(unanimous_task_failure(&[f("a"), f("a")]), Some(json!({"code": "a"})));
+        assert_eq!(unanimous_task_failure(&[f("a"), f("b")]), None);
+        assert_eq!(unanimous_task_failure(&[f("a"), Some(NodeTask::Succeeded)]), None);
+    }
+
+    #[test]
+    fn delays() {
+        assert_eq!(poll_delay_ms(0), 20);
+        assert_eq!(poll_delay_ms(3), 160);
+        assert_eq!(poll_delay_ms(30), 1000);
+        assert_eq!(repair_backoff_ms(1000, 1), 1000);
+        assert_eq!(repair_backoff_ms(1000, 3), 4000);
+        assert_eq!(repair_backoff_ms(1000, 9), 32000);
+    }
+
+    #[test]
+    fn agreement_prefers_majority_of_passing_nodes() {
+        let n = |f: &str, ok: bool| Some((f.to_string(), ok));
+        let (r, a) = agreeing_nodes(&[n("a", true), n("b", true), n("a", true)]);
+        assert_eq!((r.as_deref(), a), (Some("a"), vec![true, false, true]));
+        let (r, a) = agreeing_nodes(&[n("b", false), n("a", true), None]);
+        assert_eq!((r.as_deref(), a), (Some("a"), vec![false, true, false]));
+        let (r, a) = agreeing_nodes(&[n("a", false)]);
+        assert_eq!((r, a), (None, vec![false]));
+    }
+}

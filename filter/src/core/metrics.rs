@@ -1,0 +1,42 @@
+//! Metric names. The proxy-wasm ABI has no labels, so labels are encoded in the name in a fixed
+//! order — `<metric>[.index.<uid>][.node.<id>][.result.<result>]` — and `envoy/stats_tags.yaml`
+//! turns them back into Prometheus labels. Envoy prefixes every name with `wasmcustom.`.
+//! Index uids and node ids never contain a dot (both are `[A-Za-z0-9_-]`).
+
+pub const SETTINGS_VERSION: &str = "miroir_settings_version";
+pub const BROADCAST_PHASE: &str = "miroir_settings_broadcast_phase";
+pub const HASH_MISMATCH_TOTAL: &str = "miroir_settings_hash_mismatch_total";
+pub const DRIFT_DETECTED_TOTAL: &str = "miroir_settings_drift_detected_total";
+pub const DRIFT_REPAIR_TOTAL: &str = "miroir_settings_drift_repair_total";
+pub const DIVERGENCE: &str = "miroir_settings_divergence";
+pub const FROZEN_WRITE_REJECTED_TOTAL: &str = "miroir_frozen_write_rejected_total";
+pub const BROADCAST_TOTAL: &str = "miroir_settings_broadcast_total";
+pub const BROADCAST_DURATION_MS: &str = "miroir_settings_broadcast_duration_ms";
+pub const CALLOUT_ERRORS_TOTAL: &str = "miroir_callout_errors_total";
+
+pub fn for_index(metric: &str, index: &str) -> String {
+    format!("{metric}.index.{index}")
+}
+
+pub fn for_index_result(metric: &str, index: &str, result: &str) -> String {
+    format!("{metric}.index.{index}.result.{result}")
+}
+
+pub fn for_node(metric: &str, node: &str) -> String {
+    format!("{metric}.node.{node}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_order_is_fixed() {
+        assert_eq!(for_index(SETTINGS_VERSION, "movies_v2-x"), "miroir_settings_version.index.movies_v2-x");
+        assert_eq!(
+            for_index_result(BROADCAST_TOTAL, "m", "succeeded"),
+            "miroir_settings_broadcast_total.index.m.result.succeeded"
+        );
+        assert_eq!(for_node(CALLOUT_ERRORS_TOTAL, "node-0"), "miroir_callout_errors_total.node.node-0");
+    }
+}

@@ -1,0 +1,154 @@
+//! Tasks as clients see them: the 202 summarized task of a settings write and `GET /tasks/{uid}`
+//! for the filter's own task uids, in Meilisearch's shapes (reference §5) plus a `miroir` object.
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::errors::MeiliError;
+use super::host::LocalReply;
+use super::records::{TaskMiroir, TaskRecord};
+use super::time::{iso8601_duration_ms, rfc3339_from_ms};
+
+/// Field order is Meilisearch's `SummarizedTaskView`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SummarizedTask<'a> {
+    task_uid: u64,
+    index_uid: &'a str,
+    status: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    enqueued_at: String,
+}
+
+/// Field order is Meilisearch's `TaskView`, then the filter's own `miroir` object.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskView<'a> {
+    uid: u64,
+    batch_uid: Option<u64>,
+    index_uid: &'a str,
+    status: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    canceled_by: Option<u64>,
+    details: &'a Value,
+    error: &'a Option<Value>,
+    duration: Option<String>,
+    enqueued_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    miroir: &'a TaskMiroir,
+}
+
+fn json_reply(status: u16, body: Vec<u8>) -> LocalReply {
+    LocalReply { status, headers: vec![("content-type".into(), "application/json".into())], body }
+}
+
+pub fn summarized_reply(task: &TaskRecord) -> LocalReply {
+    let view = SummarizedTask {
+        task_uid: task.uid,
+        index_uid: &task.index_uid,
+        status: "enqueued",
+        kind: "settingsUpdate",
+        enqueued_at: rfc3339_from_ms(task.enqueued_ms),
+    };
+    json_reply(202, serde_json::to_vec(&view).unwrap_or_default())
+}
+
+pub fn task_view_json(task: &TaskRecord) -> Vec<u8> {
+    let duration = match (task.started_ms, task.finished_ms) {
+        (Some(s), Some(f)) => Some(iso8601_duration_ms(f.saturating_sub(s))),
+        _ => None,
+    };
+    let view = TaskView {
+        uid: task.uid,
+        batch_uid: None,
+        index_uid: &task.index_uid,
+        status: &task.status,
+        kind: "settingsUpdate",
+        canceled_by: None,
+        details: &task.details,
+        error: &task.error,
+        duration,
+        enqueued_at: rfc3339_from_ms(task.enqueued_ms),
+        started_at: task.started_ms.map(rfc3339_from_ms),
+        finished_at: task.finished_ms.map(rfc3339_from_ms),
+        miroir: &task.miroir,
+    };
+    serde_json::to_vec(&view).unwrap_or_default()
+}
+
+pub fn error_reply(err: &MeiliError) -> LocalReply {
+    json_reply(err.status, err.body().into_bytes())
+}
+
+/// `GET /tasks/{uid}`: the task if the caller presents the credentials that created it (the
+/// filter cannot check keys itself and must not lend a client rights it does not have).
+pub fn task_reply(task: Option<&TaskRecord>, uid: u64, authorization: Option<&str>) -> LocalReply {
+    match task {
+        Some(t) if t.status != "rejected" && t.auth_hash == auth_hash(authorization) => {
+            json_reply(200, task_view_json(t))
+        }
+        _ => error_reply(&MeiliError::task_not_found(uid)),
+    }
+}
+
+pub fn auth_hash(authorization: Option<&str>) -> Option<String> {
+    authorization.map(|a| {
+        let digest = Sha256::digest(a.as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn task() -> TaskRecord {
+        TaskRecord {
+            uid: 2130706433,
+            index_uid: "movies".into(),
+            status: "succeeded".into(),
+            details: json!({"rankingRules": ["typo"]}),
+            error: None,
+            enqueued_ms: 1_700_000_000_000,
+            started_ms: Some(1_700_000_000_010),
+            finished_ms: Some(1_700_000_000_135),
+            propose: None,
+            miroir: TaskMiroir { phase: "committed".into(), settings_version: Some(3), ..TaskMiroir::default() },
+            auth_hash: auth_hash(Some("Bearer k")),
+        }
+    }
+
+    #[test]
+    fn summarized_shape_and_order() {
+        let r = summarized_reply(&task());
+        assert_eq!(r.status, 202);
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            r#"{"taskUid":2130706433,"indexUid":"movies","status":"enqueued","type":"settingsUpdate","enqueuedAt":"2023-11-14T22:13:20.000Z"}"#
+        );
+    }
+
+    #[test]
+    fn task_view_has_meilisearch_fields_in_order() {
+        let r = task_reply(Some(&task()), 2130706433, Some("Bearer k"));
+        assert_eq!(r.status, 200);
+        let body = String::from_utf8(r.body).unwrap();
+        assert!(body.starts_with(r#"{"uid":2130706433,"batchUid":null,"indexUid":"movies","status":"succeeded","type":"settingsUpdate","canceledBy":null,"details":{"rankingRules":["typo"]},"error":null,"duration":"PT0.125S","enqueuedAt":"2023-11-14T22:13:20.000Z","startedAt":"#), "{body}");
+        assert!(body.contains(r#""miroir":{"phase":"committed","settings_version":3"#), "{body}");
+    }
+
+    #[test]
+    fn other_credentials_and_rejected_writes_are_not_found() {
+        assert_eq!(task_reply(Some(&task()), 1, Some("Bearer other")).status, 404);
+        assert_eq!(task_reply(Some(&task()), 1, None).status, 404);
+        let mut t = task();
+        t.status = "rejected".into();
+        assert_eq!(task_reply(Some(&t), 1, Some("Bearer k")).status, 404);
+        assert_eq!(task_reply(None, 1, None).status, 404);
+    }
+}
