@@ -1,0 +1,279 @@
+//! One emulated Meilisearch node: its indexes, task queue, faults and request log, plus the task
+//! worker that processes the queue one task at a time in uid order (like the scheduler, without
+//! autobatching).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Map, Value};
+use tokio::sync::{watch, Notify};
+
+use crate::documents;
+use crate::errors::ApiError;
+use crate::faults::Faults;
+use crate::settings::{self, Settings};
+use crate::tasks::{Operation, Status, Task};
+
+/// Most recent requests kept per node for the control API.
+const REQUEST_LOG_CAP: usize = 10_000;
+
+#[derive(Clone, Debug)]
+pub struct Index {
+    pub uid: String,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+    pub primary_key: Option<String>,
+    pub settings: Settings,
+    /// Documents by external id, in insertion order.
+    pub documents: Map<String, Value>,
+}
+
+impl Index {
+    pub fn new(uid: &str, primary_key: Option<String>) -> Index {
+        let now = SystemTime::now();
+        Index { uid: uid.to_string(), created_at: now, updated_at: now, primary_key, settings: Settings::default(), documents: Map::new() }
+    }
+
+    pub fn view(&self) -> Value {
+        json!({
+            "uid": self.uid,
+            "createdAt": crate::timefmt::rfc3339(self.created_at),
+            "updatedAt": crate::timefmt::rfc3339(self.updated_at),
+            "primaryKey": self.primary_key,
+        })
+    }
+}
+
+/// Connection-level state the listeners watch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Liveness {
+    pub down: bool,
+    pub hang: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct NodeState {
+    pub indexes: BTreeMap<String, Index>,
+    pub tasks: Vec<Task>,
+    pub queue: VecDeque<u32>,
+    pub next_batch_uid: u32,
+    pub faults: Faults,
+    pub requests: VecDeque<Value>,
+}
+
+pub struct Node {
+    pub id: String,
+    pub master_key: Option<String>,
+    default_task_ms: u64,
+    state: Mutex<NodeState>,
+    wake_worker: Notify,
+    liveness: watch::Sender<Liveness>,
+}
+
+impl Node {
+    pub fn new(id: String, master_key: Option<String>, default_task_ms: u64) -> Arc<Node> {
+        Arc::new(Node {
+            id,
+            master_key,
+            default_task_ms,
+            state: Mutex::new(NodeState::default()),
+            wake_worker: Notify::new(),
+            liveness: watch::channel(Liveness::default()).0,
+        })
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, NodeState> {
+        // A panic while holding the lock is a bug in the emulator; keep serving anyway.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn liveness(&self) -> watch::Receiver<Liveness> {
+        self.liveness.subscribe()
+    }
+
+    /// Replaces the fault set and tells listeners and hanging requests about it.
+    pub fn set_faults(&self, faults: Faults) {
+        let live = Liveness { down: faults.down, hang: faults.hang };
+        self.state().faults = faults;
+        self.liveness.send_replace(live);
+        self.wake_worker.notify_one();
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.state().faults.clone()
+    }
+
+    pub fn log_request(&self, entry: Value) {
+        let mut st = self.state();
+        if st.requests.len() >= REQUEST_LOG_CAP {
+            st.requests.pop_front();
+        }
+        st.requests.push_back(entry);
+    }
+
+    /// Registers a task and wakes the worker; returns the 202 summary.
+    pub fn enqueue(&self, index_uid: Option<&str>, kind: &'static str, details: Value, operation: Operation) -> Value {
+        let summary = {
+            let mut st = self.state();
+            let uid = st.tasks.len() as u32;
+            let task = Task {
+                uid,
+                batch_uid: None,
+                index_uid: index_uid.map(str::to_string),
+                status: Status::Enqueued,
+                kind,
+                details,
+                error: None,
+                enqueued_at: SystemTime::now(),
+                started_at: None,
+                finished_at: None,
+                operation,
+            };
+            let summary = task.summary();
+            st.tasks.push(task);
+            st.queue.push_back(uid);
+            summary
+        };
+        self.wake_worker.notify_one();
+        summary
+    }
+
+    /// Processes the queue forever: one task at a time, `task_ms` in `processing` each.
+    pub async fn run_worker(self: Arc<Self>) {
+        loop {
+            let next = {
+                let mut st = self.state();
+                match st.queue.pop_front() {
+                    Some(uid) => {
+                        let batch = st.next_batch_uid;
+                        st.next_batch_uid += 1;
+                        let task_ms = st.faults.task_ms.unwrap_or(self.default_task_ms);
+                        if let Some(t) = st.tasks.get_mut(uid as usize) {
+                            t.status = Status::Processing;
+                            t.batch_uid = Some(batch);
+                            t.started_at = Some(SystemTime::now());
+                        }
+                        Some((uid, task_ms))
+                    }
+                    None => None,
+                }
+            };
+            let Some((uid, task_ms)) = next else {
+                self.wake_worker.notified().await;
+                continue;
+            };
+            if task_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(task_ms)).await;
+            }
+            let mut st = self.state();
+            let Some(task) = st.tasks.get(uid as usize).cloned() else { continue };
+            let (details, result) = execute(&mut st.indexes, &task);
+            if let Some(t) = st.tasks.get_mut(uid as usize) {
+                if let Some(d) = details {
+                    t.details = d;
+                }
+                t.finished_at = Some(SystemTime::now());
+                match result {
+                    Ok(()) => t.status = Status::Succeeded,
+                    Err(e) => {
+                        t.status = Status::Failed;
+                        t.error = Some(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Prefix the engine puts on errors raised while processing an index (`Error::Milli` display).
+fn engine_error(index_uid: &str, e: ApiError) -> ApiError {
+    ApiError { message: format!("Index `{index_uid}`: {}", e.message), ..e }
+}
+
+/// Runs one task against the indexes. Returns updated details (if the outcome changes them)
+/// and the result.
+fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>, Result<(), ApiError>) {
+    let uid = task.index_uid.clone().unwrap_or_default();
+    let now = SystemTime::now();
+    match &task.operation {
+        Operation::Settings { update, is_deletion, dropped, apply_different, fail_with } => {
+            if let Some(e) = fail_with {
+                return (None, Err(engine_error(&uid, e.clone())));
+            }
+            if !indexes.contains_key(&uid) {
+                if *is_deletion {
+                    return (None, Err(ApiError::index_not_found(&uid)));
+                }
+                indexes.insert(uid.clone(), Index::new(&uid, None));
+            }
+            let Some(index) = indexes.get_mut(&uid) else { return (None, Err(ApiError::index_not_found(&uid))) };
+            if *dropped {
+                return (None, Ok(()));
+            }
+            let mut next = match settings::apply(&index.settings, update) {
+                Ok(s) => s,
+                Err(e) => return (None, Err(engine_error(&uid, e))),
+            };
+            if let Some(extra) = apply_different {
+                next = match settings::apply(&next, extra) {
+                    Ok(s) => s,
+                    Err(e) => return (None, Err(engine_error(&uid, e))),
+                };
+            }
+            index.settings = next;
+            index.updated_at = now;
+            (None, Ok(()))
+        }
+        Operation::IndexCreation { primary_key } => {
+            if indexes.contains_key(&uid) {
+                return (None, Err(ApiError::new(409, "index_already_exists", "invalid_request", format!("Index `{uid}` already exists."))));
+            }
+            indexes.insert(uid.clone(), Index::new(&uid, primary_key.clone()));
+            (None, Ok(()))
+        }
+        Operation::IndexUpdate { primary_key } => {
+            let Some(index) = indexes.get_mut(&uid) else { return (None, Err(ApiError::index_not_found(&uid))) };
+            if let Some(pk) = primary_key {
+                if !index.documents.is_empty() && index.primary_key.as_deref() != Some(pk) {
+                    return (
+                        None,
+                        Err(ApiError::invalid("index_primary_key_already_exists", format!("Index `{uid}`: Index already has a primary key: `{}`.", index.primary_key.clone().unwrap_or_default()))),
+                    );
+                }
+                index.primary_key = Some(pk.clone());
+            }
+            index.updated_at = now;
+            (None, Ok(()))
+        }
+        Operation::IndexDeletion => match indexes.remove(&uid) {
+            Some(index) => (Some(json!({"deletedDocuments": index.documents.len()})), Ok(())),
+            None => (Some(json!({"deletedDocuments": 0})), Err(ApiError::index_not_found(&uid))),
+        },
+        Operation::DocumentAddition { documents: docs, primary_key, replace } => {
+            let received = docs.len();
+            let index = indexes.entry(uid.clone()).or_insert_with(|| Index::new(&uid, None));
+            let result = documents::add(index, docs, primary_key.as_deref(), *replace).map_err(|e| engine_error(&uid, e));
+            index.updated_at = now;
+            let indexed = if result.is_ok() { received } else { 0 };
+            (Some(json!({"receivedDocuments": received, "indexedDocuments": indexed})), result)
+        }
+        Operation::DocumentDeletion { ids } => {
+            let Some(index) = indexes.get_mut(&uid) else {
+                return (Some(json!({"providedIds": ids.len(), "deletedDocuments": 0})), Err(ApiError::index_not_found(&uid)));
+            };
+            let deleted = ids.iter().filter(|id| index.documents.shift_remove(id.as_str()).is_some()).count();
+            index.updated_at = now;
+            (Some(json!({"providedIds": ids.len(), "deletedDocuments": deleted})), Ok(()))
+        }
+        Operation::DocumentClear => {
+            let Some(index) = indexes.get_mut(&uid) else {
+                return (Some(json!({"deletedDocuments": 0})), Err(ApiError::index_not_found(&uid)));
+            };
+            let deleted = index.documents.len();
+            index.documents.clear();
+            index.updated_at = now;
+            (Some(json!({"deletedDocuments": deleted})), Ok(()))
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! The Meilisearch HTTP API of one node: route matching (404 / 405 with empty bodies, like
+//! actix), then auth, then body, then index-uid checks (reference §6.1 extractor order).
+
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use crate::auth;
+use crate::documents;
+use crate::errors::ApiError;
+use crate::jsoncheck::At;
+use crate::node::Node;
+use crate::settings::{self, Update};
+use crate::tasks::{Operation, Status};
+
+/// A request as the router sees it: path already normalized and split into decoded segments.
+pub struct Request {
+    pub method: String,
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    pub authorization: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What to answer: a status and an optional JSON body (None = empty body).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply { status, body: Some(body) }
+    }
+    fn empty(status: u16) -> Reply {
+        Reply { status, body: None }
+    }
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Reply {
+        Reply::json(e.status, e.body())
+    }
+}
+
+type Handled = Result<Reply, ApiError>;
+
+pub fn handle(node: &Node, req: &Request) -> Reply {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let m = req.method.as_str();
+    let result = match segs.as_slice() {
+        ["health"] => on(m, &["GET"], || Ok(Reply::json(200, json!({"status": "available"})))),
+        ["version"] => on(m, &["GET"], || {
+            authorize(node, req)?;
+            Ok(Reply::json(200, json!({"commitSha": "devnode", "commitDate": "unknown", "pkgVersion": "1.50.0"})))
+        }),
+        ["stats"] => on(m, &["GET"], || global_stats(node, req)),
+        ["tasks"] => on(m, &["GET"], || list_tasks(node, req)),
+        ["tasks", uid] => on(m, &["GET"], || get_task(node, req, uid)),
+        ["indexes"] => on(m, &["GET", "POST"], || match m {
+            "GET" => list_indexes(node, req),
+            _ => create_index(node, req),
+        }),
+        ["indexes", uid] => on(m, &["GET", "PATCH", "DELETE"], || match m {
+            "GET" => get_index(node, req, uid),
+            "PATCH" => update_index(node, req, uid),
+            _ => delete_index(node, req, uid),
+        }),
+        ["indexes", uid, "stats"] => on(m, &["GET"], || index_stats(node, req, uid)),
+        ["indexes", uid, "settings"] => on(m, &["GET", "PATCH", "DELETE"], || match m {
+            "GET" => get_settings(node, req, uid, None),
+            "PATCH" => update_settings(node, req, uid, None),
+            _ => delete_settings(node, req, uid, None),
+        }),
+        ["indexes", uid, "settings", segment] => match settings::sub_route(segment) {
+            None => Err(Reply::empty(404)),
+            Some(route) => on(m, &["GET", "DELETE", route.update_verb], || match m {
+                "GET" => get_settings(node, req, uid, Some(route.key)),
+                "DELETE" => delete_settings(node, req, uid, Some(route.key)),
+                _ => update_settings(node, req, uid, Some(route.key)),
+            }),
+        },
+        ["indexes", uid, "documents"] => on(m, &["GET", "POST", "PUT", "DELETE"], || match m {
+            "GET" => list_documents(node, req, uid),
+            "POST" => add_documents(node, req, uid, true),
+            "PUT" => add_documents(node, req, uid, false),
+            _ => clear_documents(node, req, uid),
+        }),
+        ["indexes", uid, "documents", "delete-batch"] if m == "POST" => Ok(delete_batch(node, req, uid)),
+        ["indexes", uid, "documents", id] => on(m, &["GET", "DELETE"], || match m {
+            "GET" => get_document(node, req, uid, id),
+            _ => delete_document(node, req, uid, id),
+        }),
+        ["indexes", uid, "search"] => on(m, &["GET", "POST"], || search(node, req, uid)),
+        _ => Err(Reply::empty(404)),
+    };
+    match result {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => e.into(),
+        Err(reply) => reply,
+    }
+}
+
+/// Runs `f` if the method is registered on the resource; otherwise actix's empty 405.
+fn on(method: &str, allowed: &[&str], f: impl FnOnce() -> Handled) -> Result<Handled, Reply> {
+    if allowed.contains(&method) {
+        Ok(f())
+    } else {
+        Err(Reply::empty(405))
+    }
+}
+
+fn authorize(node: &Node, req: &Request) -> Result<(), ApiError> {
+    auth::check(node.master_key.as_deref(), req.authorization.as_deref())
+}
+
+/// `[A-Za-z0-9_-]`, 1..=400 bytes (the message says 512; reference §6.1).
+pub fn check_index_uid(uid: &str) -> Result<(), ApiError> {
+    let ok = !uid.is_empty() && uid.len() <= 400 && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_index_uid(uid))
+    }
+}
+
+const JSON_ONLY: &str = "`application/json`";
+const DOCUMENT_TYPES: &str = "`application/json`, `application/x-ndjson`, `text/csv`";
+
+/// Content-Type and payload checks of actix's JsonConfig as Meilisearch configures it.
+fn json_body(req: &Request) -> Result<Value, ApiError> {
+    check_content_type(req, &["application/json"], JSON_ONLY)?;
+    parse_payload(&req.body)
+}
+
+fn check_content_type(req: &Request, accepted: &[&str], listed: &str) -> Result<String, ApiError> {
+    let Some(ct) = req.content_type.as_deref() else {
+        return Err(ApiError::new(
+            415,
+            "missing_content_type",
+            "invalid_request",
+            format!("A Content-Type header is missing. Accepted values for the Content-Type header are: {listed}"),
+        ));
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if accepted.contains(&essence.as_str()) {
+        Ok(essence)
+    } else {
+        Err(ApiError::new(
+            415,
+            "invalid_content_type",
+            "invalid_request",
+            format!("The Content-Type `{ct}` is invalid. Accepted values for the Content-Type header are: {listed}"),
+        ))
+    }
+}
+
+fn parse_payload(body: &[u8]) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::invalid("missing_payload", "A json payload is missing."));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("malformed_payload", format!("The json payload provided is malformed. `{e}`.")))
+}
+
+fn with_index<T>(node: &Node, uid: &str, f: impl FnOnce(&crate::node::Index) -> T) -> Result<T, ApiError> {
+    let st = node.state();
+    st.indexes.get(uid).map(f).ok_or_else(|| ApiError::index_not_found(uid))
+}
+
+fn accepted(summary: Value) -> Handled {
+    Ok(Reply::json(202, summary))
+}
+
+// ---- settings ----
+
+fn get_settings(node: &Node, req: &Request, uid: &str, key: Option<&str>) -> Handled {
+    authorize(node, req)?;
+    check_index_uid(uid)?;
+    let body = with_index(node, uid, |i| match key {
+        None => i.settings.view(),
+        Some(k) => i.settings.view_key(k),
+    })?;
+    Ok(Reply::json(200, body))
+}
+
+fn update_settings(node: &Node, req: &Request, uid: &str, key: Option<&str>) -> Handled {
+    authorize(node, req)?;
+    reject_settings_fault(node)?;
+    let body = json_body(req)?;
+    let update = match key {
+        None => settings::parse_whole(&body)?,
+        Some(k) => settings::parse_sub(k, &body)?,
+    };
+    check_index_uid(uid)?;
+    accepted(enqueue_settings(node, uid, update, false))
+}
+
+fn delete_settings(node: &Node, req: &Request, uid: &str, key: Option<&str>) -> Handled {
+    authorize(node, req)?;
+    reject_settings_fault(node)?;
+    check_index_uid(uid)?;
+    let update = match key {
+        None => Update::cleared(),
+        Some(k) => Update::reset(k),
+    };
+    accepted(enqueue_settings(node, uid, update, true))
+}
+
+fn reject_settings_fault(node: &Node) -> Result<(), ApiError> {
+    match node.state().faults.reject_settings.clone() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Enqueues a settingsUpdate task, snapshotting the task-level faults now.
+pub fn enqueue_settings(node: &Node, uid: &str, update: Update, is_deletion: bool) -> Value {
+    let (dropped, apply_different, fail_with) = {
+        let mut st = node.state();
+        let fail_with = st.faults.fail_tasks.clone();
+        let apply_different = st.faults.apply_different.as_ref().map(|(_, u)| u.clone());
+        let dropped = fail_with.is_none() && st.faults.take_drop();
+        (dropped, apply_different, fail_with)
+    };
+    let details = update.details();
+    let op = Operation::Settings { update, is_deletion, dropped, apply_different, fail_with };
+    node.enqueue(Some(uid), "settingsUpdate", details, op)
+}
+
+// ---- tasks ----
+
+fn get_task(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    let n: u32 = uid.parse().map_err(|_| {
+        ApiError::invalid("invalid_task_uids", format!("Invalid value in parameter `taskUid`: could not parse `{uid}` as a positive integer"))
+    })?;
+    let st = node.state();
+    match st.tasks.get(n as usize) {
+        Some(t) => Ok(Reply::json(200, t.view())),
+        None => Err(ApiError::new(404, "task_not_found", "invalid_request", format!("Task `{n}` not found."))),
+    }
+}
+
+fn list_param(req: &Request, name: &str) -> Option<Vec<String>> {
+    req.param(name).map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+}
+
+fn number_param(req: &Request, name: &str, code: &str, default: u64) -> Result<u64, ApiError> {
+    match req.param(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::invalid(code, format!("Invalid value in parameter `{name}`: could not parse `{v}` as a positive integer"))
+        }),
+    }
+}
+
+fn list_tasks(node: &Node, req: &Request) -> Handled {
+    authorize(node, req)?;
+    let limit = number_param(req, "limit", "invalid_task_limit", 20)? as usize;
+    let from = match req.param("from") {
+        None => None,
+        Some(_) => Some(number_param(req, "from", "invalid_task_from", 0)? as u32),
+    };
+    let statuses = list_param(req, "statuses");
+    if let Some(bad) = statuses.iter().flatten().find(|s| !["*", "enqueued", "processing", "succeeded", "failed", "canceled"].contains(&s.as_str())) {
+        return Err(ApiError::invalid(
+            "invalid_task_statuses",
+            format!("Invalid value in parameter `statuses`: `{bad}` is not a valid task status. Available statuses are `enqueued`, `processing`, `succeeded`, `failed`, `canceled`."),
+        ));
+    }
+    let types = list_param(req, "types");
+    let index_uids = list_param(req, "indexUids");
+    let uids = list_param(req, "uids");
+    let wanted = |filter: &Option<Vec<String>>, value: &str| filter.as_ref().is_none_or(|f| f.iter().any(|x| x == "*" || x == value));
+    let st = node.state();
+    let matching: Vec<_> = st
+        .tasks
+        .iter()
+        .rev()
+        .filter(|t| wanted(&statuses, t.status.as_str()))
+        .filter(|t| wanted(&types, t.kind))
+        .filter(|t| wanted(&index_uids, t.index_uid.as_deref().unwrap_or("")))
+        .filter(|t| wanted(&uids, &t.uid.to_string()))
+        .collect();
+    let total = matching.len();
+    let page: Vec<_> = matching.iter().filter(|t| from.is_none_or(|f| t.uid <= f)).take(limit + 1).collect();
+    let next = if page.len() > limit { page.last().map(|t| t.uid) } else { None };
+    let results: Vec<Value> = page.iter().take(limit).map(|t| t.view()).collect();
+    let first = page.first().map(|t| t.uid);
+    Ok(Reply::json(200, json!({"results": results, "total": total, "limit": limit, "from": first, "next": next})))
+}
+
+// ---- indexes ----
+
+fn list_indexes(node: &Node, req: &Request) -> Handled {
+    authorize(node, req)?;
+    let offset = number_param(req, "offset", "invalid_index_offset", 0)? as usize;
+    let limit = number_param(req, "limit", "invalid_index_limit", 20)? as usize;
+    let st = node.state();
+    let results: Vec<Value> = st.indexes.values().skip(offset).take(limit).map(|i| i.view()).collect();
+    Ok(Reply::json(200, json!({"results": results, "offset": offset, "limit": limit, "total": st.indexes.len()})))
+}
+
+fn get_index(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    check_index_uid(uid)?;
+    Ok(Reply::json(200, with_index(node, uid, |i| i.view())?))
+}
+
+fn primary_key_field(obj: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match obj.get("primaryKey") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => At::new("invalid_index_primary_key", ".primaryKey").string(v).map(|s| Some(s.to_string())),
+    }
+}
+
+fn create_index(node: &Node, req: &Request) -> Handled {
+    authorize(node, req)?;
+    let body = json_body(req)?;
+    let obj = At::new("bad_request", "").object_with(&body, &["uid", "primaryKey"])?;
+    let uid = match obj.get("uid") {
+        None => return Err(ApiError::invalid("missing_index_uid", "Missing field `uid`")),
+        Some(v) => At::new("invalid_index_uid", ".uid").string(v)?.to_string(),
+    };
+    check_index_uid(&uid)?;
+    let pk = primary_key_field(obj)?;
+    accepted(node.enqueue(Some(&uid), "indexCreation", json!({"primaryKey": pk}), Operation::IndexCreation { primary_key: pk.clone() }))
+}
+
+fn update_index(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    let body = json_body(req)?;
+    let obj = At::new("bad_request", "").object_with(&body, &["primaryKey"])?;
+    let pk = primary_key_field(obj)?;
+    check_index_uid(uid)?;
+    accepted(node.enqueue(Some(uid), "indexUpdate", json!({"primaryKey": pk}), Operation::IndexUpdate { primary_key: pk.clone() }))
+}
+
+fn delete_index(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    check_index_uid(uid)?;
+    accepted(node.enqueue(Some(uid), "indexDeletion", json!({"deletedDocuments": null}), Operation::IndexDeletion))
+}
+
+fn is_indexing(node: &Node, uid: &str) -> bool {
+    let st = node.state();
+    st.tasks.iter().any(|t| t.index_uid.as_deref() == Some(uid) && matches!(t.status, Status::Enqueued | Status::Processing))
+}
+
+fn field_distribution(index: &crate::node::Index) -> Value {
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for doc in index.documents.values() {
+        for k in doc.as_object().into_iter().flat_map(|o| o.keys()) {
+            *counts.entry(k.clone()).or_default() += 1;
+        }
+    }
+    json!(counts)
+}
+
+fn index_stats(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    check_index_uid(uid)?;
+    let (docs, distribution) = with_index(node, uid, |i| (i.documents.len(), field_distribution(i)))?;
+    let indexing = is_indexing(node, uid);
+    Ok(Reply::json(200, json!({"numberOfDocuments": docs, "isIndexing": indexing, "fieldDistribution": distribution})))
+}
+
+fn global_stats(node: &Node, req: &Request) -> Handled {
+    authorize(node, req)?;
+    let snapshot: Vec<(String, usize, Value)> = {
+        let st = node.state();
+        st.indexes.values().map(|i| (i.uid.clone(), i.documents.len(), field_distribution(i))).collect()
+    };
+    let last_update = {
+        let st = node.state();
+        st.tasks.iter().filter_map(|t| t.finished_at).max().map(crate::timefmt::rfc3339)
+    };
+    let mut indexes = Map::new();
+    for (uid, docs, distribution) in snapshot {
+        let indexing = is_indexing(node, &uid);
+        indexes.insert(uid, json!({"numberOfDocuments": docs, "isIndexing": indexing, "fieldDistribution": distribution}));
+    }
+    Ok(Reply::json(200, json!({"databaseSize": 0, "usedDatabaseSize": 0, "lastUpdate": last_update, "indexes": indexes})))
+}
+
+// ---- documents and search ----
+
+fn add_documents(node: &Node, req: &Request, uid: &str, replace: bool) -> Handled {
+    authorize(node, req)?;
+    let essence = check_content_type(req, &["application/json", "application/x-ndjson"], DOCUMENT_TYPES)?;
+    if req.body.is_empty() {
+        return Err(ApiError::invalid("missing_payload", "A json payload is missing."));
+    }
+    let values: Vec<Value> = if essence == "application/x-ndjson" {
+        let text = String::from_utf8_lossy(&req.body);
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            out.push(parse_payload(line.as_bytes())?);
+        }
+        out
+    } else {
+        match parse_payload(&req.body)? {
+            Value::Array(items) => items,
+            other => vec![other],
+        }
+    };
+    let mut docs = Vec::with_capacity(values.len());
+    for v in values {
+        match v {
+            Value::Object(m) => docs.push(m),
+            other => {
+                return Err(ApiError::invalid(
+                    "malformed_payload",
+                    format!("The `json` payload provided is malformed. `Couldn't serialize document value: invalid type: {other}, expected a map`."),
+                ))
+            }
+        }
+    }
+    check_index_uid(uid)?;
+    let pk = req.param("primaryKey").map(str::to_string);
+    let kind = "documentAdditionOrUpdate";
+    let details = json!({"receivedDocuments": docs.len(), "indexedDocuments": null});
+    accepted(node.enqueue(Some(uid), kind, details, Operation::DocumentAddition { documents: docs, primary_key: pk, replace }))
+}
+
+fn fields_param(req: &Request) -> Option<Vec<String>> {
+    list_param(req, "fields")
+}
+
+fn list_documents(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    check_index_uid(uid)?;
+    let offset = number_param(req, "offset", "invalid_document_offset", 0)? as usize;
+    let limit = number_param(req, "limit", "invalid_document_limit", 20)? as usize;
+    let fields = fields_param(req);
+    let body = with_index(node, uid, |i| {
+        let results: Vec<Value> = i.documents.values().skip(offset).take(limit).map(|d| documents::project(d, fields.as_deref())).collect();
+        json!({"results": results, "offset": offset, "limit": limit, "total": i.documents.len()})
+    })?;
+    Ok(Reply::json(200, body))
+}
+
+fn get_document(node: &Node, req: &Request, uid: &str, id: &str) -> Handled {
+    authorize(node, req)?;
+    check_index_uid(uid)?;
+    let fields = fields_param(req);
+    let doc = with_index(node, uid, |i| i.documents.get(id).cloned())?;
+    match doc {
+        Some(d) => Ok(Reply::json(200, documents::project(&d, fields.as_deref()))),
+        None => Err(ApiError::new(404, "document_not_found", "invalid_request", format!("Document `{id}` not found."))),
+    }
+}
+
+fn delete_document(node: &Node, req: &Request, uid: &str, id: &str) -> Handled {
+    authorize(node, req)?;
+    check_index_uid(uid)?;
+    let details = json!({"providedIds": 1, "originalFilter": null, "deletedDocuments": null});
+    accepted(node.enqueue(Some(uid), "documentDeletion", details, Operation::DocumentDeletion { ids: vec![id.to_string()] }))
+}
+
+fn delete_batch(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    let body = json_body(req)?;
+    let items = At::new("bad_request", "").array(&body)?;
+    let ids: Vec<String> = items
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    check_index_uid(uid)?;
+    let details = json!({"providedIds": ids.len(), "originalFilter": null, "deletedDocuments": null});
+    accepted(node.enqueue(Some(uid), "documentDeletion", details, Operation::DocumentDeletion { ids }))
+}
+
+fn clear_documents(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    check_index_uid(uid)?;
+    accepted(node.enqueue(Some(uid), "documentDeletion", json!({"deletedDocuments": null}), Operation::DocumentClear))
+}
+
+fn search(node: &Node, req: &Request, uid: &str) -> Handled {
+    let started = Instant::now();
+    authorize(node, req)?;
+    let (q, offset, limit) = if req.method == "POST" {
+        let body = json_body(req)?;
+        let at = At::new("bad_request", "");
+        let obj = at.object(&body)?;
+        let q = match obj.get("q") {
+            None | Some(Value::Null) => String::new(),
+            Some(v) => At::new("invalid_search_q", ".q").string(v)?.to_string(),
+        };
+        let num = |name: &str, code: &'static str, default: u64| -> Result<u64, ApiError> {
+            match obj.get(name) {
+                None | Some(Value::Null) => Ok(default),
+                Some(v) => At::new(code, format!(".{name}")).positive_integer(v),
+            }
+        };
+        (q, num("offset", "invalid_search_offset", 0)?, num("limit", "invalid_search_limit", 20)?)
+    } else {
+        (
+            req.param("q").unwrap_or("").to_string(),
+            number_param(req, "offset", "invalid_search_offset", 0)?,
+            number_param(req, "limit", "invalid_search_limit", 20)?,
+        )
+    };
+    check_index_uid(uid)?;
+    let body = with_index(node, uid, |i| documents::search(i, &q, offset as usize, limit as usize, started))?;
+    Ok(Reply::json(200, body))
+}
