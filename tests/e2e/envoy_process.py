@@ -15,14 +15,14 @@ import requests
 import envoy_config
 import paths
 from processes import ManagedProcess
-from waiting import WaitTimeout, wait_until
+from waiting import GiveUp, WaitTimeout, wait_until
 
 START_TIMEOUT_SECONDS = 60.0
 NOTABLE_LOG_LINE = re.compile(r"\]\[(warning|error|critical)\]\[|\]\[wasm\] |^\[access\] ")
 _instance_numbers = itertools.count()
 
 
-class EnvoyStartError(RuntimeError):
+class EnvoyStartError(GiveUp):
     """Envoy exited or never became ready; the message carries its log tail."""
 
 

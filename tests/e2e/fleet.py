@@ -13,14 +13,14 @@ import requests
 import envoy_config
 import paths
 from processes import ManagedProcess
-from waiting import WaitTimeout, wait_until
+from waiting import GiveUp, WaitTimeout, wait_until
 
 START_TIMEOUT_SECONDS = 30.0
 CONTROL_TIMEOUT_SECONDS = 10.0
 _instance_numbers = itertools.count()
 
 
-class FleetStartError(RuntimeError):
+class FleetStartError(GiveUp):
     """The dev node exited or never printed its ready line; the message carries its log tail."""
 
 

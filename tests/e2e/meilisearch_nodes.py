@@ -10,7 +10,7 @@ import requests
 
 import envoy_config
 from processes import ManagedProcess
-from waiting import WaitTimeout, wait_until
+from waiting import GiveUp, WaitTimeout, wait_until
 
 START_TIMEOUT_SECONDS = 60.0
 
@@ -45,7 +45,7 @@ class MeilisearchNodes:
         try:
             for process, port in zip(self.processes, self.ports):
                 wait_until(lambda: self._healthy(process, port), timeout, f"{process.name} /health on port {port}")
-        except (WaitTimeout, RuntimeError) as error:
+        except (WaitTimeout, GiveUp) as error:
             tails = "\n".join(f"--- {p.name} ---\n{p.log_tail(20)}" for p in self.processes)
             self.stop()
             raise RuntimeError(f"{error}\n{tails}") from None
@@ -55,7 +55,7 @@ class MeilisearchNodes:
     def _healthy(process: ManagedProcess, port: int) -> bool:
         code = process.exit_code()
         if code is not None:
-            raise RuntimeError(f"{process.name} exited with code {code}")
+            raise GiveUp(f"{process.name} exited with code {code}")
         return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
 
     def stop(self) -> None:

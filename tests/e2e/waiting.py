@@ -11,6 +11,11 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 
+class GiveUp(Exception):
+    """Raised by a predicate when waiting longer cannot help (the server it waits for has exited).
+    `wait_until` lets it through at once instead of polling until the deadline."""
+
+
 class WaitTimeout(AssertionError):
     """Raised when a condition did not hold in time. An AssertionError, so pytest reports it as a
     test failure with the message that says what was awaited."""
@@ -26,7 +31,8 @@ def wait_until(
     """Call `predicate` until it returns a truthy value, and return that value.
 
     Exceptions raised by the predicate count as "not yet" (a server still starting refuses
-    connections); the last one is shown if the deadline passes. The poll interval grows from
+    connections), except `GiveUp`, which ends the wait at once; the last one is shown if the
+    deadline passes. The poll interval grows from
     `interval` to `max_interval` so quick conditions are seen quickly and slow ones cost little."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -37,6 +43,8 @@ def wait_until(
             if value:
                 return value
             last_value = value
+        except GiveUp:
+            raise
         except Exception as error:  # noqa: BLE001 - any failure means "not ready yet"
             last_error = error
         remaining = deadline - time.monotonic()
