@@ -39,13 +39,14 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=int(os.environ.get("MIROIR_RUN_NODES", "3")))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MIROIR_RUN_PORT", "7700")))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("MIROIR_RUN_PORT", "7700")),
+                        help="Envoy's port; nodes take the next ones. 0: every port ephemeral (dev nodes only)")
     parser.add_argument("--no-filter", action="store_true", help="run the baseline Envoy without the filter")
     args = parser.parse_args()
 
     master_key = os.environ.get("MEILI_MASTER_KEY", DEFAULT_MASTER_KEY)
     admin_key = os.environ.get("MIROIR_ADMIN_API_KEY", DEFAULT_ADMIN_KEY)
-    node_ports = [args.port + 1 + i for i in range(args.nodes)]
+    node_ports = [args.port + 1 + i for i in range(args.nodes)] if args.port else []
     RUN_DIR.mkdir(exist_ok=True)
 
     wasm: Path | None = None
@@ -59,10 +60,13 @@ def main() -> int:
     meili_bin = os.environ.get("MEILISEARCH_BIN")
     nodes: Fleet | MeilisearchNodes
     if meili_bin:
+        if not node_ports:
+            print("error: real Meilisearch nodes need fixed ports (--port > 0)", file=sys.stderr)
+            return 2
         nodes = MeilisearchNodes(Path(meili_bin), node_ports, RUN_DIR, master_key)
         kind = f"Meilisearch ({meili_bin})"
     else:
-        nodes = Fleet(args.nodes, RUN_DIR, master_key=master_key, ports=node_ports)
+        nodes = Fleet(args.nodes, RUN_DIR, master_key=master_key, ports=node_ports or None)
         kind = "dev nodes"
 
     signal.signal(signal.SIGINT, _raise_stop)
