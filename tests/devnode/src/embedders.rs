@@ -480,8 +480,11 @@ mod tests {
         // Without `source` in the body the per-source checks wait for the task.
         let up = stored_after(None, json!({"source": "userProvided", "dimensions": 2})).unwrap();
         assert_eq!(stored_after(Some(up), json!({"model": "x"})).unwrap_err().code, CODE);
-        // userProvided without dimensions fails in the task.
-        assert!(stored_after(None, json!({"source": "userProvided"})).is_err());
+        // userProvided without dimensions: refused at request time when `source` is sent,
+        // fails in the task when the mandatory field is reset later.
+        assert_eq!(parse("e", &json!({"source": "userProvided"}), &at).unwrap_err().code, CODE);
+        let up = stored_after(None, json!({"source": "userProvided", "dimensions": 2})).unwrap();
+        assert!(stored_after(Some(up), json!({"dimensions": null})).unwrap_err().message.contains("Missing field `dimensions`"));
         let bq = stored_after(None, json!({"source": "userProvided", "dimensions": 2, "binaryQuantized": true})).unwrap();
         assert!(stored_after(Some(bq), json!({"binaryQuantized": false})).is_err());
     }

@@ -45,9 +45,9 @@ pub fn iso_duration(d: Duration) -> String {
     if secs != 0 || nanos != 0 || days == 0 {
         if nanos == 0 {
             out.push_str(&format!("T{secs}S"));
-        } else if nanos % 1_000_000 == 0 {
+        } else if nanos.is_multiple_of(1_000_000) {
             out.push_str(&format!("T{secs}.{:03}S", nanos / 1_000_000));
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             out.push_str(&format!("T{secs}.{:06}S", nanos / 1_000));
         } else {
             out.push_str(&format!("T{secs}.{nanos:09}S"));
