@@ -33,13 +33,14 @@ def envoy_env() -> dict[str, str]:
     return {"MIROIR_NODE_API_KEY": NODE_KEY, "MIROIR_ADMIN_API_KEY": ADMIN_KEY}
 
 
-def filter_wasm_or_skip() -> Path:
-    """The built filter module. Skips the test only while no loadable module has been built."""
+def filter_wasm_required() -> Path:
+    """The built filter module. A missing or unloadable module fails the test: the suite never
+    skips the filter (`make e2e` builds it first)."""
     wasm = paths.filter_wasm()
     if not wasm.is_file():
-        pytest.skip(f"filter module not built: {wasm} (run `make build`)")
+        pytest.fail(f"filter module not built: {wasm} (run `make build`)")
     if not paths.exports_proxy_wasm_abi(wasm):
-        pytest.skip(f"{wasm} does not export the proxy-wasm ABI yet (host glue missing)")
+        pytest.fail(f"{wasm} does not export the proxy-wasm ABI (not a proxy-wasm module)")
     return wasm
 
 
@@ -81,7 +82,7 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def filter_wasm() -> Path:
-    return filter_wasm_or_skip()
+    return filter_wasm_required()
 
 
 @pytest.fixture

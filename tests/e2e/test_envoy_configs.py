@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import filter_wasm_or_skip
+from conftest import filter_wasm_required
 from harness import envoy_config, paths
 
 VALIDATE_TIMEOUT_SECONDS = 60
 
 
-def shipped_bootstraps() -> list[Path]:
+def shipped_bootstraps(config_dir: Path = paths.ENVOY_CONFIG_DIR) -> list[Path]:
     found = []
-    for path in sorted(paths.ENVOY_CONFIG_DIR.rglob("*.yaml")):
+    for path in sorted(config_dir.rglob("*.yaml")):
         text = path.read_text()
         try:
             documents = list(yaml.safe_load_all(text))
@@ -69,17 +69,41 @@ def assert_valid(config_path: Path) -> None:
     assert re.search(r"^configuration '.*' OK$", result.stdout, re.MULTILINE), output[-2000:]
 
 
-@pytest.mark.parametrize("config_path", shipped_bootstraps(), ids=lambda p: str(p.relative_to(paths.REPO_ROOT)))
-def test_shipped_bootstrap_validates(config_path: Path, tmp_path: Path) -> None:
+def validate_with_built_module(config_path: Path, scratch: Path) -> None:
+    """Validate a bootstrap after pointing its wasm modules at the filter built in this tree."""
     config = yaml.safe_load(config_path.read_text())
     modules = wasm_filenames(config)
     if modules:
-        wasm = filter_wasm_or_skip()
+        wasm = filter_wasm_required()
         for local in modules:
             local["filename"] = str(wasm)
-    checked = tmp_path / config_path.name
+    checked = scratch / config_path.name
     checked.write_text(yaml.safe_dump(config, sort_keys=False))
     assert_valid(checked)
+
+
+@pytest.mark.parametrize("config_path", shipped_bootstraps(), ids=lambda p: str(p.relative_to(paths.REPO_ROOT)))
+def test_shipped_bootstrap_validates(config_path: Path, tmp_path: Path) -> None:
+    validate_with_built_module(config_path, tmp_path)
+
+
+def test_discovery_keeps_only_bootstraps_and_validation_uses_the_built_module(tmp_path: Path) -> None:
+    """The discovery above finds bootstraps anywhere under the config directory and nothing else,
+    and a bootstrap naming the module at its deployment path validates against the built one."""
+    config_dir = tmp_path / "envoy"
+    (config_dir / "compose").mkdir(parents=True)
+    (config_dir / "istio").mkdir()
+    bootstrap = envoy_config.bootstrap(envoy_config.nodes_on([7701, 7702]),
+                                       wasm_path=Path("/etc/envoy/miroir_filter.wasm"))
+    (config_dir / "compose" / "envoy.yaml").write_text(envoy_config.to_yaml(bootstrap))
+    (config_dir / "stats_tags.yaml").write_text(paths.ENVOY_CONFIG_DIR.joinpath("stats_tags.yaml").read_text())
+    (config_dir / "istio" / "plugin.yaml").write_text("kind: WasmPlugin\n---\nkind: EnvoyFilter\n")
+
+    found = shipped_bootstraps(config_dir)
+    assert found == [config_dir / "compose" / "envoy.yaml"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    validate_with_built_module(found[0], scratch)
 
 
 @pytest.mark.parametrize("node_count", [1, 3])
@@ -92,7 +116,7 @@ def test_generated_baseline_validates(node_count: int, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("node_count", [1, 3])
 def test_generated_filter_bootstrap_validates(node_count: int, tmp_path: Path) -> None:
-    wasm = filter_wasm_or_skip()
+    wasm = filter_wasm_required()
     config = envoy_config.bootstrap(envoy_config.nodes_on([7701 + i for i in range(node_count)]), wasm_path=wasm)
     path = tmp_path / "filter.yaml"
     path.write_text(envoy_config.to_yaml(config))

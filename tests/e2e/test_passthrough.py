@@ -14,7 +14,7 @@ import meilisearch
 import pytest
 import requests
 
-from conftest import NODE_KEY, filter_wasm_or_skip
+from conftest import NODE_KEY, filter_wasm_required
 from harness import Envoy, Fleet, envoy_config, wait_until
 
 TASK_TIMEOUT_SECONDS = 30.0
@@ -28,7 +28,7 @@ BOOKS = [
 @pytest.fixture(params=["baseline", "filter"])
 def proxy_for(request: pytest.FixtureRequest, make_envoy: Callable[..., Envoy]) -> Callable[[Fleet], Envoy]:
     """Start an Envoy in front of a fleet: without a filter, or with the miroir filter."""
-    wasm = filter_wasm_or_skip() if request.param == "filter" else None
+    wasm = filter_wasm_required() if request.param == "filter" else None
 
     def start(fleet: Fleet) -> Envoy:
         envoy = make_envoy(fleet, wasm=wasm)
@@ -155,7 +155,7 @@ INVALID_CONFIGURATIONS = {
 
 @pytest.mark.parametrize("overrides,key", INVALID_CONFIGURATIONS.values(), ids=INVALID_CONFIGURATIONS.keys())
 def test_invalid_plugin_configuration_stops_envoy(overrides: dict[str, Any], key: str, workdir: Path) -> None:
-    wasm = filter_wasm_or_skip()
+    wasm = filter_wasm_required()
     # The nodes are never contacted: Envoy must refuse the configuration before serving anything.
     config = envoy_config.bootstrap(envoy_config.nodes_on([7701, 7702]), wasm_path=wasm, plugin_overrides=overrides)
     envoy = Envoy(config, workdir)
