@@ -69,6 +69,9 @@ pub struct Node {
     state: Mutex<NodeState>,
     wake_worker: Notify,
     liveness: watch::Sender<Liveness>,
+    /// Whether the node's listener is currently bound (maintained by the listener task), so the
+    /// control API can answer a `down` change only once it has taken effect.
+    listening: watch::Sender<bool>,
 }
 
 impl Node {
@@ -80,6 +83,7 @@ impl Node {
             state: Mutex::new(NodeState::default()),
             wake_worker: Notify::new(),
             liveness: watch::channel(Liveness::default()).0,
+            listening: watch::channel(false).0,
         })
     }
 
@@ -98,6 +102,17 @@ impl Node {
         self.state().faults = faults;
         self.liveness.send_replace(live);
         self.wake_worker.notify_one();
+    }
+
+    pub fn set_listening(&self, bound: bool) {
+        self.listening.send_replace(bound);
+    }
+
+    /// Waits (bounded) until the listener state matches the `down` fault.
+    pub async fn settle_listener(&self) {
+        let want_bound = !self.state().faults.down;
+        let mut rx = self.listening.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|b| *b == want_bound)).await;
     }
 
     pub fn faults(&self) -> Faults {

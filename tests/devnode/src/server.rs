@@ -178,6 +178,7 @@ pub async fn run_node_listener(node: Arc<Node>, port: u16, first: TcpListener) {
                 }
             },
         };
+        node.set_listening(true);
         loop {
             tokio::select! {
                 accepted = l.accept() => {
@@ -197,6 +198,7 @@ pub async fn run_node_listener(node: Arc<Node>, port: u16, first: TcpListener) {
             }
         }
         drop(l);
+        node.set_listening(false);
     }
 }
 
@@ -308,7 +310,16 @@ fn out_of_band_settings(node: &Node, uid: &str, body: &Value) -> Reply {
 
 async fn control_request(fleet: Arc<Fleet>, req: hyper::Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     match read_request(req).await {
-        Ok(raw) => Ok(response(control(&fleet, &raw.request))),
+        Ok(raw) => {
+            let reply = control(&fleet, &raw.request);
+            // A `down` change is answered once the listener is really closed / bound again.
+            if let (["nodes", i, "faults"], "POST" | "DELETE") = (&raw.request.segments.iter().map(String::as_str).collect::<Vec<_>>()[..], raw.request.method.as_str()) {
+                if let Some(node) = i.parse::<usize>().ok().and_then(|i| fleet.nodes.get(i)) {
+                    node.settle_listener().await;
+                }
+            }
+            Ok(response(reply))
+        }
         Err(e) => Ok(response(control_error(400, format!("could not read request: {e}")))),
     }
 }
