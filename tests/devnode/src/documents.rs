@@ -102,7 +102,7 @@ fn matches_query(doc: &Value, needle: &str) -> bool {
 
 /// Case-insensitive substring search over string fields; hits in document order, projected to
 /// `displayedAttributes`.
-pub fn search(index: &Index, q: &str, offset: usize, limit: usize, started: std::time::Instant) -> Value {
+pub fn search(index: &Index, q: &str, offset: usize, limit: usize, retrieve: Option<&[String]>, started: std::time::Instant) -> Value {
     let needle = q.to_lowercase();
     let displayed: Option<Vec<String>> = index
         .settings
@@ -110,7 +110,8 @@ pub fn search(index: &Index, q: &str, offset: usize, limit: usize, started: std:
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect());
     let matching: Vec<&Value> = index.documents.values().filter(|d| needle.is_empty() || matches_query(d, &needle)).collect();
-    let hits: Vec<Value> = matching.iter().skip(offset).take(limit).map(|d| project(d, displayed.as_deref())).collect();
+    let hits: Vec<Value> =
+        matching.iter().skip(offset).take(limit).map(|d| project(&project(d, displayed.as_deref()), retrieve)).collect();
     json!({
         "hits": hits,
         "query": q,

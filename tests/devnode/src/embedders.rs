@@ -341,6 +341,11 @@ fn merge_one(name: &str, previous: Option<&Map<String, Value>>, change: &Map<Str
 
 /// The GET form of one stored embedder: per-source defaults filled, top-level apiKey masked.
 pub fn view(stored: &Map<String, Value>) -> Value {
+    view_with(stored, true)
+}
+
+/// Like [`view`]; `mask: false` shows the stored apiKey in clear (control API only).
+pub fn view_with(stored: &Map<String, Value>, mask: bool) -> Value {
     let source = stored.get("source").and_then(Value::as_str).unwrap_or("openAi");
     let has = |f: &str| stored.get(f).cloned();
     let has_fragments = ["indexingFragments", "searchFragments"]
@@ -362,7 +367,7 @@ pub fn view(stored: &Map<String, Value>) -> Value {
             }
             "pooling" if source == "huggingFace" => Some(has("pooling").unwrap_or_else(|| "useModel".into())),
             "apiKey" if matches!(source, "openAi" | "ollama" | "rest") => {
-                stored.get("apiKey").and_then(Value::as_str).map(|k| Value::String(mask_secret(k)))
+                stored.get("apiKey").and_then(Value::as_str).map(|k| Value::String(if mask { mask_secret(k) } else { k.to_string() }))
             }
             "documentTemplate" if templated => Some(has("documentTemplate").unwrap_or_else(|| DEFAULT_TEMPLATE.into())),
             "documentTemplateMaxBytes" if templated => {

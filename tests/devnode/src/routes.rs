@@ -492,7 +492,7 @@ fn clear_documents(node: &Node, req: &Request, uid: &str) -> Handled {
 fn search(node: &Node, req: &Request, uid: &str) -> Handled {
     let started = Instant::now();
     authorize(node, req)?;
-    let (q, offset, limit) = if req.method == "POST" {
+    let (q, offset, limit, retrieve) = if req.method == "POST" {
         let body = json_body(req)?;
         let at = At::new("bad_request", "");
         let obj = at.object(&body)?;
@@ -506,15 +506,20 @@ fn search(node: &Node, req: &Request, uid: &str) -> Handled {
                 Some(v) => At::new(code, format!(".{name}")).positive_integer(v),
             }
         };
-        (q, num("offset", "invalid_search_offset", 0)?, num("limit", "invalid_search_limit", 20)?)
+        let retrieve = match obj.get("attributesToRetrieve") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(At::new("invalid_search_attributes_to_retrieve", ".attributesToRetrieve").strings(v)?),
+        };
+        (q, num("offset", "invalid_search_offset", 0)?, num("limit", "invalid_search_limit", 20)?, retrieve)
     } else {
         (
             req.param("q").unwrap_or("").to_string(),
             number_param(req, "offset", "invalid_search_offset", 0)?,
             number_param(req, "limit", "invalid_search_limit", 20)?,
+            list_param(req, "attributesToRetrieve"),
         )
     };
     check_index_uid(uid)?;
-    let body = with_index(node, uid, |i| documents::search(i, &q, offset as usize, limit as usize, started))?;
+    let body = with_index(node, uid, |i| documents::search(i, &q, offset as usize, limit as usize, retrieve.as_deref(), started))?;
     Ok(Reply::json(200, body))
 }

@@ -268,7 +268,8 @@ fn control(fleet: &Fleet, req: &Request) -> Reply {
             Reply::json(200, json!([]))
         }
         ("GET", ["settings", uid]) => match node.state().indexes.get(*uid) {
-            Some(index) => Reply::json(200, index.settings.view()),
+            // Same body as GET /indexes/{uid}/settings; `?secrets=clear` shows real apiKeys.
+            Some(index) => Reply::json(200, index.settings.view_with(req.query.iter().all(|(k, v)| !(k == "secrets" && v == "clear")))),
             None => crate::errors::ApiError::index_not_found(uid).into(),
         },
         ("POST", ["out-of-band", "indexes", uid, "settings"]) => {

@@ -146,20 +146,31 @@ impl Default for Settings {
 impl Settings {
     /// GET /indexes/{uid}/settings: the 20 keys visible with features off, secrets masked.
     pub fn view(&self) -> Value {
+        self.view_with(true)
+    }
+
+    /// Like [`Settings::view`]; `mask: false` shows embedder apiKeys in clear (control API only).
+    pub fn view_with(&self, mask: bool) -> Value {
         let mut out = Map::new();
         for key in KEYS.iter().filter(|k| !FEATURE_GATED.contains(k)) {
-            out.insert(key.to_string(), self.view_key(key));
+            out.insert(key.to_string(), self.view_key_with(key, mask));
         }
         Value::Object(out)
     }
 
     /// GET of one sub-route: the bare value (sub-route GETs ignore feature flags).
     pub fn view_key(&self, key: &str) -> Value {
+        self.view_key_with(key, true)
+    }
+
+    fn view_key_with(&self, key: &str, mask: bool) -> Value {
         let raw = self.values.get(key).cloned().unwrap_or(Value::Null);
         if key == "embedders" {
             let map = raw.as_object().cloned().unwrap_or_default();
             return Value::Object(
-                map.iter().map(|(name, e)| (name.clone(), embedders::view(e.as_object().unwrap_or(&Map::new())))).collect(),
+                map.iter()
+                    .map(|(name, e)| (name.clone(), embedders::view_with(e.as_object().unwrap_or(&Map::new()), mask)))
+                    .collect(),
             );
         }
         raw

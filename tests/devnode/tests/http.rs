@@ -346,6 +346,10 @@ async fn embedder_secret_is_masked_in_get_and_task_details() {
     let s = call(port, "GET", "/indexes/e/settings", None).await;
     assert_eq!(s.body["embedders"]["default"]["apiKey"], "My suXXXXXX...");
     assert!(!s.raw_body.contains(key));
+    let masked = control(&d, "GET", "/nodes/0/settings/e", None).await.body;
+    assert_eq!(masked, s.body);
+    let clear = control(&d, "GET", "/nodes/0/settings/e?secrets=clear", None).await.body;
+    assert_eq!(clear["embedders"]["default"]["apiKey"], key);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,6 +367,8 @@ async fn documents_and_search() {
     assert_eq!((s["hits"][0]["title"].clone(), s["estimatedTotalHits"].clone()), (json!("The Matrix"), json!(2)));
     let s = call(port, "GET", "/indexes/films/search?q=heat", None).await.body;
     assert_eq!(s["hits"], json!([{"id": 3, "title": "Heat"}]));
+    let s = call(port, "POST", "/indexes/films/search", Some(json!({"q": "heat", "attributesToRetrieve": ["title"]}))).await.body;
+    assert_eq!(s["hits"], json!([{"title": "Heat"}]));
     assert_eq!(call(port, "GET", "/indexes/films/documents/two", None).await.body["title"], "Matrix Reloaded");
     let r = call(port, "DELETE", "/indexes/films/documents/two", None).await;
     wait_task(port, r.body["taskUid"].as_u64().unwrap()).await;
