@@ -281,18 +281,22 @@ fn list_tasks(node: &Node, req: &Request) -> Handled {
     let index_uids = list_param(req, "indexUids");
     let uids = list_param(req, "uids");
     let wanted = |filter: &Option<Vec<String>>, value: &str| filter.as_ref().is_none_or(|f| f.iter().any(|x| x == "*" || x == value));
+    let reverse = req.param("reverse") == Some("true");
     let st = node.state();
-    let matching: Vec<_> = st
-        .tasks
-        .iter()
-        .rev()
+    let ordered: Box<dyn Iterator<Item = &crate::tasks::Task>> =
+        if reverse { Box::new(st.tasks.iter()) } else { Box::new(st.tasks.iter().rev()) };
+    let matching: Vec<_> = ordered
         .filter(|t| wanted(&statuses, t.status.as_str()))
         .filter(|t| wanted(&types, t.kind))
         .filter(|t| wanted(&index_uids, t.index_uid.as_deref().unwrap_or("")))
         .filter(|t| wanted(&uids, &t.uid.to_string()))
         .collect();
     let total = matching.len();
-    let page: Vec<_> = matching.iter().filter(|t| from.is_none_or(|f| t.uid <= f)).take(limit + 1).collect();
+    let page: Vec<_> = matching
+        .iter()
+        .filter(|t| from.is_none_or(|f| if reverse { t.uid >= f } else { t.uid <= f }))
+        .take(limit.saturating_add(1))
+        .collect();
     let next = if page.len() > limit { page.last().map(|t| t.uid) } else { None };
     let results: Vec<Value> = page.iter().take(limit).map(|t| t.view()).collect();
     let first = page.first().map(|t| t.uid);

@@ -125,6 +125,9 @@ async fn tasks_run_one_at_a_time_in_uid_order() {
     let page = call(port, "GET", "/tasks?limit=2&from=0", None).await.body;
     assert_eq!(page["results"].as_array().unwrap().len(), 1);
     assert_eq!(page["next"], Value::Null);
+    let oldest = call(port, "GET", "/tasks?reverse=true&limit=1&from=1", None).await.body;
+    assert_eq!((oldest["results"][0]["uid"].clone(), oldest["next"].clone()), (json!(1), json!(2)));
+    assert_eq!(call(port, "GET", "/tasks?limit=18446744073709551615", None).await.body["total"], 3);
     let none = call(port, "GET", "/tasks?statuses=failed&types=settingsUpdate&indexUids=i", None).await.body;
     assert_eq!(none["total"], 0);
 }
