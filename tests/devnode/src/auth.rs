@@ -4,7 +4,9 @@
 use crate::errors::ApiError;
 
 pub fn check(master_key: Option<&str>, authorization: Option<&str>) -> Result<(), ApiError> {
-    let Some(master_key) = master_key else { return Ok(()) };
+    let Some(master_key) = master_key else {
+        return Ok(());
+    };
     let missing = || {
         ApiError::new(
             401,

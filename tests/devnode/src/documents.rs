@@ -9,7 +9,11 @@ use crate::node::Index;
 pub fn document_id(v: &Value) -> Option<String> {
     match v {
         Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
-        Value::String(s) if !s.is_empty() && s.len() <= 511 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+        Value::String(s)
+            if !s.is_empty()
+                && s.len() <= 511
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
             Some(s.clone())
         }
         _ => None,
@@ -39,10 +43,18 @@ fn infer_primary_key(first: &Map<String, Value>) -> Result<String, ApiError> {
 }
 
 /// Adds (`replace`) or updates documents; all-or-nothing like one engine batch.
-pub fn add(index: &mut Index, docs: &[Map<String, Value>], primary_key: Option<&str>, replace: bool) -> Result<(), ApiError> {
+pub fn add(
+    index: &mut Index,
+    docs: &[Map<String, Value>],
+    primary_key: Option<&str>,
+    replace: bool,
+) -> Result<(), ApiError> {
     let pk = match (&index.primary_key, primary_key) {
         (Some(existing), Some(asked)) if existing != asked => {
-            return Err(ApiError::invalid("index_primary_key_already_exists", format!("Index already has a primary key: `{existing}`.")));
+            return Err(ApiError::invalid(
+                "index_primary_key_already_exists",
+                format!("Index already has a primary key: `{existing}`."),
+            ));
         }
         (Some(existing), _) => existing.clone(),
         (None, Some(asked)) => asked.to_string(),
@@ -54,7 +66,10 @@ pub fn add(index: &mut Index, docs: &[Map<String, Value>], primary_key: Option<&
     let mut staged = Vec::with_capacity(docs.len());
     for doc in docs {
         let raw = doc.get(&pk).ok_or_else(|| {
-            ApiError::invalid("missing_document_id", format!("Document doesn't have a `{pk}` attribute: `{}`.", Value::Object(doc.clone())))
+            ApiError::invalid(
+                "missing_document_id",
+                format!("Document doesn't have a `{pk}` attribute: `{}`.", Value::Object(doc.clone())),
+            )
         })?;
         let id = document_id(raw).ok_or_else(|| {
             ApiError::invalid(
@@ -102,16 +117,28 @@ fn matches_query(doc: &Value, needle: &str) -> bool {
 
 /// Case-insensitive substring search over string fields; hits in document order, projected to
 /// `displayedAttributes`.
-pub fn search(index: &Index, q: &str, offset: usize, limit: usize, retrieve: Option<&[String]>, started: std::time::Instant) -> Value {
+pub fn search(
+    index: &Index,
+    q: &str,
+    offset: usize,
+    limit: usize,
+    retrieve: Option<&[String]>,
+    started: std::time::Instant,
+) -> Value {
     let needle = q.to_lowercase();
     let displayed: Option<Vec<String>> = index
         .settings
         .raw("displayedAttributes")
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect());
-    let matching: Vec<&Value> = index.documents.values().filter(|d| needle.is_empty() || matches_query(d, &needle)).collect();
-    let hits: Vec<Value> =
-        matching.iter().skip(offset).take(limit).map(|d| project(&project(d, displayed.as_deref()), retrieve)).collect();
+    let matching: Vec<&Value> =
+        index.documents.values().filter(|d| needle.is_empty() || matches_query(d, &needle)).collect();
+    let hits: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|d| project(&project(d, displayed.as_deref()), retrieve))
+        .collect();
     json!({
         "hits": hits,
         "query": q,

@@ -14,9 +14,24 @@ use crate::normalize::{f32_value, mask_secret};
 
 /// Key order of an embedder object (`EmbeddingSettings` field order).
 pub const FIELDS: [&str; 18] = [
-    "source", "model", "revision", "pooling", "apiKey", "dimensions", "binaryQuantized",
-    "documentTemplate", "documentTemplateMaxBytes", "url", "indexingFragments", "searchFragments",
-    "request", "response", "headers", "searchEmbedder", "indexingEmbedder", "distribution",
+    "source",
+    "model",
+    "revision",
+    "pooling",
+    "apiKey",
+    "dimensions",
+    "binaryQuantized",
+    "documentTemplate",
+    "documentTemplateMaxBytes",
+    "url",
+    "indexingFragments",
+    "searchFragments",
+    "request",
+    "response",
+    "headers",
+    "searchEmbedder",
+    "indexingEmbedder",
+    "distribution",
 ];
 
 pub const SOURCES: [&str; 6] = ["openAi", "huggingFace", "ollama", "userProvided", "rest", "composite"];
@@ -31,11 +46,54 @@ const CODE: &str = "invalid_settings_embedders";
 /// Fields a source accepts, in the order Meilisearch lists them in its error notes.
 fn allowed_fields(source: &str) -> &'static [&'static str] {
     match source {
-        "openAi" => &["source", "model", "apiKey", "dimensions", "documentTemplate", "documentTemplateMaxBytes", "url", "distribution", "binaryQuantized"],
-        "huggingFace" => &["source", "model", "revision", "pooling", "documentTemplate", "documentTemplateMaxBytes", "distribution", "binaryQuantized"],
-        "ollama" => &["source", "model", "apiKey", "dimensions", "documentTemplate", "documentTemplateMaxBytes", "url", "distribution", "binaryQuantized"],
+        "openAi" => &[
+            "source",
+            "model",
+            "apiKey",
+            "dimensions",
+            "documentTemplate",
+            "documentTemplateMaxBytes",
+            "url",
+            "distribution",
+            "binaryQuantized",
+        ],
+        "huggingFace" => &[
+            "source",
+            "model",
+            "revision",
+            "pooling",
+            "documentTemplate",
+            "documentTemplateMaxBytes",
+            "distribution",
+            "binaryQuantized",
+        ],
+        "ollama" => &[
+            "source",
+            "model",
+            "apiKey",
+            "dimensions",
+            "documentTemplate",
+            "documentTemplateMaxBytes",
+            "url",
+            "distribution",
+            "binaryQuantized",
+        ],
         "userProvided" => &["source", "dimensions", "distribution", "binaryQuantized"],
-        "rest" => &["source", "apiKey", "dimensions", "documentTemplate", "documentTemplateMaxBytes", "url", "indexingFragments", "searchFragments", "request", "response", "headers", "distribution", "binaryQuantized"],
+        "rest" => &[
+            "source",
+            "apiKey",
+            "dimensions",
+            "documentTemplate",
+            "documentTemplateMaxBytes",
+            "url",
+            "indexingFragments",
+            "searchFragments",
+            "request",
+            "response",
+            "headers",
+            "distribution",
+            "binaryQuantized",
+        ],
         _ => &["source", "searchEmbedder", "indexingEmbedder", "distribution", "binaryQuantized"],
     }
 }
@@ -140,7 +198,9 @@ fn parse_field(field: &str, v: &Value, at: &At) -> Result<Value, ApiError> {
                 return Err(at.field("mean").value_error("the distribution mean must be between 0 and 1"));
             }
             if !(sigma > 0.0 && sigma <= 1.0) {
-                return Err(at.field("sigma").value_error("the distribution sigma must be between 0 and 1 (0 excluded)"));
+                return Err(at
+                    .field("sigma")
+                    .value_error("the distribution sigma must be between 0 and 1 (0 excluded)"));
             }
             json!({ "mean": f32_value(mean), "sigma": f32_value(sigma) })
         }
@@ -190,7 +250,10 @@ fn check_request_time(name: &str, e: &Map<String, Value>) -> Result<(), ApiError
     }
     if let Some(url) = e.get("url").and_then(Value::as_str) {
         if !url_parses(url) {
-            return Err(embedder_error(name, format!("Invalid `url`: could not parse `{url}`: relative URL without a base")));
+            return Err(embedder_error(
+                name,
+                format!("Invalid `url`: could not parse `{url}`: relative URL without a base"),
+            ));
         }
     }
     if is_set(e, "documentTemplate") && e.get("documentTemplateMaxBytes").and_then(Value::as_u64) == Some(0) {
@@ -198,15 +261,24 @@ fn check_request_time(name: &str, e: &Map<String, Value>) -> Result<(), ApiError
     }
     if let Some(t) = e.get("documentTemplate").and_then(Value::as_str) {
         if !template_is_balanced(t) {
-            return Err(embedder_error(name, "Invalid `documentTemplate`: the template could not be parsed".to_string()));
+            return Err(embedder_error(
+                name,
+                "Invalid `documentTemplate`: the template could not be parsed".to_string(),
+            ));
         }
     }
-    if e.get("source").and_then(Value::as_str) == Some("composite") || is_set(e, "searchEmbedder") || is_set(e, "indexingEmbedder") {
+    if e.get("source").and_then(Value::as_str) == Some("composite")
+        || is_set(e, "searchEmbedder")
+        || is_set(e, "indexingEmbedder")
+    {
         return Err(feature_not_enabled("using `\"composite\"` as source", "compositeEmbedders"));
     }
     let has_fragments = |f: &str| e.get(f).and_then(Value::as_object).is_some_and(|m| m.values().any(|v| !v.is_null()));
     if has_fragments("indexingFragments") || has_fragments("searchFragments") {
-        return Err(feature_not_enabled("setting `indexingFragments` or `searchFragments` in embedder settings", "multimodal"));
+        return Err(feature_not_enabled(
+            "setting `indexingFragments` or `searchFragments` in embedder settings",
+            "multimodal",
+        ));
     }
     if let Some(source) = e.get("source").and_then(Value::as_str) {
         check_source_fields(name, source, e)?;
@@ -220,10 +292,18 @@ fn check_request_time(name: &str, e: &Map<String, Value>) -> Result<(), ApiError
             };
             if let Some(d) = e.get("dimensions").and_then(Value::as_u64) {
                 if !custom && d != native {
-                    return Err(embedder_error(name, format!("Model `{model}` does not support overriding its native dimensions of {native}. Found {d}")));
+                    return Err(embedder_error(
+                        name,
+                        format!(
+                            "Model `{model}` does not support overriding its native dimensions of {native}. Found {d}"
+                        ),
+                    ));
                 }
                 if d > native {
-                    return Err(embedder_error(name, format!("Model `{model}` supports at most {native} dimensions, found {d}")));
+                    return Err(embedder_error(
+                        name,
+                        format!("Model `{model}` supports at most {native} dimensions, found {d}"),
+                    ));
                 }
             }
         }
@@ -269,7 +349,11 @@ pub fn merge(stored: &Map<String, Value>, update: &Map<String, Value>) -> Result
     Ok(result.into_iter().collect())
 }
 
-fn merge_one(name: &str, previous: Option<&Map<String, Value>>, change: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+fn merge_one(
+    name: &str,
+    previous: Option<&Map<String, Value>>,
+    change: &Map<String, Value>,
+) -> Result<Map<String, Value>, ApiError> {
     let mut current = previous.cloned().unwrap_or_default();
     let old_source = current.get("source").and_then(Value::as_str).map(str::to_string);
     let was_quantized = current.get("binaryQuantized").and_then(Value::as_bool) == Some(true);
@@ -366,9 +450,10 @@ pub fn view_with(stored: &Map<String, Value>, mask: bool) -> Value {
                 has("revision").or_else(|| (!stored.contains_key("model")).then(|| DEFAULT_HF_REVISION.into()))
             }
             "pooling" if source == "huggingFace" => Some(has("pooling").unwrap_or_else(|| "useModel".into())),
-            "apiKey" if matches!(source, "openAi" | "ollama" | "rest") => {
-                stored.get("apiKey").and_then(Value::as_str).map(|k| Value::String(if mask { mask_secret(k) } else { k.to_string() }))
-            }
+            "apiKey" if matches!(source, "openAi" | "ollama" | "rest") => stored
+                .get("apiKey")
+                .and_then(Value::as_str)
+                .map(|k| Value::String(if mask { mask_secret(k) } else { k.to_string() })),
             "documentTemplate" if templated => Some(has("documentTemplate").unwrap_or_else(|| DEFAULT_TEMPLATE.into())),
             "documentTemplateMaxBytes" if templated => {
                 Some(has("documentTemplateMaxBytes").unwrap_or_else(|| DEFAULT_TEMPLATE_MAX_BYTES.into()))
@@ -386,7 +471,9 @@ pub fn view_with(stored: &Map<String, Value>, mask: bool) -> Value {
 
 /// Masks the top-level `apiKey` of every embedder in an `embedders` update (task details).
 pub fn mask_details(embedders: &Value) -> Value {
-    let Some(map) = embedders.as_object() else { return embedders.clone() };
+    let Some(map) = embedders.as_object() else {
+        return embedders.clone();
+    };
     let masked = map
         .iter()
         .map(|(name, e)| {
@@ -431,7 +518,8 @@ mod tests {
 
     #[test]
     fn user_provided_rest_ollama_huggingface_views() {
-        let up = stored_after(None, json!({"source": "userProvided", "dimensions": 3, "binaryQuantized": false})).unwrap();
+        let up =
+            stored_after(None, json!({"source": "userProvided", "dimensions": 3, "binaryQuantized": false})).unwrap();
         assert_eq!(
             serde_json::to_string(&view(up.as_object().unwrap())).unwrap(),
             r#"{"source":"userProvided","dimensions":3,"binaryQuantized":false}"#
@@ -448,7 +536,8 @@ mod tests {
                 serde_json::to_string(DEFAULT_TEMPLATE).unwrap()
             )
         );
-        let ol = stored_after(None, json!({"source": "ollama", "model": "nomic", "url": "http://h/api/embed"})).unwrap();
+        let ol =
+            stored_after(None, json!({"source": "ollama", "model": "nomic", "url": "http://h/api/embed"})).unwrap();
         let v = view(ol.as_object().unwrap());
         assert_eq!(v["model"], "nomic");
         assert_eq!(v["url"], "http://h/api/embed");
@@ -464,7 +553,9 @@ mod tests {
     #[test]
     fn field_level_merge_and_source_change() {
         let first = stored_after(None, json!({"source": "openAi", "apiKey": "k", "dimensions": 512})).unwrap();
-        let second = stored_after(Some(first.clone()), json!({"dimensions": null, "documentTemplate": "{{doc.title}}"})).unwrap();
+        let second =
+            stored_after(Some(first.clone()), json!({"dimensions": null, "documentTemplate": "{{doc.title}}"}))
+                .unwrap();
         assert_eq!(second, json!({"source": "openAi", "apiKey": "k", "documentTemplate": "{{doc.title}}"}));
         let switched = stored_after(Some(second), json!({"source": "userProvided", "dimensions": 2})).unwrap();
         assert_eq!(switched, json!({"source": "userProvided", "dimensions": 2}));
@@ -475,7 +566,11 @@ mod tests {
         let at = At::new(CODE, ".embedders.e");
         let err = parse("e", &json!({"source": "userProvided", "model": "x", "dimensions": 1}), &at).unwrap_err();
         assert_eq!(err.code, CODE);
-        assert!(err.message.starts_with("`.embedders.e`: Field `model` unavailable for source `userProvided`."), "{}", err.message);
+        assert!(
+            err.message.starts_with("`.embedders.e`: Field `model` unavailable for source `userProvided`."),
+            "{}",
+            err.message
+        );
         assert_eq!(parse("e", &json!({"dimensions": 0}), &at).unwrap_err().code, CODE);
         assert_eq!(parse("e", &json!({"url": "not a url"}), &at).unwrap_err().code, CODE);
         assert_eq!(parse("e", &json!({"source": "rest", "url": "http://x"}), &at).unwrap_err().code, CODE);
@@ -489,14 +584,20 @@ mod tests {
         // fails in the task when the mandatory field is reset later.
         assert_eq!(parse("e", &json!({"source": "userProvided"}), &at).unwrap_err().code, CODE);
         let up = stored_after(None, json!({"source": "userProvided", "dimensions": 2})).unwrap();
-        assert!(stored_after(Some(up), json!({"dimensions": null})).unwrap_err().message.contains("Missing field `dimensions`"));
-        let bq = stored_after(None, json!({"source": "userProvided", "dimensions": 2, "binaryQuantized": true})).unwrap();
+        assert!(stored_after(Some(up), json!({"dimensions": null}))
+            .unwrap_err()
+            .message
+            .contains("Missing field `dimensions`"));
+        let bq =
+            stored_after(None, json!({"source": "userProvided", "dimensions": 2, "binaryQuantized": true})).unwrap();
         assert!(stored_after(Some(bq), json!({"binaryQuantized": false})).is_err());
     }
 
     #[test]
     fn details_keep_sent_fields_only_and_mask() {
-        let d = parse_ok(json!({"apiKey": "0123456789abcdefghij", "source": "openAi", "distribution": {"mean": 0.123456789, "sigma": 1}}));
+        let d = parse_ok(
+            json!({"apiKey": "0123456789abcdefghij", "source": "openAi", "distribution": {"mean": 0.123456789, "sigma": 1}}),
+        );
         assert_eq!(
             serde_json::to_string(&mask_details(&json!({"e": d}))).unwrap(),
             r#"{"e":{"source":"openAi","apiKey":"012XXXXX...","distribution":{"mean":0.12345679,"sigma":1.0}}}"#

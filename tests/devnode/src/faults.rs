@@ -53,15 +53,19 @@ impl Faults {
                 "drop_updates" => {
                     next.drop_updates = match v {
                         Value::Null => 0,
-                        _ => v.as_i64().filter(|n| *n >= -1).ok_or_else(|| bad("drop_updates must be an integer >= -1"))?,
+                        _ => v
+                            .as_i64()
+                            .filter(|n| *n >= -1)
+                            .ok_or_else(|| bad("drop_updates must be an integer >= -1"))?,
                     }
                 }
                 "apply_different" => {
                     next.apply_different = match v {
                         Value::Null => None,
                         _ => {
-                            let update = settings::parse_whole(v)
-                                .map_err(|e| bad(format!("apply_different is not a valid settings body: {}", e.message)))?;
+                            let update = settings::parse_whole(v).map_err(|e| {
+                                bad(format!("apply_different is not a valid settings body: {}", e.message))
+                            })?;
                             Some((v.clone(), update))
                         }
                     }
@@ -103,7 +107,10 @@ impl Faults {
             out.insert("fail_tasks".into(), json!({"code": e.code, "message": e.message, "type": e.kind}));
         }
         if let Some(e) = &self.reject_settings {
-            out.insert("reject_settings".into(), json!({"status": e.status, "code": e.code, "message": e.message, "type": e.kind}));
+            out.insert(
+                "reject_settings".into(),
+                json!({"status": e.status, "code": e.code, "message": e.message, "type": e.kind}),
+            );
         }
         Value::Object(out)
     }
@@ -144,7 +151,10 @@ fn parse_error(key: &str, v: &Value, default_status: u16) -> Result<Option<ApiEr
     let text = |f: &str, d: &str| obj.get(f).and_then(Value::as_str).unwrap_or(d).to_string();
     let status = match obj.get("status") {
         None | Some(Value::Null) => default_status,
-        Some(s) => s.as_u64().filter(|s| (100..=599).contains(s)).ok_or_else(|| bad(format!("{key}.status must be an HTTP status")))? as u16,
+        Some(s) => s
+            .as_u64()
+            .filter(|s| (100..=599).contains(s))
+            .ok_or_else(|| bad(format!("{key}.status must be an HTTP status")))? as u16,
     };
     let default_kind = if status >= 500 { "internal" } else { "invalid_request" };
     Ok(Some(ApiError {

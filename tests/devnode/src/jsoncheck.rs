@@ -47,12 +47,7 @@ impl At {
     pub fn type_error(&self, expected: &str, found: &Value) -> ApiError {
         ApiError::invalid(
             self.code,
-            format!(
-                "Invalid value type{}: expected {expected}, but found {}: `{}`",
-                self.at(),
-                describe(found),
-                found
-            ),
+            format!("Invalid value type{}: expected {expected}, but found {}: `{}`", self.at(), describe(found), found),
         )
     }
 

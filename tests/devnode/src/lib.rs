@@ -49,7 +49,8 @@ impl Devnode {
 
     /// The ready line: `{"control": P, "nodes": [{"id": "node-0", "port": P}, ...]}`.
     pub fn ready_json(&self) -> String {
-        let nodes: Vec<_> = self.fleet.nodes.iter().zip(&self.fleet.ports).map(|(n, p)| json!({"id": n.id, "port": p})).collect();
+        let nodes: Vec<_> =
+            self.fleet.nodes.iter().zip(&self.fleet.ports).map(|(n, p)| json!({"id": n.id, "port": p})).collect();
         json!({"control": self.control_port, "nodes": nodes}).to_string()
     }
 }

@@ -22,7 +22,9 @@ fn parse_args(args: &[String]) -> Result<(Config, Option<String>), String> {
             "--master-key" => config.master_key = Some(value()?),
             "--task-ms" => config.task_ms = value()?.parse().map_err(|e| format!("--task-ms: {e}"))?,
             "--ready-file" => ready_file = Some(value()?),
-            "--control-port" => config.control_port = Some(value()?.parse().map_err(|e| format!("--control-port: {e}"))?),
+            "--control-port" => {
+                config.control_port = Some(value()?.parse().map_err(|e| format!("--control-port: {e}"))?)
+            }
             "--ports" => {
                 let ports: Result<Vec<u16>, _> = value()?.split(',').map(|p| p.trim().parse::<u16>()).collect();
                 config.ports = Some(ports.map_err(|e| format!("--ports: {e}"))?);
@@ -65,7 +67,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
     runtime.block_on(async move {
         let devnode = match start(config).await {
             Ok(d) => d,

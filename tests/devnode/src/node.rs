@@ -32,7 +32,14 @@ pub struct Index {
 impl Index {
     pub fn new(uid: &str, primary_key: Option<String>) -> Index {
         let now = SystemTime::now();
-        Index { uid: uid.to_string(), created_at: now, updated_at: now, primary_key, settings: Settings::default(), documents: Map::new() }
+        Index {
+            uid: uid.to_string(),
+            created_at: now,
+            updated_at: now,
+            primary_key,
+            settings: Settings::default(),
+            documents: Map::new(),
+        }
     }
 
     pub fn view(&self) -> Value {
@@ -182,7 +189,9 @@ impl Node {
                 tokio::time::sleep(Duration::from_millis(task_ms)).await;
             }
             let mut st = self.state();
-            let Some(task) = st.tasks.get(uid as usize).cloned() else { continue };
+            let Some(task) = st.tasks.get(uid as usize).cloned() else {
+                continue;
+            };
             let (details, result) = execute(&mut st.indexes, &task);
             if let Some(t) = st.tasks.get_mut(uid as usize) {
                 if let Some(d) = details {
@@ -222,7 +231,9 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
                 }
                 indexes.insert(uid.clone(), Index::new(&uid, None));
             }
-            let Some(index) = indexes.get_mut(&uid) else { return (None, Err(ApiError::index_not_found(&uid))) };
+            let Some(index) = indexes.get_mut(&uid) else {
+                return (None, Err(ApiError::index_not_found(&uid)));
+            };
             if *dropped {
                 return (None, Ok(()));
             }
@@ -242,18 +253,34 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
         }
         Operation::IndexCreation { primary_key } => {
             if indexes.contains_key(&uid) {
-                return (None, Err(ApiError::new(409, "index_already_exists", "invalid_request", format!("Index `{uid}` already exists."))));
+                return (
+                    None,
+                    Err(ApiError::new(
+                        409,
+                        "index_already_exists",
+                        "invalid_request",
+                        format!("Index `{uid}` already exists."),
+                    )),
+                );
             }
             indexes.insert(uid.clone(), Index::new(&uid, primary_key.clone()));
             (None, Ok(()))
         }
         Operation::IndexUpdate { primary_key } => {
-            let Some(index) = indexes.get_mut(&uid) else { return (None, Err(ApiError::index_not_found(&uid))) };
+            let Some(index) = indexes.get_mut(&uid) else {
+                return (None, Err(ApiError::index_not_found(&uid)));
+            };
             if let Some(pk) = primary_key {
                 if !index.documents.is_empty() && index.primary_key.as_deref() != Some(pk) {
                     return (
                         None,
-                        Err(ApiError::invalid("index_primary_key_already_exists", format!("Index `{uid}`: Index already has a primary key: `{}`.", index.primary_key.clone().unwrap_or_default()))),
+                        Err(ApiError::invalid(
+                            "index_primary_key_already_exists",
+                            format!(
+                                "Index `{uid}`: Index already has a primary key: `{}`.",
+                                index.primary_key.clone().unwrap_or_default()
+                            ),
+                        )),
                     );
                 }
                 index.primary_key = Some(pk.clone());
@@ -268,14 +295,18 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
         Operation::DocumentAddition { documents: docs, primary_key, replace } => {
             let received = docs.len();
             let index = indexes.entry(uid.clone()).or_insert_with(|| Index::new(&uid, None));
-            let result = documents::add(index, docs, primary_key.as_deref(), *replace).map_err(|e| engine_error(&uid, e));
+            let result =
+                documents::add(index, docs, primary_key.as_deref(), *replace).map_err(|e| engine_error(&uid, e));
             index.updated_at = now;
             let indexed = if result.is_ok() { received } else { 0 };
             (Some(json!({"receivedDocuments": received, "indexedDocuments": indexed})), result)
         }
         Operation::DocumentDeletion { ids } => {
             let Some(index) = indexes.get_mut(&uid) else {
-                return (Some(json!({"providedIds": ids.len(), "deletedDocuments": 0})), Err(ApiError::index_not_found(&uid)));
+                return (
+                    Some(json!({"providedIds": ids.len(), "deletedDocuments": 0})),
+                    Err(ApiError::index_not_found(&uid)),
+                );
             };
             let deleted = ids.iter().filter(|id| index.documents.shift_remove(id.as_str()).is_some()).count();
             index.updated_at = now;

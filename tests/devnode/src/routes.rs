@@ -124,7 +124,8 @@ fn authorize(node: &Node, req: &Request) -> Result<(), ApiError> {
 
 /// `[A-Za-z0-9_-]`, 1..=400 bytes (the message says 512; reference §6.1).
 pub fn check_index_uid(uid: &str) -> Result<(), ApiError> {
-    let ok = !uid.is_empty() && uid.len() <= 400 && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok =
+        !uid.is_empty() && uid.len() <= 400 && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -241,7 +242,10 @@ pub fn enqueue_settings(node: &Node, uid: &str, update: Update, is_deletion: boo
 fn get_task(node: &Node, req: &Request, uid: &str) -> Handled {
     authorize(node, req)?;
     let n: u32 = uid.parse().map_err(|_| {
-        ApiError::invalid("invalid_task_uids", format!("Invalid value in parameter `taskUid`: could not parse `{uid}` as a positive integer"))
+        ApiError::invalid(
+            "invalid_task_uids",
+            format!("Invalid value in parameter `taskUid`: could not parse `{uid}` as a positive integer"),
+        )
     })?;
     let st = node.state();
     match st.tasks.get(n as usize) {
@@ -258,7 +262,10 @@ fn number_param(req: &Request, name: &str, code: &str, default: u64) -> Result<u
     match req.param(name) {
         None => Ok(default),
         Some(v) => v.parse().map_err(|_| {
-            ApiError::invalid(code, format!("Invalid value in parameter `{name}`: could not parse `{v}` as a positive integer"))
+            ApiError::invalid(
+                code,
+                format!("Invalid value in parameter `{name}`: could not parse `{v}` as a positive integer"),
+            )
         }),
     }
 }
@@ -271,7 +278,11 @@ fn list_tasks(node: &Node, req: &Request) -> Handled {
         Some(_) => Some(number_param(req, "from", "invalid_task_from", 0)? as u32),
     };
     let statuses = list_param(req, "statuses");
-    if let Some(bad) = statuses.iter().flatten().find(|s| !["*", "enqueued", "processing", "succeeded", "failed", "canceled"].contains(&s.as_str())) {
+    if let Some(bad) = statuses
+        .iter()
+        .flatten()
+        .find(|s| !["*", "enqueued", "processing", "succeeded", "failed", "canceled"].contains(&s.as_str()))
+    {
         return Err(ApiError::invalid(
             "invalid_task_statuses",
             format!("Invalid value in parameter `statuses`: `{bad}` is not a valid task status. Available statuses are `enqueued`, `processing`, `succeeded`, `failed`, `canceled`."),
@@ -280,7 +291,9 @@ fn list_tasks(node: &Node, req: &Request) -> Handled {
     let types = list_param(req, "types");
     let index_uids = list_param(req, "indexUids");
     let uids = list_param(req, "uids");
-    let wanted = |filter: &Option<Vec<String>>, value: &str| filter.as_ref().is_none_or(|f| f.iter().any(|x| x == "*" || x == value));
+    let wanted = |filter: &Option<Vec<String>>, value: &str| {
+        filter.as_ref().is_none_or(|f| f.iter().any(|x| x == "*" || x == value))
+    };
     let reverse = req.param("reverse") == Some("true");
     let st = node.state();
     let ordered: Box<dyn Iterator<Item = &crate::tasks::Task>> =
@@ -337,7 +350,12 @@ fn create_index(node: &Node, req: &Request) -> Handled {
     };
     check_index_uid(&uid)?;
     let pk = primary_key_field(obj)?;
-    accepted(node.enqueue(Some(&uid), "indexCreation", json!({"primaryKey": pk}), Operation::IndexCreation { primary_key: pk.clone() }))
+    accepted(node.enqueue(
+        Some(&uid),
+        "indexCreation",
+        json!({"primaryKey": pk}),
+        Operation::IndexCreation { primary_key: pk.clone() },
+    ))
 }
 
 fn update_index(node: &Node, req: &Request, uid: &str) -> Handled {
@@ -346,7 +364,12 @@ fn update_index(node: &Node, req: &Request, uid: &str) -> Handled {
     let obj = At::new("bad_request", "").object_with(&body, &["primaryKey"])?;
     let pk = primary_key_field(obj)?;
     check_index_uid(uid)?;
-    accepted(node.enqueue(Some(uid), "indexUpdate", json!({"primaryKey": pk}), Operation::IndexUpdate { primary_key: pk.clone() }))
+    accepted(node.enqueue(
+        Some(uid),
+        "indexUpdate",
+        json!({"primaryKey": pk}),
+        Operation::IndexUpdate { primary_key: pk.clone() },
+    ))
 }
 
 fn delete_index(node: &Node, req: &Request, uid: &str) -> Handled {
@@ -357,7 +380,9 @@ fn delete_index(node: &Node, req: &Request, uid: &str) -> Handled {
 
 fn is_indexing(node: &Node, uid: &str) -> bool {
     let st = node.state();
-    st.tasks.iter().any(|t| t.index_uid.as_deref() == Some(uid) && matches!(t.status, Status::Enqueued | Status::Processing))
+    st.tasks
+        .iter()
+        .any(|t| t.index_uid.as_deref() == Some(uid) && matches!(t.status, Status::Enqueued | Status::Processing))
 }
 
 fn field_distribution(index: &crate::node::Index) -> Value {
@@ -391,9 +416,13 @@ fn global_stats(node: &Node, req: &Request) -> Handled {
     let mut indexes = Map::new();
     for (uid, docs, distribution) in snapshot {
         let indexing = is_indexing(node, &uid);
-        indexes.insert(uid, json!({"numberOfDocuments": docs, "isIndexing": indexing, "fieldDistribution": distribution}));
+        indexes
+            .insert(uid, json!({"numberOfDocuments": docs, "isIndexing": indexing, "fieldDistribution": distribution}));
     }
-    Ok(Reply::json(200, json!({"databaseSize": 0, "usedDatabaseSize": 0, "lastUpdate": last_update, "indexes": indexes})))
+    Ok(Reply::json(
+        200,
+        json!({"databaseSize": 0, "usedDatabaseSize": 0, "lastUpdate": last_update, "indexes": indexes}),
+    ))
 }
 
 // ---- documents and search ----
@@ -433,7 +462,12 @@ fn add_documents(node: &Node, req: &Request, uid: &str, replace: bool) -> Handle
     let pk = req.param("primaryKey").map(str::to_string);
     let kind = "documentAdditionOrUpdate";
     let details = json!({"receivedDocuments": docs.len(), "indexedDocuments": null});
-    accepted(node.enqueue(Some(uid), kind, details, Operation::DocumentAddition { documents: docs, primary_key: pk, replace }))
+    accepted(node.enqueue(
+        Some(uid),
+        kind,
+        details,
+        Operation::DocumentAddition { documents: docs, primary_key: pk, replace },
+    ))
 }
 
 fn fields_param(req: &Request) -> Option<Vec<String>> {
@@ -447,7 +481,8 @@ fn list_documents(node: &Node, req: &Request, uid: &str) -> Handled {
     let limit = number_param(req, "limit", "invalid_document_limit", 20)? as usize;
     let fields = fields_param(req);
     let body = with_index(node, uid, |i| {
-        let results: Vec<Value> = i.documents.values().skip(offset).take(limit).map(|d| documents::project(d, fields.as_deref())).collect();
+        let results: Vec<Value> =
+            i.documents.values().skip(offset).take(limit).map(|d| documents::project(d, fields.as_deref())).collect();
         json!({"results": results, "offset": offset, "limit": limit, "total": i.documents.len()})
     })?;
     Ok(Reply::json(200, body))
@@ -468,7 +503,12 @@ fn delete_document(node: &Node, req: &Request, uid: &str, id: &str) -> Handled {
     authorize(node, req)?;
     check_index_uid(uid)?;
     let details = json!({"providedIds": 1, "originalFilter": null, "deletedDocuments": null});
-    accepted(node.enqueue(Some(uid), "documentDeletion", details, Operation::DocumentDeletion { ids: vec![id.to_string()] }))
+    accepted(node.enqueue(
+        Some(uid),
+        "documentDeletion",
+        details,
+        Operation::DocumentDeletion { ids: vec![id.to_string()] },
+    ))
 }
 
 fn delete_batch(node: &Node, req: &Request, uid: &str) -> Handled {
@@ -524,6 +564,8 @@ fn search(node: &Node, req: &Request, uid: &str) -> Handled {
         )
     };
     check_index_uid(uid)?;
-    let body = with_index(node, uid, |i| documents::search(i, &q, offset as usize, limit as usize, retrieve.as_deref(), started))?;
+    let body = with_index(node, uid, |i| {
+        documents::search(i, &q, offset as usize, limit as usize, retrieve.as_deref(), started)
+    })?;
     Ok(Reply::json(200, body))
 }

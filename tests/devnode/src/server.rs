@@ -119,7 +119,10 @@ async fn read_request(req: hyper::Request<Incoming>) -> Result<RawRequest, hyper
 }
 
 /// One request to a node: logged, then faults (hang, delay, 5xx), then the Meilisearch API.
-async fn node_request(node: Arc<Node>, req: hyper::Request<Incoming>) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+async fn node_request(
+    node: Arc<Node>,
+    req: hyper::Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
     let raw = read_request(req).await?;
     let r = &raw.request;
     node.log_request(json!({
@@ -269,7 +272,10 @@ fn control(fleet: &Fleet, req: &Request) -> Reply {
         }
         ("GET", ["settings", uid]) => match node.state().indexes.get(*uid) {
             // Same body as GET /indexes/{uid}/settings; `?secrets=clear` shows real apiKeys.
-            Some(index) => Reply::json(200, index.settings.view_with(req.query.iter().all(|(k, v)| !(k == "secrets" && v == "clear")))),
+            Some(index) => Reply::json(
+                200,
+                index.settings.view_with(req.query.iter().all(|(k, v)| !(k == "secrets" && v == "clear"))),
+            ),
             None => crate::errors::ApiError::index_not_found(uid).into(),
         },
         ("POST", ["out-of-band", "indexes", uid, "settings"]) => {
@@ -309,12 +315,17 @@ fn out_of_band_settings(node: &Node, uid: &str, body: &Value) -> Reply {
     }
 }
 
-async fn control_request(fleet: Arc<Fleet>, req: hyper::Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn control_request(
+    fleet: Arc<Fleet>,
+    req: hyper::Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     match read_request(req).await {
         Ok(raw) => {
             let reply = control(&fleet, &raw.request);
             // A `down` change is answered once the listener is really closed / bound again.
-            if let (["nodes", i, "faults"], "POST" | "DELETE") = (&raw.request.segments.iter().map(String::as_str).collect::<Vec<_>>()[..], raw.request.method.as_str()) {
+            if let (["nodes", i, "faults"], "POST" | "DELETE") =
+                (&raw.request.segments.iter().map(String::as_str).collect::<Vec<_>>()[..], raw.request.method.as_str())
+            {
                 if let Some(node) = i.parse::<usize>().ok().and_then(|i| fleet.nodes.get(i)) {
                     node.settle_listener().await;
                 }
@@ -327,7 +338,9 @@ async fn control_request(fleet: Arc<Fleet>, req: hyper::Request<Incoming>) -> Re
 
 pub async fn run_control(fleet: Arc<Fleet>, listener: TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let fleet = fleet.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| control_request(fleet.clone(), req));
@@ -346,6 +359,9 @@ mod tests {
         assert_eq!(split_path("//indexes//a%2Db"), ["indexes", "a-b"]);
         assert_eq!(percent_decode("100%", false), "100%");
         assert_eq!(percent_decode("%zz", false), "%zz");
-        assert_eq!(parse_query(Some("q=a+b&limit=2&x")), [("q".into(), "a b".into()), ("limit".into(), "2".into()), ("x".into(), "".into())]);
+        assert_eq!(
+            parse_query(Some("q=a+b&limit=2&x")),
+            [("q".into(), "a b".into()), ("limit".into(), "2".into()), ("x".into(), "".into())]
+        );
     }
 }

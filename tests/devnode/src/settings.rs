@@ -12,10 +12,28 @@ use crate::normalize;
 
 /// Every settings key in `Settings<T>` field order (reference §1 and §5.2).
 pub const KEYS: [&str; 22] = [
-    "displayedAttributes", "searchableAttributes", "filterableAttributes", "sortableAttributes",
-    "foreignKeys", "rankingRules", "stopWords", "nonSeparatorTokens", "separatorTokens", "dictionary",
-    "synonyms", "distinctAttribute", "proximityPrecision", "typoTolerance", "faceting", "pagination",
-    "embedders", "searchCutoffMs", "localizedAttributes", "facetSearch", "prefixSearch", "chat",
+    "displayedAttributes",
+    "searchableAttributes",
+    "filterableAttributes",
+    "sortableAttributes",
+    "foreignKeys",
+    "rankingRules",
+    "stopWords",
+    "nonSeparatorTokens",
+    "separatorTokens",
+    "dictionary",
+    "synonyms",
+    "distinctAttribute",
+    "proximityPrecision",
+    "typoTolerance",
+    "faceting",
+    "pagination",
+    "embedders",
+    "searchCutoffMs",
+    "localizedAttributes",
+    "facetSearch",
+    "prefixSearch",
+    "chat",
 ];
 
 /// Keys hidden from the whole-settings GET while their experimental feature is off (all nodes
@@ -25,7 +43,8 @@ const FEATURE_GATED: [&str; 2] = ["foreignKeys", "chat"];
 pub const DEFAULT_RANKING_RULES: [&str; 7] =
     ["words", "typo", "proximity", "attributeRank", "sort", "wordPosition", "exactness"];
 
-const TYPO_FIELDS: [&str; 5] = ["enabled", "minWordSizeForTypos", "disableOnWords", "disableOnAttributes", "disableOnNumbers"];
+const TYPO_FIELDS: [&str; 5] =
+    ["enabled", "minWordSizeForTypos", "disableOnWords", "disableOnAttributes", "disableOnNumbers"];
 const CHAT_FIELDS: [&str; 4] = ["description", "documentTemplate", "documentTemplateMaxBytes", "searchParameters"];
 
 /// A per-setting sub-route: path segment, JSON key, and its one update verb (reference §2).
@@ -116,8 +135,13 @@ pub fn default_value(key: &str) -> Value {
     match key {
         "displayedAttributes" | "searchableAttributes" => json!(["*"]),
         "rankingRules" => json!(DEFAULT_RANKING_RULES),
-        "filterableAttributes" | "sortableAttributes" | "foreignKeys" | "stopWords" | "nonSeparatorTokens"
-        | "separatorTokens" | "dictionary" => json!([]),
+        "filterableAttributes"
+        | "sortableAttributes"
+        | "foreignKeys"
+        | "stopWords"
+        | "nonSeparatorTokens"
+        | "separatorTokens"
+        | "dictionary" => json!([]),
         "synonyms" | "embedders" => json!({}),
         "proximityPrecision" => json!("byWord"),
         "typoTolerance" => default_typo(),
@@ -205,7 +229,11 @@ impl Update {
         let values = KEYS
             .iter()
             .map(|k| {
-                let v = if matches!(*k, "displayedAttributes" | "searchableAttributes") { json!(["*"]) } else { Value::Null };
+                let v = if matches!(*k, "displayedAttributes" | "searchableAttributes") {
+                    json!(["*"])
+                } else {
+                    Value::Null
+                };
                 (k.to_string(), v)
             })
             .collect();
@@ -277,7 +305,11 @@ fn validate(update: &Update) -> Result<(), ApiError> {
 fn parse_key(key: &str, v: &Value, at: &At) -> Result<Value, ApiError> {
     if v.is_null() {
         // Reset. Displayed/searchable resets serialize as ["*"] (`serialize_with_wildcard`).
-        return Ok(if matches!(key, "displayedAttributes" | "searchableAttributes") { json!(["*"]) } else { Value::Null });
+        return Ok(if matches!(key, "displayedAttributes" | "searchableAttributes") {
+            json!(["*"])
+        } else {
+            Value::Null
+        });
     }
     Ok(match key {
         "displayedAttributes" | "searchableAttributes" | "rankingRules" => {
@@ -289,7 +321,9 @@ fn parse_key(key: &str, v: &Value, at: &At) -> Result<Value, ApiError> {
             }
             json!(items)
         }
-        "sortableAttributes" | "stopWords" | "nonSeparatorTokens" | "separatorTokens" | "dictionary" => sorted_set(at.strings(v)?),
+        "sortableAttributes" | "stopWords" | "nonSeparatorTokens" | "separatorTokens" | "dictionary" => {
+            sorted_set(at.strings(v)?)
+        }
         "filterableAttributes" => {
             let items = at.array(v)?;
             let mut out = Vec::with_capacity(items.len());
@@ -332,7 +366,10 @@ fn parse_key(key: &str, v: &Value, at: &At) -> Result<Value, ApiError> {
             let mut out = Map::new();
             if let Some(m) = obj.get("maxValuesPerFacet") {
                 let mat = at.field("maxValuesPerFacet");
-                out.insert("maxValuesPerFacet".into(), if m.is_null() { Value::Null } else { Value::from(mat.positive_integer(m)?) });
+                out.insert(
+                    "maxValuesPerFacet".into(),
+                    if m.is_null() { Value::Null } else { Value::from(mat.positive_integer(m)?) },
+                );
             }
             if let Some(s) = obj.get("sortFacetValuesBy") {
                 let sat = at.field("sortFacetValuesBy");
@@ -452,14 +489,17 @@ fn parse_filterable_rule(item: &Value, at: &At) -> Result<Value, ApiError> {
 
 /// Ranking rule syntax (`criterion.rs`): a builtin, or `<field>:asc|desc` with a non-reserved field.
 fn check_ranking_rule(rule: &str) -> Result<(), String> {
-    const BUILTIN: [&str; 8] = ["words", "typo", "proximity", "attribute", "attributeRank", "wordPosition", "sort", "exactness"];
+    const BUILTIN: [&str; 8] =
+        ["words", "typo", "proximity", "attribute", "attributeRank", "wordPosition", "sort", "exactness"];
     if BUILTIN.contains(&rule) {
         return Ok(());
     }
     let invalid = || {
         format!("`{rule}` ranking rule is invalid. Valid ranking rules are words, typo, sort, proximity, attribute, exactness and custom ranking rules.")
     };
-    let Some((field, order)) = rule.rsplit_once(':') else { return Err(invalid()) };
+    let Some((field, order)) = rule.rsplit_once(':') else {
+        return Err(invalid());
+    };
     if !matches!(order, "asc" | "desc") || field.is_empty() {
         return Err(invalid());
     }
@@ -501,13 +541,17 @@ fn parse_typo(v: &Value, at: &At) -> Result<Value, ApiError> {
                         } else {
                             let n = sat.positive_integer(sv)?;
                             if n > 255 {
-                                return Err(sat.value_error(&format!("value: `{n}` is too large to be deserialized, maximum value authorized is `255`")));
+                                return Err(sat.value_error(&format!(
+                                    "value: `{n}` is too large to be deserialized, maximum value authorized is `255`"
+                                )));
                             }
                             Value::from(n)
                         };
                         m.insert(s.to_string(), parsed);
                     }
-                    if let (Some(one), Some(two)) = (m.get("oneTypo").and_then(Value::as_u64), m.get("twoTypos").and_then(Value::as_u64)) {
+                    if let (Some(one), Some(two)) =
+                        (m.get("oneTypo").and_then(Value::as_u64), m.get("twoTypos").and_then(Value::as_u64))
+                    {
                         if one > two {
                             return Err(fat.value_error(&min_word_size_message(one, two)));
                         }
@@ -543,7 +587,8 @@ fn apply_key(key: &str, old: &Value, v: &Value) -> Result<Value, ApiError> {
     }
     Ok(match key {
         "displayedAttributes" | "searchableAttributes" => {
-            let items: Vec<&str> = v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let items: Vec<&str> =
+                v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
             if items.contains(&"*") {
                 json!(["*"])
             } else {
@@ -552,7 +597,10 @@ fn apply_key(key: &str, old: &Value, v: &Value) -> Result<Value, ApiError> {
             }
         }
         "stopWords" => {
-            let words = v.as_array().map(|a| a.iter().filter_map(Value::as_str).map(normalize::stop_word).collect()).unwrap_or_default();
+            let words = v
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).map(normalize::stop_word).collect())
+                .unwrap_or_default();
             sorted_set(words)
         }
         "typoTolerance" => merge_typo(old, v)?,
@@ -563,7 +611,8 @@ fn apply_key(key: &str, old: &Value, v: &Value) -> Result<Value, ApiError> {
                     ("maxValuesPerFacet", Value::Null) => json!(100),
                     ("sortFacetValuesBy", Value::Null) => json!({"*": "alpha"}),
                     ("sortFacetValuesBy", Value::Object(m)) => {
-                        let mut sorted: BTreeMap<String, Value> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                        let mut sorted: BTreeMap<String, Value> =
+                            m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                         sorted.entry("*".to_string()).or_insert_with(|| json!("alpha"));
                         Value::Object(sorted.into_iter().collect())
                     }
@@ -628,7 +677,10 @@ fn merge_typo(old: &Value, v: &Value) -> Result<Value, ApiError> {
             ("minWordSizeForTypos", Value::Object(sizes)) => {
                 let mut merged = out.get(f).and_then(Value::as_object).cloned().unwrap_or_default();
                 for (s, sv) in sizes {
-                    merged.insert(s.clone(), if sv.is_null() { defaults[f.as_str()][s.as_str()].clone() } else { sv.clone() });
+                    merged.insert(
+                        s.clone(),
+                        if sv.is_null() { defaults[f.as_str()][s.as_str()].clone() } else { sv.clone() },
+                    );
                 }
                 let one = merged.get("oneTypo").and_then(Value::as_u64).unwrap_or(5);
                 let two = merged.get("twoTypos").and_then(Value::as_u64).unwrap_or(9);

@@ -35,7 +35,10 @@ fn default_body_is_byte_identical_to_reference() {
 
 #[test]
 fn cleared_update_restores_defaults_and_lists_all_keys_in_details() {
-    let s = patch(&Settings::default(), json!({"rankingRules": [], "stopWords": ["a"], "embedders": {"e": {"source": "userProvided", "dimensions": 2}}}));
+    let s = patch(
+        &Settings::default(),
+        json!({"rankingRules": [], "stopWords": ["a"], "embedders": {"e": {"source": "userProvided", "dimensions": 2}}}),
+    );
     let reset = apply(&s, &Update::cleared()).unwrap();
     assert_eq!(serde_json::to_string(&reset.view()).unwrap(), DEFAULT_BODY);
     let details = Update::cleared().details();
@@ -48,7 +51,8 @@ fn cleared_update_restores_defaults_and_lists_all_keys_in_details() {
 
 #[test]
 fn absent_keeps_null_resets_value_sets() {
-    let s = patch(&Settings::default(), json!({"distinctAttribute": "sku", "searchCutoffMs": 50, "facetSearch": false}));
+    let s =
+        patch(&Settings::default(), json!({"distinctAttribute": "sku", "searchCutoffMs": 50, "facetSearch": false}));
     let s = patch(&s, json!({"searchCutoffMs": null}));
     let v = get(&s);
     assert_eq!(v["distinctAttribute"], "sku");
@@ -60,7 +64,10 @@ fn absent_keeps_null_resets_value_sets() {
 
 #[test]
 fn wildcard_collapse_and_first_kept_dedup() {
-    let s = patch(&Settings::default(), json!({"displayedAttributes": ["title", "*"], "searchableAttributes": ["b", "a", "b", "c", "a"]}));
+    let s = patch(
+        &Settings::default(),
+        json!({"displayedAttributes": ["title", "*"], "searchableAttributes": ["b", "a", "b", "c", "a"]}),
+    );
     assert_eq!(get(&s)["displayedAttributes"], json!(["*"]));
     assert_eq!(get(&s)["searchableAttributes"], json!(["b", "a", "c"]));
     let s = patch(&s, json!({"displayedAttributes": [], "rankingRules": []}));
@@ -92,11 +99,11 @@ fn set_like_lists_are_sorted_and_deduped() {
 
 #[test]
 fn stop_words_normalized_then_sorted_bytewise() {
-    let s = patch(&Settings::default(), json!({"stopWords": ["über", "café", "Ähnlich", "ﬁle", "Ｗｉｄｅ", "The", "the", "file"]}));
-    assert_eq!(
-        get(&s)["stopWords"],
-        json!(["The", "Wide", "cafe\u{0301}", "file", "the", "u\u{0308}ber", "Ähnlich"])
+    let s = patch(
+        &Settings::default(),
+        json!({"stopWords": ["über", "café", "Ähnlich", "ﬁle", "Ｗｉｄｅ", "The", "the", "file"]}),
     );
+    assert_eq!(get(&s)["stopWords"], json!(["The", "Wide", "cafe\u{0301}", "file", "the", "u\u{0308}ber", "Ähnlich"]));
     // Details echo the request: sorted/deduped but not normalized.
     let update = parse_whole(&json!({"stopWords": ["über", "café", "café"]})).unwrap();
     assert_eq!(update.details(), json!({"stopWords": ["café", "über"]}));
@@ -113,7 +120,10 @@ fn empty_word_lists_and_synonyms_collapse_to_default() {
 
 #[test]
 fn typo_tolerance_merges_field_by_field() {
-    let s = patch(&Settings::default(), json!({"typoTolerance": {"enabled": false, "minWordSizeForTypos": {"oneTypo": 3}}}));
+    let s = patch(
+        &Settings::default(),
+        json!({"typoTolerance": {"enabled": false, "minWordSizeForTypos": {"oneTypo": 3}}}),
+    );
     let s = patch(&s, json!({"typoTolerance": {"disableOnWords": ["iPhone", "ÜBER", "Café", "New York", "iphone"]}}));
     assert_eq!(
         get(&s)["typoTolerance"],
@@ -129,7 +139,8 @@ fn typo_tolerance_merges_field_by_field() {
 
 #[test]
 fn typo_sizes_checked_at_request_and_task_time() {
-    let err = parse_whole(&json!({"typoTolerance": {"minWordSizeForTypos": {"oneTypo": 6, "twoTypos": 5}}})).unwrap_err();
+    let err =
+        parse_whole(&json!({"typoTolerance": {"minWordSizeForTypos": {"oneTypo": 6, "twoTypos": 5}}})).unwrap_err();
     assert_eq!(err.code, "invalid_settings_typo_tolerance");
     // Only oneTypo sent, conflicting with the stored twoTypos: accepted, fails in the task.
     let s = patch(&Settings::default(), json!({"typoTolerance": {"minWordSizeForTypos": {"twoTypos": 6}}}));
@@ -139,7 +150,8 @@ fn typo_sizes_checked_at_request_and_task_time() {
 
 #[test]
 fn faceting_and_pagination_merge_and_star_alpha() {
-    let s = patch(&Settings::default(), json!({"faceting": {"sortFacetValuesBy": {"size": "count", "brand": "alpha"}}}));
+    let s =
+        patch(&Settings::default(), json!({"faceting": {"sortFacetValuesBy": {"size": "count", "brand": "alpha"}}}));
     assert_eq!(
         serde_json::to_string(&get(&s)["faceting"]).unwrap(),
         r#"{"maxValuesPerFacet":100,"sortFacetValuesBy":{"*":"alpha","brand":"alpha","size":"count"}}"#
@@ -170,7 +182,10 @@ fn filterable_objects_expand_with_default_features() {
 
 #[test]
 fn locales_canonicalized_on_get_and_null_differs_from_empty() {
-    let s = patch(&Settings::default(), json!({"localizedAttributes": [{"locales": ["fr", "ja", "fa", "cmn", "deu"], "attributePatterns": ["*_x"]}]}));
+    let s = patch(
+        &Settings::default(),
+        json!({"localizedAttributes": [{"locales": ["fr", "ja", "fa", "cmn", "deu"], "attributePatterns": ["*_x"]}]}),
+    );
     assert_eq!(
         serde_json::to_string(&get(&s)["localizedAttributes"]).unwrap(),
         r#"[{"attributePatterns":["*_x"],"locales":["fra","jpn","pes","cmn","deu"]}]"#
@@ -179,9 +194,14 @@ fn locales_canonicalized_on_get_and_null_differs_from_empty() {
     assert_eq!(get(&s)["localizedAttributes"], json!([]));
     let s = patch(&s, json!({"localizedAttributes": null}));
     assert_eq!(get(&s)["localizedAttributes"], Value::Null);
-    let err = parse_whole(&json!({"localizedAttributes": [{"attributePatterns": ["a"], "locales": ["xx"]}]})).unwrap_err();
+    let err =
+        parse_whole(&json!({"localizedAttributes": [{"attributePatterns": ["a"], "locales": ["xx"]}]})).unwrap_err();
     assert_eq!(err.code, "invalid_settings_localized_attributes");
-    assert!(err.message.starts_with("Invalid value at `.localizedAttributes[0].locales[0]`: Unsupported locale `xx`"), "{}", err.message);
+    assert!(
+        err.message.starts_with("Invalid value at `.localizedAttributes[0].locales[0]`: Unsupported locale `xx`"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
@@ -190,7 +210,8 @@ fn embedders_merge_per_name_and_null_deletes() {
         &Settings::default(),
         json!({"embedders": {"a": {"source": "userProvided", "dimensions": 2}, "b": {"source": "openAi", "apiKey": "0123456789"}}}),
     );
-    let s = patch(&s, json!({"embedders": {"b": {"dimensions": 256}, "c": {"source": "userProvided", "dimensions": 3}}}));
+    let s =
+        patch(&s, json!({"embedders": {"b": {"dimensions": 256}, "c": {"source": "userProvided", "dimensions": 3}}}));
     let v = get(&s);
     assert_eq!(v["embedders"]["a"], json!({"source": "userProvided", "dimensions": 2}));
     assert_eq!(v["embedders"]["b"]["apiKey"], "01XXXX...");
@@ -205,7 +226,10 @@ fn embedders_merge_per_name_and_null_deletes() {
 
 #[test]
 fn details_follow_field_order_not_client_order() {
-    let update = parse_whole(&json!({"prefixSearch": "disabled", "displayedAttributes": null, "sortableAttributes": ["b", "a"]})).unwrap();
+    let update = parse_whole(
+        &json!({"prefixSearch": "disabled", "displayedAttributes": null, "sortableAttributes": ["b", "a"]}),
+    )
+    .unwrap();
     assert_eq!(
         serde_json::to_string(&update.details()).unwrap(),
         r#"{"displayedAttributes":["*"],"sortableAttributes":["a","b"],"prefixSearch":"disabled"}"#
@@ -234,9 +258,18 @@ fn request_errors_use_key_codes_and_paths() {
     }
     assert_eq!(parse_whole(&json!({"nope": 1})).unwrap_err().code, "bad_request");
     assert_eq!(parse_whole(&json!([])).unwrap_err().code, "bad_request");
-    assert_eq!(parse_whole(&json!({"rankingRules": ["attribute", "wordPosition"]})).unwrap_err().code, "invalid_settings_ranking_rules");
-    assert_eq!(parse_whole(&json!({"rankingRules": ["_geoPoint(1,2):asc"]})).unwrap_err().code, "invalid_settings_ranking_rules");
-    assert_eq!(parse_whole(&json!({"proximityPrecision": "byLetter"})).unwrap_err().code, "invalid_settings_proximity_precision");
+    assert_eq!(
+        parse_whole(&json!({"rankingRules": ["attribute", "wordPosition"]})).unwrap_err().code,
+        "invalid_settings_ranking_rules"
+    );
+    assert_eq!(
+        parse_whole(&json!({"rankingRules": ["_geoPoint(1,2):asc"]})).unwrap_err().code,
+        "invalid_settings_ranking_rules"
+    );
+    assert_eq!(
+        parse_whole(&json!({"proximityPrecision": "byLetter"})).unwrap_err().code,
+        "invalid_settings_proximity_precision"
+    );
     assert_eq!(parse_whole(&json!({"chat": {"description": "x"}})).unwrap_err().code, "feature_not_enabled");
     assert!(parse_whole(&json!({"chat": null, "foreignKeys": null})).is_ok());
 }

@@ -40,11 +40,21 @@ pub enum Operation {
         /// Fault snapshot: fail with this error.
         fail_with: Option<ApiError>,
     },
-    IndexCreation { primary_key: Option<String> },
-    IndexUpdate { primary_key: Option<String> },
+    IndexCreation {
+        primary_key: Option<String>,
+    },
+    IndexUpdate {
+        primary_key: Option<String>,
+    },
     IndexDeletion,
-    DocumentAddition { documents: Vec<Map<String, Value>>, primary_key: Option<String>, replace: bool },
-    DocumentDeletion { ids: Vec<String> },
+    DocumentAddition {
+        documents: Vec<Map<String, Value>>,
+        primary_key: Option<String>,
+        replace: bool,
+    },
+    DocumentDeletion {
+        ids: Vec<String>,
+    },
     DocumentClear,
 }
 

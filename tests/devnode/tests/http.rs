@@ -21,10 +21,19 @@ struct Resp {
     body: Value,
 }
 
-async fn raw_call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> std::io::Result<Resp> {
+async fn raw_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<Resp> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     let body = body.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -32,9 +41,12 @@ async fn raw_call(port: u16, method: &str, path: &str, headers: &[(&str, &str)],
     req.push_str(body);
     stream.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
-    timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await.map_err(|_| std::io::Error::other("timeout"))??;
+    timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("timeout"))??;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, raw_body) = text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no header end in {text:?}")))?;
+    let (head, raw_body) =
+        text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no header end in {text:?}")))?;
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = serde_json::from_str(raw_body).unwrap_or(Value::Null);
     Ok(Resp { status, raw_body: raw_body.to_string(), body })
@@ -93,7 +105,20 @@ async fn settings_patch_returns_202_and_task_goes_through_processing() {
     let t = wait_task(port, uid).await;
     assert_eq!(
         keys(&t),
-        ["uid", "batchUid", "indexUid", "status", "type", "canceledBy", "details", "error", "duration", "enqueuedAt", "startedAt", "finishedAt"]
+        [
+            "uid",
+            "batchUid",
+            "indexUid",
+            "status",
+            "type",
+            "canceledBy",
+            "details",
+            "error",
+            "duration",
+            "enqueuedAt",
+            "startedAt",
+            "finishedAt"
+        ]
     );
     assert_eq!(t["status"], "succeeded");
     assert_eq!(t["details"], json!({"sortableAttributes": ["a", "b"]}));
@@ -120,7 +145,10 @@ async fn tasks_run_one_at_a_time_in_uid_order() {
     assert!(t1["finishedAt"].as_str() <= last["startedAt"].as_str());
     assert_eq!(call(port, "GET", "/indexes/i/settings/search-cutoff-ms", None).await.body, json!(2));
     let list = call(port, "GET", "/tasks?limit=2", None).await.body;
-    assert_eq!(list["results"].as_array().unwrap().iter().map(|t| t["uid"].as_u64().unwrap()).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(
+        list["results"].as_array().unwrap().iter().map(|t| t["uid"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [2, 1]
+    );
     assert_eq!((list["total"].clone(), list["from"].clone(), list["next"].clone()), (json!(3), json!(2), json!(0)));
     let page = call(port, "GET", "/tasks?limit=2&from=0", None).await.body;
     assert_eq!(page["results"].as_array().unwrap().len(), 1);
@@ -140,7 +168,10 @@ async fn delete_settings_on_missing_index_fails_the_task_and_creates_nothing() {
     assert_eq!(r.status, 202);
     let t = wait_task(port, r.body["taskUid"].as_u64().unwrap()).await;
     assert_eq!(t["status"], "failed");
-    assert_eq!(t["error"], json!({"message": "Index `ghost` not found.", "code": "index_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#index_not_found"}));
+    assert_eq!(
+        t["error"],
+        json!({"message": "Index `ghost` not found.", "code": "index_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#index_not_found"})
+    );
     assert_eq!(t["details"].as_object().unwrap().len(), 22);
     let r = call(port, "DELETE", "/indexes/ghost/settings/stop-words", None).await;
     assert_eq!(wait_task(port, r.body["taskUid"].as_u64().unwrap()).await["details"], json!({"stopWords": null}));
@@ -177,11 +208,23 @@ async fn routes_methods_and_payload_errors() {
 
     let no_ct = raw_call(port, "PATCH", "/indexes/a/settings", &[], Some("{}")).await.unwrap();
     assert_eq!((no_ct.status, no_ct.body["code"].as_str()), (415, Some("missing_content_type")));
-    let bad_ct = raw_call(port, "PATCH", "/indexes/a/settings", &[("Content-Type", "text/plain")], Some("{}")).await.unwrap();
+    let bad_ct =
+        raw_call(port, "PATCH", "/indexes/a/settings", &[("Content-Type", "text/plain")], Some("{}")).await.unwrap();
     assert_eq!((bad_ct.status, bad_ct.body["code"].as_str()), (415, Some("invalid_content_type")));
-    let charset = raw_call(port, "PATCH", "/indexes/a/settings", &[("Content-Type", "application/json; charset=utf-8")], Some("{}")).await.unwrap();
+    let charset = raw_call(
+        port,
+        "PATCH",
+        "/indexes/a/settings",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        Some("{}"),
+    )
+    .await
+    .unwrap();
     assert_eq!(charset.status, 202);
-    let malformed = raw_call(port, "PATCH", "/indexes/a/settings", &[("Content-Type", "application/json")], Some("{nope")).await.unwrap();
+    let malformed =
+        raw_call(port, "PATCH", "/indexes/a/settings", &[("Content-Type", "application/json")], Some("{nope"))
+            .await
+            .unwrap();
     assert_eq!((malformed.status, malformed.body["code"].as_str()), (400, Some("malformed_payload")));
     assert_eq!(keys(&malformed.body), ["message", "code", "type", "link"]);
     let unknown = call(port, "PATCH", "/indexes/a/settings", Some(json!({"rankingRule": []}))).await;
@@ -193,7 +236,10 @@ async fn routes_methods_and_payload_errors() {
     assert_eq!(both.body["code"], "bad_request");
     let sub = call(port, "PUT", "/indexes/a/settings/displayed-attributes", Some(json!("doggo"))).await;
     assert_eq!(sub.body["message"], "Invalid value type: expected an array, but found a string: `\"doggo\"`");
-    assert_eq!(call(port, "PATCH", "/indexes/a/settings", Some(json!({"pagination": {"maxTotalHits": 0}}))).await.body["code"], "invalid_settings_pagination");
+    assert_eq!(
+        call(port, "PATCH", "/indexes/a/settings", Some(json!({"pagination": {"maxTotalHits": 0}}))).await.body["code"],
+        "invalid_settings_pagination"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +248,10 @@ async fn master_key_is_enforced_before_the_body() {
     let port = d.node_ports()[0];
     assert_eq!(call(port, "GET", "/health", None).await.status, 200);
     let r = call(port, "GET", "/indexes/a/settings", None).await;
-    assert_eq!((r.status, r.body["code"].as_str(), r.body["type"].as_str()), (401, Some("missing_authorization_header"), Some("auth")));
+    assert_eq!(
+        (r.status, r.body["code"].as_str(), r.body["type"].as_str()),
+        (401, Some("missing_authorization_header"), Some("auth"))
+    );
     let wrong = raw_call(port, "GET", "/tasks", &[("Authorization", "Bearer nope")], None).await.unwrap();
     assert_eq!((wrong.status, wrong.body["code"].as_str()), (403, Some("invalid_api_key")));
     let basic = raw_call(port, "GET", "/tasks", &[("Authorization", &format!("Basic {KEY}"))], None).await.unwrap();
@@ -211,9 +260,19 @@ async fn master_key_is_enforced_before_the_body() {
     let ok = raw_call(port, "GET", "/tasks", &[("Authorization", &bearer)], None).await.unwrap();
     assert_eq!(ok.status, 200);
     // Auth is checked before the body: malformed JSON without a key is a 401.
-    let r = raw_call(port, "PATCH", "/indexes/a/settings", &[("Content-Type", "application/json")], Some("{nope")).await.unwrap();
+    let r = raw_call(port, "PATCH", "/indexes/a/settings", &[("Content-Type", "application/json")], Some("{nope"))
+        .await
+        .unwrap();
     assert_eq!(r.status, 401);
-    let r = raw_call(port, "PATCH", "/indexes/a/settings", &[("Content-Type", "application/json"), ("Authorization", &bearer)], Some("{nope")).await.unwrap();
+    let r = raw_call(
+        port,
+        "PATCH",
+        "/indexes/a/settings",
+        &[("Content-Type", "application/json"), ("Authorization", &bearer)],
+        Some("{nope"),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.body["code"], "malformed_payload");
     // The request log records the forwarded header.
     let log = control(&d, "GET", "/nodes/0/requests", None).await.body;
@@ -294,7 +353,13 @@ async fn settings_task_faults() {
     assert_eq!(bad.status, 400);
     control(&d, "DELETE", "/nodes/0/faults", None).await;
 
-    control(&d, "POST", "/nodes/0/faults", Some(json!({"fail_tasks": {"code": "internal", "message": "disk on fire", "type": "internal"}}))).await;
+    control(
+        &d,
+        "POST",
+        "/nodes/0/faults",
+        Some(json!({"fail_tasks": {"code": "internal", "message": "disk on fire", "type": "internal"}})),
+    )
+    .await;
     let r = patch(json!({"distinctAttribute": "c"})).await;
     let t = wait_task(port, r.body["taskUid"].as_u64().unwrap()).await;
     assert_eq!(t["status"], "failed");
@@ -303,9 +368,18 @@ async fn settings_task_faults() {
     assert_eq!(t["details"], json!({"distinctAttribute": "c"}));
     control(&d, "DELETE", "/nodes/0/faults", None).await;
 
-    control(&d, "POST", "/nodes/0/faults", Some(json!({"reject_settings": {"status": 400, "code": "invalid_settings_ranking_rules", "message": "no"}}))).await;
+    control(
+        &d,
+        "POST",
+        "/nodes/0/faults",
+        Some(json!({"reject_settings": {"status": 400, "code": "invalid_settings_ranking_rules", "message": "no"}})),
+    )
+    .await;
     let r = patch(json!({})).await;
-    assert_eq!((r.status, r.body["code"].as_str(), r.body["message"].as_str()), (400, Some("invalid_settings_ranking_rules"), Some("no")));
+    assert_eq!(
+        (r.status, r.body["code"].as_str(), r.body["message"].as_str()),
+        (400, Some("invalid_settings_ranking_rules"), Some("no"))
+    );
     let tasks_before = call(port, "GET", "/tasks", None).await.body["total"].clone();
     assert_eq!(call(port, "DELETE", "/indexes/m/settings", None).await.status, 400);
     assert_eq!(call(port, "GET", "/tasks", None).await.body["total"], tasks_before);
@@ -322,14 +396,18 @@ async fn out_of_band_changes_bypass_tasks_and_faults() {
     let d = fleet(2, 0, None).await;
     let port = d.node_ports()[1];
     control(&d, "POST", "/nodes/1/faults", Some(json!({"status_5xx": 500}))).await;
-    let r = control(&d, "POST", "/nodes/1/out-of-band/indexes/x/settings", Some(json!({"stopWords": ["b", "a"]}))).await;
+    let r =
+        control(&d, "POST", "/nodes/1/out-of-band/indexes/x/settings", Some(json!({"stopWords": ["b", "a"]}))).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["stopWords"], json!(["a", "b"]));
     assert_eq!(control(&d, "GET", "/nodes/1/settings/x", None).await.body["stopWords"], json!(["a", "b"]));
     assert_eq!(control(&d, "GET", "/nodes/0/settings/x", None).await.status, 404);
     control(&d, "DELETE", "/nodes/1/faults", None).await;
     assert_eq!(call(port, "GET", "/tasks", None).await.body["total"], 0);
-    assert_eq!(control(&d, "POST", "/nodes/1/out-of-band/indexes/x/settings", Some(json!({"bogus": 1}))).await.status, 400);
+    assert_eq!(
+        control(&d, "POST", "/nodes/1/out-of-band/indexes/x/settings", Some(json!({"bogus": 1}))).await.status,
+        400
+    );
     assert_eq!(control(&d, "DELETE", "/nodes/1/out-of-band/indexes/x", None).await.status, 200);
     assert_eq!(call(port, "GET", "/indexes/x", None).await.status, 404);
     assert_eq!(control(&d, "GET", "/nodes/9/faults", None).await.status, 404);
@@ -343,7 +421,13 @@ async fn embedder_secret_is_masked_in_get_and_task_details() {
     let d = fleet(1, 0, None).await;
     let port = d.node_ports()[0];
     let key = "My super secret value you will never guess";
-    let r = call(port, "PATCH", "/indexes/e/settings/embedders", Some(json!({"default": {"source": "openAi", "apiKey": key}}))).await;
+    let r = call(
+        port,
+        "PATCH",
+        "/indexes/e/settings/embedders",
+        Some(json!({"default": {"source": "openAi", "apiKey": key}})),
+    )
+    .await;
     let t = wait_task(port, r.body["taskUid"].as_u64().unwrap()).await;
     assert_eq!(t["details"]["embedders"]["default"]["apiKey"], "My suXXXXXX...");
     let s = call(port, "GET", "/indexes/e/settings", None).await;
@@ -370,7 +454,9 @@ async fn documents_and_search() {
     assert_eq!((s["hits"][0]["title"].clone(), s["estimatedTotalHits"].clone()), (json!("The Matrix"), json!(2)));
     let s = call(port, "GET", "/indexes/films/search?q=heat", None).await.body;
     assert_eq!(s["hits"], json!([{"id": 3, "title": "Heat"}]));
-    let s = call(port, "POST", "/indexes/films/search", Some(json!({"q": "heat", "attributesToRetrieve": ["title"]}))).await.body;
+    let s = call(port, "POST", "/indexes/films/search", Some(json!({"q": "heat", "attributesToRetrieve": ["title"]})))
+        .await
+        .body;
     assert_eq!(s["hits"], json!([{"title": "Heat"}]));
     assert_eq!(call(port, "GET", "/indexes/films/documents/two", None).await.body["title"], "Matrix Reloaded");
     let r = call(port, "DELETE", "/indexes/films/documents/two", None).await;
