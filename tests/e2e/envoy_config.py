@@ -143,6 +143,10 @@ def static_cluster(name: str, endpoints: Sequence[Node]) -> dict[str, Any]:
     }
 
 
+# Set by the filter on settings writes whose body it is reading (see the buffer filter below).
+HOLD_HEADER = "x-miroir-hold"
+
+
 def bootstrap(
     nodes: Sequence[Node],
     *,
@@ -162,21 +166,53 @@ def bootstrap(
     http_filters: list[dict[str, Any]] = []
     if wasm_path is not None:
         http_filters.append(wasm_filter(wasm_path, plugin_configuration(nodes, plugin_overrides)))
+        # Holds a settings write away from the router while the filter reads its body: the filter
+        # routes it to the hold route (header below), where this buffer filter keeps the headers
+        # back; the filter answers the client itself, so no node ever sees a half-sent write.
+        # Disabled on every other route: ordinary traffic is never buffered.
+        http_filters.append(
+            {
+                "name": "envoy.filters.http.buffer",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                    "max_request_bytes": BUFFER_LIMIT_BYTES,
+                },
+            }
+        )
     http_filters.append(
         {
             "name": "envoy.filters.http.router",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
         }
     )
+    buffer_off = {
+        "envoy.filters.http.buffer": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+            "disabled": True,
+        }
+    }
     routes = [
+        {
+            "match": {"prefix": "/", "headers": [{"name": HOLD_HEADER, "present_match": True}]},
+            "route": {"cluster": "meili_all", "timeout": ROUTE_TIMEOUT},
+        },
         {
             # The filter sets this header to pin a request to one node; the header's value is a
             # cluster name. Must stay before the catch-all route.
             "match": {"prefix": "/", "headers": [{"name": routing_header, "present_match": True}]},
             "route": {"cluster_header": routing_header, "timeout": ROUTE_TIMEOUT},
+            "typed_per_filter_config": buffer_off,
         },
-        {"match": {"prefix": "/"}, "route": {"cluster": "meili_all", "timeout": ROUTE_TIMEOUT}},
+        {
+            "match": {"prefix": "/"},
+            "route": {"cluster": "meili_all", "timeout": ROUTE_TIMEOUT},
+            "typed_per_filter_config": buffer_off,
+        },
     ]
+    if wasm_path is None:
+        routes = routes[1:]
+        for r in routes:
+            r.pop("typed_per_filter_config", None)
     connection_manager = {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import requests
 
@@ -156,6 +156,24 @@ class Envoy:
             params["filter"] = name_filter
         body = requests.get(f"{self.admin_url}/stats", params=params, timeout=5).json()
         return {s["name"]: s["value"] for s in body.get("stats", []) if "name" in s and "value" in s}
+
+    def stat(self, name: str, default: Any = 0) -> Any:
+        """One counter or gauge by its full name, `default` while it does not exist yet."""
+        return self.stats(f"^{re.escape(name)}$").get(name, default)
+
+    def wait_for_stat(self, name: str, predicate: Callable[[Any], bool], timeout: float = 30.0) -> Any:
+        """Wait until stat `name` exists and satisfies `predicate`; return its value."""
+        seen: list[Any] = [None]
+
+        def check() -> bool:
+            seen[0] = self.stat(name, None)
+            return seen[0] is not None and predicate(seen[0])
+
+        try:
+            wait_until(check, timeout, f"stat {name} to satisfy the condition")
+        except WaitTimeout as error:
+            raise WaitTimeout(f"{error}; last value of {name}: {seen[0]!r}") from None
+        return seen[0]
 
     def histograms(self, name_filter: str | None = None) -> list[dict[str, Any]]:
         params = {"format": "json"}

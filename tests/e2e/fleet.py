@@ -148,10 +148,21 @@ class Fleet:
     def clear_requests(self, i: int) -> Any:
         return self._control("DELETE", f"/nodes/{i}/requests")
 
-    def node_settings(self, i: int, uid: str) -> Any:
-        """Index `uid`'s settings as node i holds them (unmasked, straight from the emulator)."""
-        return self._control("GET", f"/nodes/{i}/settings/{uid}")
+    def node_settings(self, i: int, uid: str, *, clear_secrets: bool = False) -> Any:
+        """Index `uid`'s settings as node i holds them, read through the control port (no faults,
+        no request log entry). Same body as the node's GET /indexes/{uid}/settings, secrets masked
+        unless `clear_secrets`."""
+        query = "?secrets=clear" if clear_secrets else ""
+        return self._control("GET", f"/nodes/{i}/settings/{uid}{query}")
+
+    def all_node_settings(self, uid: str) -> list[Any]:
+        return [self.node_settings(i, uid) for i in range(self.size)]
 
     def out_of_band(self, i: int, uid: str, patch: dict[str, Any]) -> Any:
-        """Change index `uid`'s settings on node i behind the proxy's back (drift)."""
+        """Change index `uid`'s settings on node i behind the proxy's back (drift); applied at once,
+        without a task. Creates the index if needed."""
         return self._control("POST", f"/nodes/{i}/out-of-band/indexes/{uid}/settings", patch)
+
+    def remove_index_out_of_band(self, i: int, uid: str) -> Any:
+        """Delete index `uid` on node i behind the proxy's back."""
+        return self._control("DELETE", f"/nodes/{i}/out-of-band/indexes/{uid}")
