@@ -186,6 +186,7 @@ impl Engine {
         let Some(tag) = self.callouts.remove(&token) else {
             return;
         };
+        log::debug!("miroir: {:?} answer from node {} on {}: {:?}", tag.purpose, tag.node, tag.index, resp.status);
         let Some(run) = self.jobs.get_mut(&tag.index) else {
             return;
         };
@@ -241,6 +242,7 @@ impl Engine {
 
     fn start_job(&mut self, host: &mut dyn Host, index: &str, task_uid: u64, rec: &IndexRecord) {
         let now = host.now_ms();
+        log::debug!("miroir: worker {} starts task {task_uid} on index {index}", self.worker);
         let job: JobRecord = match store::read(host, &store::job_key(task_uid)) {
             Ok(Some(j)) => j,
             _ => {

@@ -9,6 +9,9 @@ use super::root::SharedRef;
 use crate::core::front::{self, BodyDecision, HeadersDecision, PendingWrite, RequestHead, HEADER_MIN_VERSION};
 use crate::core::host::LocalReply;
 
+/// Routes a settings write to the hold route while its body is read (see `envoy/`).
+const HOLD_HEADER: &str = "x-miroir-hold";
+
 pub struct Http {
     id: u32,
     shared: SharedRef,
@@ -48,6 +51,7 @@ impl HttpContext for Http {
         // A client must never pick an Envoy cluster by header.
         let routing = s.engine.config().routing_header.clone();
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, &routing, None);
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, HOLD_HEADER, None);
         let path = header(":path").unwrap_or_default();
         if !maybe_ours(&path) {
             return Action::Continue;
@@ -79,8 +83,12 @@ impl HttpContext for Http {
                         BodyDecision::Wait { .. } => Action::Pause,
                     };
                 }
+                // The body is only delivered once headers continue (proxy-wasm turns a pause here
+                // into "stop everything"), so send the request to the hold route, where Envoy's
+                // buffer filter keeps it from the router until the filter has answered.
+                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, HOLD_HEADER, Some("1"));
                 self.pending = Some(pending);
-                Action::Pause
+                Action::Continue
             }
         }
     }

@@ -9,7 +9,7 @@ mod root;
 use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_log_level(LogLevel::Debug);
     std::panic::set_hook(Box::new(|info| {
         // A panic traps the VM; say where before it goes.
         let _ = proxy_wasm::hostcalls::log(LogLevel::Critical, &format!("miroir: panic: {info}"));
