@@ -17,3 +17,7 @@ pub mod engine;
 pub mod tasks;
 pub mod admin;
 pub mod front;
+#[cfg(test)]
+mod fake_host;
+#[cfg(test)]
+mod engine_tests;

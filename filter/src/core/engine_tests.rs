@@ -1,0 +1,390 @@
+//! The engine driven end to end against the fake host and simulated nodes: propose, wait,
+//! verify, commit; unanimous rejection; repair; freeze; serialized queue; lease takeover.
+
+use serde_json::{json, Map, Value};
+
+use super::config::Config;
+use super::engine::{read_hot, Engine, LEASE_TTL_MS};
+use super::fake_host::{new_envoy, EnvoyRef, FakeHost};
+use super::front::{self, BodyDecision, HeadersDecision, RequestHead};
+use super::host::{Callout, CalloutResponse};
+use super::metrics;
+use super::proposal::default_settings;
+use super::records::{IndexRecord, TaskRecord};
+use super::store;
+
+/// A Meilisearch node reduced to what the engine sees: settings, tasks, and faults.
+#[derive(Default, Clone)]
+struct SimNode {
+    settings: Map<String, Value>,
+    next_task: u64,
+    /// task uid → the patch it applies (None: the task fails)
+    tasks: Vec<(u64, Option<Map<String, Value>>)>,
+    drop_updates: u32,
+    different: Option<(String, Value)>,
+    reject: Option<(u16, String)>,
+    down: bool,
+    fail_tasks: Option<Value>,
+}
+
+impl SimNode {
+    fn new() -> SimNode {
+        SimNode { settings: default_settings(), ..SimNode::default() }
+    }
+
+    fn answer(&mut self, call: &Callout) -> CalloutResponse {
+        if self.down {
+            return CalloutResponse { status: None, body: vec![] };
+        }
+        let ok = |status: u16, v: Value| CalloutResponse { status: Some(status), body: v.to_string().into_bytes() };
+        if call.method == "GET" && call.path.starts_with("/tasks/") {
+            let uid: u64 = call.path.trim_start_matches("/tasks/").parse().unwrap();
+            let Some(pos) = self.tasks.iter().position(|(u, _)| *u == uid) else {
+                return ok(404, json!({"code": "task_not_found"}));
+            };
+            let (_, patch) = self.tasks.remove(pos);
+            return match patch {
+                None => ok(200, json!({"uid": uid, "status": "failed", "error": self.fail_tasks.clone()})),
+                Some(patch) => {
+                    if self.drop_updates > 0 {
+                        self.drop_updates -= 1;
+                    } else {
+                        for (k, v) in patch {
+                            let v = if v.is_null() { default_settings().get(&k).cloned().unwrap_or(Value::Null) } else { v };
+                            self.settings.insert(k, v);
+                        }
+                        if let Some((k, v)) = &self.different {
+                            self.settings.insert(k.clone(), v.clone());
+                        }
+                    }
+                    ok(200, json!({"uid": uid, "status": "succeeded", "details": {}}))
+                }
+            };
+        }
+        if call.method == "GET" {
+            return ok(200, Value::Object(self.settings.clone()));
+        }
+        if let Some((status, body)) = &self.reject {
+            return CalloutResponse { status: Some(*status), body: body.clone().into_bytes() };
+        }
+        let body: Value = call.body.as_ref().map(|b| serde_json::from_slice(b).unwrap()).unwrap_or(Value::Null);
+        let sub = call.path.split("/settings/").nth(1).and_then(super::route::setting_route_by_segment);
+        let patch = match (sub, call.method.as_str()) {
+            (Some(r), "DELETE") => [(r.key.to_string(), Value::Null)].into_iter().collect(),
+            (Some(r), _) => [(r.key.to_string(), body)].into_iter().collect(),
+            (None, "DELETE") => default_settings().into_iter().map(|(k, _)| (k, Value::Null)).collect(),
+            (None, _) => body.as_object().cloned().unwrap(),
+        };
+        let uid = self.next_task;
+        self.next_task += 1;
+        self.tasks.push((uid, if self.fail_tasks.is_some() { None } else { Some(patch) }));
+        ok(202, json!({"taskUid": uid}))
+    }
+}
+
+struct Worker {
+    engine: Engine,
+    host: FakeHost,
+}
+
+struct World {
+    envoy: EnvoyRef,
+    nodes: Vec<SimNode>,
+    workers: Vec<Worker>,
+    cfg: Config,
+    next_ctx: u32,
+}
+
+fn config(nodes: usize, extra: Value) -> Config {
+    let mut cfg = json!({
+        "nodes": (0..nodes).map(|i| json!({"id": format!("node-{i}"), "cluster": format!("meili_node_{i}"), "authority": "n"})).collect::<Vec<_>>(),
+        "settings_broadcast": {"repair_backoff_base_ms": 100, "max_repair_retries": 2},
+    });
+    if let (Some(c), Some(e)) = (cfg.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    Config::parse(cfg.to_string().as_bytes()).unwrap()
+}
+
+impl World {
+    fn new(nodes: usize, workers: usize, extra: Value) -> World {
+        let envoy = new_envoy(1_700_000_000_000);
+        let cfg = config(nodes, extra);
+        let mut w = World { envoy: envoy.clone(), nodes: vec![SimNode::new(); nodes], workers: vec![], cfg, next_ctx: 10 };
+        for i in 0..workers {
+            w.add_worker(&format!("w{i}"));
+        }
+        w
+    }
+
+    fn add_worker(&mut self, id: &str) {
+        let engine = Engine::new(self.cfg.clone(), id.to_string());
+        let mut host = FakeHost::new(self.envoy.clone());
+        engine.seed(&mut host);
+        self.workers.push(Worker { engine, host });
+    }
+
+    /// A client sends a settings write to worker `w`; returns the HTTP context id.
+    fn send(&mut self, w: usize, method: &str, path: &str, body: Option<Value>) -> u32 {
+        self.next_ctx += 1;
+        let ctx = self.next_ctx;
+        let worker = &mut self.workers[w];
+        let head = RequestHead { method: method.into(), path: path.into(), authorization: Some("Bearer client".into()), ..RequestHead::default() };
+        let pending = match front::on_headers(&worker.engine, &mut worker.host, &head) {
+            HeadersDecision::Buffer(p) => p,
+            other => panic!("not buffered: {other:?}"),
+        };
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        match front::on_settings_body(&mut worker.engine, &mut worker.host, ctx, &pending, &bytes) {
+            BodyDecision::Wait { .. } => {}
+            BodyDecision::Reply(r) => worker.host.replies.push((ctx, r)),
+        }
+        ctx
+    }
+
+    /// Answer every outstanding callout of every worker from the simulated nodes, then let
+    /// `step_ms` pass and tick every worker; `rounds` times.
+    fn run(&mut self, rounds: usize, step_ms: u64) {
+        for _ in 0..rounds {
+            for w in 0..self.workers.len() {
+                let worker = &mut self.workers[w];
+                worker.engine.pump(&mut worker.host);
+                for _ in 0..50 {
+                    let pending: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
+                    if pending.is_empty() {
+                        break;
+                    }
+                    for (token, call) in pending {
+                        let node: usize = call.cluster.trim_start_matches("meili_node_").parse().unwrap();
+                        let resp = self.nodes[node].answer(&call);
+                        worker.engine.on_callout_response(&mut worker.host, token, resp);
+                    }
+                }
+            }
+            self.envoy.borrow_mut().now_ms += step_ms;
+        }
+    }
+
+    fn index(&self, uid: &str) -> IndexRecord {
+        store::read(&self.workers[0].host, &store::index_key(uid)).unwrap().unwrap()
+    }
+
+    fn task(&self, uid: u64) -> TaskRecord {
+        store::read(&self.workers[0].host, &store::task_key(uid)).unwrap().unwrap()
+    }
+
+    fn reply(&self, w: usize, ctx: u32) -> Option<(u16, Value)> {
+        self.workers[w]
+            .host
+            .replies
+            .iter()
+            .find(|(c, _)| *c == ctx)
+            .map(|(_, r)| (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null)))
+    }
+}
+
+#[test]
+fn a_write_is_proposed_verified_and_committed_everywhere() {
+    let mut w = World::new(3, 2, json!({}));
+    let ctx = w.send(0, "PATCH", "/indexes/movies/settings", Some(json!({"rankingRules": ["typo", "words"]})));
+    w.run(20, 10);
+    let (status, body) = w.reply(0, ctx).expect("client answered");
+    assert_eq!(status, 202);
+    let uid = body["taskUid"].as_u64().unwrap();
+    assert_eq!(uid, 2130706432);
+    assert_eq!(body["type"], "settingsUpdate");
+    for n in &w.nodes {
+        assert_eq!(n.settings["rankingRules"], json!(["typo", "words"]));
+    }
+    let rec = w.index("movies");
+    assert_eq!((rec.version, rec.node_versions.clone(), rec.queue.len(), rec.lease.clone()), (1, vec![1, 1, 1], 0, None));
+    let task = w.task(uid);
+    assert_eq!((task.status.as_str(), task.miroir.settings_version), ("succeeded", Some(1)));
+    let hot = read_hot(&w.workers[1].host, "movies");
+    assert_eq!((hot.version, hot.inconsistent, hot.frozen), (1, false, false));
+    assert_eq!(w.envoy.borrow().gauges[&metrics::for_index(metrics::SETTINGS_VERSION, "movies")], 1);
+    // The client's credentials went to every node.
+    let calls = &w.workers[0].host.history;
+    assert!(calls.iter().all(|c| c.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer client")));
+}
+
+#[test]
+fn unanimous_synchronous_rejection_is_passed_through_and_changes_nothing() {
+    let mut w = World::new(3, 1, json!({}));
+    let body = r#"{"message":"bad rule","code":"invalid_settings_ranking_rules","type":"invalid_request","link":"x"}"#;
+    for n in &mut w.nodes {
+        n.reject = Some((400, body.into()));
+    }
+    let ctx = w.send(0, "PATCH", "/indexes/movies/settings", Some(json!({"rankingRules": ["nope"]})));
+    w.run(5, 10);
+    let reply = w.workers[0].host.replies.iter().find(|(c, _)| *c == ctx).unwrap().1.clone();
+    assert_eq!((reply.status, String::from_utf8(reply.body).unwrap()), (400, body.to_string()));
+    assert_eq!(w.index("movies").version, 0);
+    assert!(w.index("movies").queue.is_empty());
+}
+
+#[test]
+fn invalid_json_is_refused_before_any_node_is_touched() {
+    let mut w = World::new(3, 1, json!({}));
+    let worker = &mut w.workers[0];
+    let head = RequestHead { method: "PATCH".into(), path: "/indexes/m/settings".into(), ..RequestHead::default() };
+    let HeadersDecision::Buffer(p) = front::on_headers(&worker.engine, &mut worker.host, &head) else { panic!() };
+    let BodyDecision::Reply(r) = front::on_settings_body(&mut worker.engine, &mut worker.host, 1, &p, b"{nope") else { panic!() };
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8(r.body).unwrap().contains("malformed_payload"));
+    w.run(3, 10);
+    assert!(w.workers[0].host.history.is_empty());
+}
+
+#[test]
+fn a_node_that_dropped_the_update_is_repaired() {
+    let mut w = World::new(3, 1, json!({}));
+    w.nodes[2].drop_updates = 1;
+    let ctx = w.send(0, "PUT", "/indexes/movies/settings/stop-words", Some(json!(["a", "the"])));
+    w.run(40, 10);
+    assert_eq!(w.reply(0, ctx).unwrap().0, 202);
+    for n in &w.nodes {
+        assert_eq!(n.settings["stopWords"], json!(["a", "the"]));
+    }
+    let rec = w.index("movies");
+    assert_eq!((rec.version, rec.frozen.is_none()), (1, true));
+    assert_eq!(w.task(2130706432).miroir.repair_attempts, 1);
+    assert_eq!(w.envoy.borrow().counters[&metrics::for_index(metrics::HASH_MISMATCH_TOTAL, "movies")], 1);
+    // Only the node that disagreed was re-sent the proposal.
+    let proposes: Vec<&str> = w.workers[0].host.history.iter().filter(|c| c.method == "PUT").map(|c| c.cluster.as_str()).collect();
+    assert_eq!(proposes, vec!["meili_node_0", "meili_node_1", "meili_node_2", "meili_node_2"]);
+}
+
+#[test]
+fn a_node_that_stays_wrong_freezes_the_index_after_the_retries() {
+    let mut w = World::new(3, 1, json!({}));
+    w.nodes[1].different = Some(("rankingRules".into(), json!(["words"])));
+    let t0 = w.envoy.borrow().now_ms;
+    w.send(0, "PATCH", "/indexes/movies/settings", Some(json!({"rankingRules": ["typo"]})));
+    w.run(100, 10);
+    let rec = w.index("movies");
+    let frozen = rec.frozen.clone().expect("frozen");
+    assert_eq!(frozen.nodes, vec!["node-1"]);
+    assert_eq!(rec.version, 0);
+    let task = w.task(2130706432);
+    assert_eq!(task.status, "failed");
+    assert_eq!(task.error.unwrap()["code"], "miroir_settings_divergence");
+    assert_eq!(task.miroir.repair_attempts, 2);
+    assert!(task.miroir.frozen);
+    // Backoff: 100 ms then 200 ms before the two repairs.
+    assert!(task.finished_ms.unwrap() - t0 >= 300);
+    assert_eq!(w.envoy.borrow().gauges[&metrics::for_index(metrics::DIVERGENCE, "movies")], 1);
+    // Every write is now refused at the door; reads pass.
+    let worker = &mut w.workers[0];
+    for (m, p) in [("POST", "/indexes/movies/documents"), ("PATCH", "/indexes/movies/settings"), ("DELETE", "/indexes/movies")] {
+        let head = RequestHead { method: m.into(), path: p.into(), ..RequestHead::default() };
+        match front::on_headers(&worker.engine, &mut worker.host, &head) {
+            HeadersDecision::Reply(r) => assert_eq!(r.status, 503),
+            other => panic!("{m} {p}: {other:?}"),
+        }
+    }
+    let head = RequestHead { method: "POST".into(), path: "/indexes/movies/search".into(), ..RequestHead::default() };
+    assert!(matches!(front::on_headers(&worker.engine, &mut worker.host, &head), HeadersDecision::PassAndStamp { .. }));
+    assert_eq!(w.envoy.borrow().counters[&metrics::for_index(metrics::FROZEN_WRITE_REJECTED_TOTAL, "movies")], 3);
+}
+
+#[test]
+fn writes_on_one_index_run_one_at_a_time_in_arrival_order() {
+    let mut w = World::new(2, 2, json!({}));
+    let mut ctxs = vec![];
+    for i in 0..5 {
+        let worker = i % 2;
+        ctxs.push((worker, w.send(worker, "PUT", "/indexes/m/settings/ranking-rules", Some(json!([format!("r{i}:asc")])))));
+    }
+    w.run(200, 10);
+    assert_eq!(w.index("m").version, 5);
+    for n in &w.nodes {
+        assert_eq!(n.settings["rankingRules"], json!(["r4:asc"]));
+    }
+    for (worker, ctx) in ctxs {
+        assert_eq!(w.reply(worker, ctx).unwrap().0, 202);
+    }
+    // Never two proposals in flight: the proposes of job k all precede those of job k+1.
+    let mut order = vec![];
+    for worker in &w.workers {
+        for c in worker.host.history.iter().filter(|c| c.method == "PUT") {
+            order.push(c.body.clone().unwrap());
+        }
+    }
+    assert_eq!(order.len(), 10);
+}
+
+#[test]
+fn all_node_tasks_failing_alike_fails_the_task_without_repair() {
+    let mut w = World::new(3, 1, json!({}));
+    for n in &mut w.nodes {
+        n.fail_tasks = Some(json!({"code": "invalid_settings_typo_tolerance", "message": "m"}));
+    }
+    w.send(0, "PATCH", "/indexes/m/settings/typo-tolerance", Some(json!({"minWordSizeForTypos": {"oneTypo": 9}})));
+    w.run(20, 10);
+    let task = w.task(2130706432);
+    assert_eq!((task.status.as_str(), task.error.unwrap()["code"].as_str()), ("failed", Some("invalid_settings_typo_tolerance")));
+    assert_eq!(w.index("m").version, 0);
+    assert!(w.index("m").frozen.is_none());
+}
+
+#[test]
+fn a_job_whose_owner_vanishes_is_finished_by_another_worker() {
+    let mut w = World::new(2, 2, json!({}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"distinctAttribute": "sku"})));
+    // Worker 0 claims and proposes, then its VM disappears before anything comes back.
+    let worker = &mut w.workers[0];
+    worker.engine.pump(&mut worker.host);
+    assert_eq!(worker.host.callouts.len(), 2);
+    w.workers.remove(0);
+    w.run(5, 100);
+    assert_eq!(w.index("m").version, 0, "the lease is still the dead worker's");
+    w.envoy.borrow_mut().now_ms += LEASE_TTL_MS;
+    w.run(20, 10);
+    assert_eq!(w.index("m").version, 1);
+    assert_eq!(w.task(2130706432).status, "succeeded");
+    for n in &w.nodes {
+        assert_eq!(n.settings["distinctAttribute"], "sku");
+    }
+}
+
+#[test]
+fn sequential_strategy_rolls_back_applied_nodes_on_failure() {
+    let mut w = World::new(3, 1, json!({"settings_broadcast": {"strategy": "sequential"}}));
+    w.nodes[0].settings.insert("rankingRules".into(), json!(["exactness"]));
+    w.nodes[1].settings.insert("rankingRules".into(), json!(["exactness"]));
+    w.nodes[2].fail_tasks = Some(json!({"code": "internal"}));
+    w.send(0, "PUT", "/indexes/m/settings/ranking-rules", Some(json!(["typo"])));
+    w.run(60, 10);
+    assert_eq!(w.task(2130706432).status, "failed");
+    for n in &w.nodes[..2] {
+        assert_eq!(n.settings["rankingRules"], json!(["exactness"]), "rolled back");
+    }
+    assert_eq!(w.index("m").version, 0);
+}
+
+#[test]
+fn sequential_strategy_commits_when_every_node_applies() {
+    let mut w = World::new(3, 1, json!({"settings_broadcast": {"strategy": "sequential"}}));
+    w.send(0, "PUT", "/indexes/m/settings/ranking-rules", Some(json!(["typo"])));
+    w.run(60, 10);
+    assert_eq!(w.index("m").version, 1);
+    let order: Vec<&str> = w.workers[0].host.history.iter().filter(|c| c.method == "PUT").map(|c| c.cluster.as_str()).collect();
+    assert_eq!(order, vec!["meili_node_0", "meili_node_1", "meili_node_2"]);
+}
+
+#[test]
+fn pinned_reads_only_reach_fresh_nodes() {
+    let mut w = World::new(2, 1, json!({}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    w.run(20, 10);
+    let worker = &mut w.workers[0];
+    let head = |v: &str| RequestHead { method: "GET".into(), path: "/indexes/m/search".into(), min_settings_version: Some(v.into()), ..RequestHead::default() };
+    assert!(matches!(front::on_headers(&worker.engine, &mut worker.host, &head("1")), HeadersDecision::Pin { .. }));
+    match front::on_headers(&worker.engine, &mut worker.host, &head("2")) {
+        HeadersDecision::Reply(r) => assert_eq!(r.status, 503),
+        other => panic!("{other:?}"),
+    }
+}
