@@ -59,6 +59,8 @@ class Envoy:
 
     def launch(self) -> "Envoy":
         """Start the process without waiting for it (for tests that expect it to fail)."""
+        # A previous Envoy's address file (same workdir, e.g. .run/) would point at a dead admin port.
+        self.admin_address_path.unlink(missing_ok=True)
         self.process.start()
         return self
 

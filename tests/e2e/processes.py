@@ -40,7 +40,8 @@ class ManagedProcess:
         if self.popen is not None:
             raise RuntimeError(f"{self.name} already started")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
+        # A fresh log per start: a previous run's lines (same path under .run/) would mislead.
+        with open(self.log_path, "wb") as log:
             # A session of its own: Ctrl-C in a terminal (make run) reaches only our Python process,
             # which then stops each child in order instead of all of them dying at once.
             self.popen = subprocess.Popen(
