@@ -22,6 +22,23 @@ NOTABLE_LOG_LINE = re.compile(r"\]\[(warning|error|critical)\]\[|\]\[wasm\] |^\[
 _instance_numbers = itertools.count()
 
 
+PROMETHEUS_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+PROMETHEUS_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus_line(line: str) -> tuple[str, dict[str, str], float] | None:
+    """(name, labels, value) for a sample line of the text exposition format; None otherwise."""
+    match = PROMETHEUS_SAMPLE.match(line.strip())
+    if not match or line.startswith("#"):
+        return None
+    name, label_text, value = match.groups()
+    labels = dict(PROMETHEUS_LABEL.findall(label_text or ""))
+    try:
+        return name, labels, float(value)
+    except ValueError:
+        return None
+
+
 class EnvoyStartError(GiveUp):
     """Envoy exited or never became ready; the message carries its log tail."""
 
@@ -191,6 +208,15 @@ class Envoy:
         response = requests.get(f"{self.admin_url}/stats/prometheus", timeout=5)
         response.raise_for_status()
         return response.text
+
+    def prometheus_value(self, name: str, **labels: str) -> float | None:
+        """The value of the Prometheus sample `name{labels}` (labels must match exactly), or None."""
+        wanted = dict(labels)
+        for line in self.prometheus().splitlines():
+            sample = parse_prometheus_line(line)
+            if sample and sample[0] == name and sample[1] == wanted:
+                return sample[2]
+        return None
 
     def admin_json(self, path: str) -> Any:
         response = requests.get(f"{self.admin_url}{path}", timeout=5)
