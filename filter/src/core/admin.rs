@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::engine::{self, Engine};
+use super::engine::{self, Engine, VerifyResult};
 use super::errors::{ErrorType, MeiliError};
 use super::front::RequestHead;
 use super::host::{Host, LocalReply};
@@ -13,29 +13,62 @@ use super::route::AdminAction;
 use super::store;
 use super::tasks;
 
-pub fn handle(engine: &Engine, host: &mut dyn Host, index: &str, action: AdminAction, head: &RequestHead) -> LocalReply {
+/// What the admin API does with a request.
+pub enum AdminOutcome {
+    Reply(LocalReply),
+    /// Verify `index` against every node now, then answer (unfreezing if asked and converged).
+    Verify { index: String, unfreeze: bool },
+}
+
+pub fn handle(engine: &Engine, host: &mut dyn Host, index: &str, action: AdminAction, head: &RequestHead) -> AdminOutcome {
+    match authorize(engine, host, head) {
+        Some(reply) => AdminOutcome::Reply(reply),
+        None => match action {
+            AdminAction::Show => AdminOutcome::Reply(show(engine, host, index)),
+            AdminAction::Unfreeze if head.path.contains("force=true") => AdminOutcome::Reply(force_unfreeze(engine, host, index)),
+            AdminAction::Unfreeze => AdminOutcome::Verify { index: index.to_string(), unfreeze: true },
+            AdminAction::Verify => AdminOutcome::Verify { index: index.to_string(), unfreeze: false },
+        },
+    }
+}
+
+/// None when the caller presents the admin key; otherwise the refusal.
+fn authorize(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> Option<LocalReply> {
     let Some(key) = host.env(&engine.config().admin_api_key_env).filter(|k| !k.is_empty()) else {
-        return tasks::error_reply(&MeiliError::new(
+        return Some(tasks::error_reply(&MeiliError::new(
             404,
             "not_found",
             ErrorType::InvalidRequest,
             "The admin API is disabled: no admin key is set.",
-        ));
+        )));
     };
     let presented = head.authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
     if !constant_time_eq(presented.as_bytes(), key.as_bytes()) {
-        return tasks::error_reply(&MeiliError::invalid_admin_key());
+        return Some(tasks::error_reply(&MeiliError::invalid_admin_key()));
     }
-    match action {
-        AdminAction::Show => show(engine, host, index),
-        AdminAction::Unfreeze => unfreeze(engine, host, index, head.path.contains("force=true")),
-        AdminAction::Verify => tasks::error_reply(&MeiliError::new(
-            501,
-            "miroir_not_implemented",
-            ErrorType::System,
-            "On-demand verify is not available in this build; the drift check runs on its schedule.",
-        )),
+    None
+}
+
+/// The answer to a verify (or an unfreeze, which is a verify that must find the fleet converged;
+/// a converged verify lifts the freeze by itself).
+pub fn verify_reply(engine: &Engine, host: &mut dyn Host, index: &str, result: &VerifyResult, unfreeze: bool) -> LocalReply {
+    let frozen = store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten().and_then(|r| r.frozen);
+    if unfreeze && (!result.converged || frozen.is_some()) {
+        return tasks::error_reply(&MeiliError::new(
+            409,
+            "miroir_index_still_diverged",
+            ErrorType::InvalidRequest,
+            format!(
+                "Index `{index}` is still diverged across nodes ({}); fix the nodes and retry, or add `?force=true`.",
+                if result.detail.is_empty() { "fingerprints differ" } else { result.detail.as_str() }
+            ),
+        ));
     }
+    let state = show_json(engine, host, index);
+    reply_json(
+        200,
+        &json!({"converged": result.converged, "detail": result.detail, "fingerprints": result.fingerprints, "index": state}),
+    )
 }
 
 fn reply_json(status: u16, v: &Value) -> LocalReply {
@@ -47,15 +80,19 @@ fn reply_json(status: u16, v: &Value) -> LocalReply {
 }
 
 fn show(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
-    let rec: Option<IndexRecord> = store::read(host, &store::index_key(index)).ok().flatten();
-    let Some(rec) = rec else {
-        return tasks::error_reply(&MeiliError::new(
+    match store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten() {
+        Some(_) => reply_json(200, &show_json(engine, host, index)),
+        None => tasks::error_reply(&MeiliError::new(
             404,
             "index_not_found",
             ErrorType::InvalidRequest,
             format!("The filter holds no settings state for index `{index}`."),
-        ));
-    };
+        )),
+    }
+}
+
+fn show_json(engine: &Engine, host: &mut dyn Host, index: &str) -> Value {
+    let rec: IndexRecord = store::read(host, &store::index_key(index)).ok().flatten().unwrap_or_default();
     let nodes: Vec<Value> = engine
         .config()
         .nodes
@@ -69,33 +106,22 @@ fn show(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
             })
         })
         .collect();
-    reply_json(
-        200,
-        &json!({
-            "indexUid": index,
-            "settingsVersion": rec.version,
-            "phase": rec.phase.name(),
-            "fingerprint": rec.fingerprint,
-            "nodes": nodes,
-            "frozen": rec.frozen,
-            "queuedTasks": rec.queue,
-        }),
-    )
+    json!({
+        "indexUid": index,
+        "settingsVersion": rec.version,
+        "phase": rec.phase.name(),
+        "fingerprint": rec.fingerprint,
+        "nodes": nodes,
+        "frozen": rec.frozen,
+        "queuedTasks": rec.queue,
+    })
 }
 
-fn unfreeze(engine: &Engine, host: &mut dyn Host, index: &str, force: bool) -> LocalReply {
+fn force_unfreeze(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
     let rec: Option<IndexRecord> = store::read(host, &store::index_key(index)).ok().flatten();
     match rec {
         Some(r) if r.frozen.is_some() => {}
         _ => return show(engine, host, index),
-    }
-    if !force {
-        return tasks::error_reply(&MeiliError::new(
-            409,
-            "miroir_index_still_diverged",
-            ErrorType::InvalidRequest,
-            "The fleet has not been verified converged since the freeze; fix the nodes and retry, or add `?force=true`.",
-        ));
     }
     let cleared = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
         let rec = rec?;

@@ -23,6 +23,9 @@ use super::records::{
 use super::store::{self, StoreError};
 use super::tasks;
 
+mod drift;
+pub use drift::{verify_result_key, VerifyResult};
+
 /// A lease outlives a missed renewal or two; a worker whose VM is gone loses it after this long.
 pub const LEASE_TTL_MS: u64 = 10_000;
 const LEASE_RENEW_MS: u64 = 2_000;
@@ -36,6 +39,8 @@ enum Purpose {
     Poll,
     Verify,
     Snapshot,
+    DriftList,
+    DriftRead,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +106,14 @@ struct Waiter {
     since_ms: u64,
 }
 
+/// An operator waiting for a one-index verify (admin API).
+struct VerifyWaiter {
+    context_id: u32,
+    index: String,
+    since_ms: u64,
+    unfreeze: bool,
+}
+
 pub struct Engine {
     cfg: Config,
     worker: String,
@@ -108,6 +121,11 @@ pub struct Engine {
     callouts: BTreeMap<u32, Tag>,
     waiting: BTreeMap<u64, Waiter>,
     kicked: BTreeSet<String>,
+    drift: Option<drift::DriftRun>,
+    drift_epoch: u32,
+    verify_requests: Vec<String>,
+    verify_waiters: Vec<VerifyWaiter>,
+    warned_node_key: bool,
 }
 
 enum Verdict {
@@ -126,6 +144,11 @@ impl Engine {
             callouts: BTreeMap::new(),
             waiting: BTreeMap::new(),
             kicked: BTreeSet::new(),
+            drift: None,
+            drift_epoch: 0,
+            verify_requests: Vec::new(),
+            verify_waiters: Vec::new(),
+            warned_node_key: false,
         }
     }
 
@@ -139,7 +162,7 @@ impl Engine {
 
     /// Root tick period the glue should use now.
     pub fn tick_ms(&self) -> u64 {
-        if self.jobs.is_empty() && self.waiting.is_empty() {
+        if self.jobs.is_empty() && self.waiting.is_empty() && self.drift.is_none() && self.verify_waiters.is_empty() {
             TICK_IDLE_MS
         } else {
             TICK_ACTIVE_MS
@@ -171,6 +194,32 @@ impl Engine {
 
     pub fn client_gone(&mut self, context_id: u32) {
         self.waiting.retain(|_, w| w.context_id != context_id);
+        self.verify_waiters.retain(|w| w.context_id != context_id);
+    }
+
+    /// An operator asked (admin API) to verify `index` now, and waits for the answer.
+    pub fn request_verify(&mut self, index: &str, context_id: u32, unfreeze: bool, now_ms: u64) {
+        if !self.verify_requests.iter().any(|i| i == index) {
+            self.verify_requests.push(index.to_string());
+        }
+        self.verify_waiters.push(VerifyWaiter { context_id, index: index.to_string(), since_ms: now_ms, unfreeze });
+    }
+
+    fn serve_verify_waiters(&mut self, host: &mut dyn Host) {
+        let mut still = Vec::new();
+        for w in std::mem::take(&mut self.verify_waiters) {
+            let result: Option<VerifyResult> = store::read(host, &verify_result_key(&w.index)).ok().flatten();
+            match result {
+                Some(r) if r.at_ms >= w.since_ms => {
+                    let reply = super::admin::verify_reply(self, host, &w.index, &r, w.unfreeze);
+                    if host.reply(w.context_id, &reply).is_err() {
+                        log::debug!("miroir: operator left before the verify of {} finished", w.index);
+                    }
+                }
+                _ => still.push(w),
+            }
+        }
+        self.verify_waiters = still;
     }
 
     // ----- root side -----
@@ -180,6 +229,7 @@ impl Engine {
         self.claim_work(host);
         self.drive_timers(host);
         self.serve_waiters(host);
+        self.drive_drift(host);
     }
 
     pub fn on_callout_response(&mut self, host: &mut dyn Host, token: u32, resp: CalloutResponse) {
@@ -187,6 +237,10 @@ impl Engine {
             return;
         };
         log::debug!("miroir: {:?} answer from node {} on {}: {:?}", tag.purpose, tag.node, tag.index, resp.status);
+        if matches!(tag.purpose, Purpose::DriftList | Purpose::DriftRead) {
+            self.on_drift_response(host, &tag, &resp);
+            return;
+        }
         let Some(run) = self.jobs.get_mut(&tag.index) else {
             return;
         };
@@ -203,6 +257,7 @@ impl Engine {
             Purpose::Poll => self.on_poll(host, &tag, &resp),
             Purpose::Verify => self.on_verify(host, &tag, &resp),
             Purpose::Snapshot => self.on_snapshot(host, &tag, &resp),
+            Purpose::DriftList | Purpose::DriftRead => {}
         }
     }
 
@@ -296,7 +351,7 @@ impl Engine {
             t.status = "processing".into();
             t.started_ms = Some(now);
         });
-        let sequential = self.cfg.settings_broadcast.strategy == Strategy::Sequential;
+        let sequential = self.cfg.settings_broadcast.strategy == Strategy::Sequential && !run.job.drift_repair;
         if sequential {
             run.seq = Some(Sequential { snapshots: vec![None; n], ..Sequential::default() });
         }
@@ -305,7 +360,8 @@ impl Engine {
         if sequential {
             self.seq_begin_node(host, index, 0);
         } else {
-            self.propose_round(host, index, (0..n).collect());
+            let targets = self.jobs.get(index).and_then(|r| r.job.targets.clone()).unwrap_or_else(|| (0..n).collect());
+            self.propose_round(host, index, targets);
         }
     }
 
@@ -345,7 +401,10 @@ impl Engine {
         };
         if let Some(seq) = &run.seq {
             if seq.rolling_back {
-                let mut snapshot = seq.snapshots.get(node).cloned().flatten().unwrap_or(json!({}));
+                let Some(mut snapshot) = seq.snapshots.get(node).cloned().flatten() else {
+                    // The index did not exist there before: back to default settings.
+                    return ("DELETE".into(), format!("/indexes/{index}/settings"), None);
+                };
                 // Reads mask embedder apiKeys: writing them back would overwrite the real keys.
                 if let Some(obj) = snapshot.as_object_mut() {
                     obj.remove("embedders");
@@ -722,6 +781,8 @@ impl Engine {
         let Some(run) = self.jobs.get(index) else { return };
         let now = host.now_ms();
         let task_uid = run.job.task_uid;
+        // A drift repair restores the committed settings: no new version.
+        let bump = u64::from(!run.job.drift_repair);
         let me = self.worker.clone();
         let n = self.cfg.nodes.len();
         let committed = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
@@ -730,7 +791,7 @@ impl Engine {
                 return None; // lost the lease: whoever holds it re-runs the job
             }
             let mut next = rec.clone();
-            next.version += 1;
+            next.version += bump;
             next.node_versions = vec![next.version; n];
             next.node_fingerprints = fingerprints.clone();
             next.fingerprint = Some(fp.clone());
@@ -753,7 +814,9 @@ impl Engine {
             }
         };
         let proposal = run.proposal.clone();
-        if let Err(e) = store::update::<Map<String, Value>, _>(host, &store::desired_key(index), |d| {
+        if run.job.drift_repair {
+            host.counter_add(&metrics::for_index(metrics::DRIFT_REPAIR_TOTAL, index), 1);
+        } else if let Err(e) = store::update::<Map<String, Value>, _>(host, &store::desired_key(index), |d| {
             let mut next = d.cloned().unwrap_or_default();
             proposal.merge_into(&mut next);
             Some(next)

@@ -16,6 +16,8 @@ use super::store;
 /// A Meilisearch node reduced to what the engine sees: settings, tasks, and faults.
 #[derive(Default, Clone)]
 struct SimNode {
+    /// The one index this node holds, if any (tests use one index each).
+    index: Option<String>,
     settings: Map<String, Value>,
     next_task: u64,
     /// task uid → the patch it applies (None: the task fails)
@@ -61,9 +63,18 @@ impl SimNode {
                 }
             };
         }
+        if call.method == "GET" && call.path.starts_with("/indexes?") {
+            let results: Vec<Value> = self.index.iter().map(|u| json!({"uid": u})).collect();
+            return ok(200, json!({"results": results}));
+        }
+        let uid = call.path.trim_start_matches("/indexes/").split('/').next().unwrap_or_default().to_string();
         if call.method == "GET" {
+            if self.index.as_deref() != Some(uid.as_str()) {
+                return ok(404, json!({"code": "index_not_found"}));
+            }
             return ok(200, Value::Object(self.settings.clone()));
         }
+        self.index = Some(uid);
         if let Some((status, body)) = &self.reject {
             return CalloutResponse { status: Some(*status), body: body.clone().into_bytes() };
         }
@@ -206,8 +217,10 @@ fn a_write_is_proposed_verified_and_committed_everywhere() {
     assert_eq!((hot.version, hot.inconsistent, hot.frozen), (1, false, false));
     assert_eq!(w.envoy.borrow().gauges[&metrics::for_index(metrics::SETTINGS_VERSION, "movies")], 1);
     // The client's credentials went to every node.
-    let calls = &w.workers[0].host.history;
-    assert!(calls.iter().all(|c| c.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer client")));
+    let job_calls: Vec<&Callout> = w.workers.iter().flat_map(|wk| wk.host.history.iter())
+        .filter(|c| c.method == "PATCH" || c.path.starts_with("/tasks/")).collect();
+    assert_eq!(job_calls.len(), 6);
+    assert!(job_calls.iter().all(|c| c.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer client")));
 }
 
 #[test]
@@ -235,7 +248,8 @@ fn invalid_json_is_refused_before_any_node_is_touched() {
     assert_eq!(r.status, 400);
     assert!(String::from_utf8(r.body).unwrap().contains("malformed_payload"));
     w.run(3, 10);
-    assert!(w.workers[0].host.history.is_empty());
+    // Only the startup drift check's index listing went out.
+    assert!(w.workers[0].host.history.iter().all(|c| c.method == "GET" && c.path.starts_with("/indexes?")));
 }
 
 #[test]
@@ -337,7 +351,7 @@ fn a_job_whose_owner_vanishes_is_finished_by_another_worker() {
     // Worker 0 claims and proposes, then its VM disappears before anything comes back.
     let worker = &mut w.workers[0];
     worker.engine.pump(&mut worker.host);
-    assert_eq!(worker.host.callouts.len(), 2);
+    assert_eq!(worker.host.callouts.values().filter(|c| c.method == "PATCH").count(), 2);
     w.workers.remove(0);
     w.run(5, 100);
     assert_eq!(w.index("m").version, 0, "the lease is still the dead worker's");
@@ -353,8 +367,10 @@ fn a_job_whose_owner_vanishes_is_finished_by_another_worker() {
 #[test]
 fn sequential_strategy_rolls_back_applied_nodes_on_failure() {
     let mut w = World::new(3, 1, json!({"settings_broadcast": {"strategy": "sequential"}}));
-    w.nodes[0].settings.insert("rankingRules".into(), json!(["exactness"]));
-    w.nodes[1].settings.insert("rankingRules".into(), json!(["exactness"]));
+    for n in &mut w.nodes {
+        n.index = Some("m".into());
+        n.settings.insert("rankingRules".into(), json!(["exactness"]));
+    }
     w.nodes[2].fail_tasks = Some(json!({"code": "internal"}));
     w.send(0, "PUT", "/indexes/m/settings/ranking-rules", Some(json!(["typo"])));
     w.run(60, 10);
@@ -387,4 +403,95 @@ fn pinned_reads_only_reach_fresh_nodes() {
         HeadersDecision::Reply(r) => assert_eq!(r.status, 503),
         other => panic!("{other:?}"),
     }
+}
+
+fn settle(w: &mut World, rounds: usize) {
+    w.run(rounds, 10);
+}
+
+#[test]
+fn drift_behind_the_proxy_is_found_and_repaired_from_the_desired_settings() {
+    let mut w = World::new(3, 2, json!({"settings_drift_check": {"interval_s": 1}}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"rankingRules": ["typo"], "distinctAttribute": "sku"})));
+    settle(&mut w, 20);
+    assert_eq!(w.index("m").version, 1);
+    // Someone changes node 1 directly.
+    w.nodes[1].settings.insert("rankingRules".into(), json!(["words"]));
+    w.envoy.borrow_mut().now_ms += 1_000;
+    settle(&mut w, 40);
+    for n in &w.nodes {
+        assert_eq!(n.settings["rankingRules"], json!(["typo"]));
+    }
+    let e = w.envoy.borrow();
+    assert_eq!(e.counters[&metrics::for_index(metrics::DRIFT_DETECTED_TOTAL, "m")], 1);
+    assert_eq!(e.counters[&metrics::for_index(metrics::DRIFT_REPAIR_TOTAL, "m")], 1);
+    drop(e);
+    assert_eq!(w.index("m").version, 1, "a repair restores the committed version, it makes no new one");
+    // Only the drifted node was written to by the repair.
+    let repair_targets: Vec<String> = w.workers.iter().flat_map(|wk| wk.host.history.iter())
+        .filter(|c| c.method == "PATCH").map(|c| c.cluster.clone()).collect();
+    assert_eq!(repair_targets.iter().filter(|c| *c == "meili_node_1").count(), 2);
+    assert_eq!(repair_targets.len(), 4);
+}
+
+#[test]
+fn an_index_missing_on_one_node_is_recreated() {
+    let mut w = World::new(2, 1, json!({"settings_drift_check": {"interval_s": 1}}));
+    w.send(0, "PUT", "/indexes/m/settings/synonyms", Some(json!({"a": ["b"]})));
+    settle(&mut w, 20);
+    w.nodes[1].index = None;
+    w.nodes[1].settings = default_settings();
+    w.envoy.borrow_mut().now_ms += 1_000;
+    settle(&mut w, 40);
+    assert_eq!(w.nodes[1].index.as_deref(), Some("m"));
+    assert_eq!(w.nodes[1].settings["synonyms"], json!({"a": ["b"]}));
+}
+
+#[test]
+fn without_auto_repair_drift_is_only_reported() {
+    let mut w = World::new(3, 1, json!({"settings_drift_check": {"interval_s": 1, "auto_repair": false}}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    settle(&mut w, 20);
+    w.nodes[2].settings.insert("facetSearch".into(), json!(true));
+    w.envoy.borrow_mut().now_ms += 1_000;
+    settle(&mut w, 40);
+    assert_eq!(w.nodes[2].settings["facetSearch"], json!(true));
+    assert_eq!(w.envoy.borrow().counters[&metrics::for_index(metrics::DRIFT_DETECTED_TOTAL, "m")], 1);
+    assert!(!w.envoy.borrow().counters.contains_key(&metrics::for_index(metrics::DRIFT_REPAIR_TOTAL, "m")));
+}
+
+#[test]
+fn drift_in_masked_embedders_without_desired_settings_freezes() {
+    // The filter never wrote this index: no desired settings, and the drift is in embedders.
+    let mut w = World::new(3, 1, json!({"settings_drift_check": {"interval_s": 1}}));
+    for (i, n) in w.nodes.iter_mut().enumerate() {
+        n.index = Some("m".into());
+        let key = if i == 0 { "sk-AAAXXXXXX..." } else { "sk-BBBXXXXXX..." };
+        n.settings.insert("embedders".into(), json!({"e": {"source": "openAi", "apiKey": key}}));
+    }
+    settle(&mut w, 20);
+    let rec = w.index("m");
+    assert!(rec.frozen.is_some());
+    assert_eq!(w.envoy.borrow().gauges[&metrics::for_index(metrics::DIVERGENCE, "m")], 1);
+    // Nothing was written back from a masked read.
+    assert!(w.workers[0].host.history.iter().all(|c| c.method == "GET"));
+}
+
+#[test]
+fn a_frozen_index_is_unfrozen_when_a_verify_finds_the_fleet_converged() {
+    let mut w = World::new(2, 1, json!({"settings_broadcast": {"max_repair_retries": 0}}));
+    w.nodes[1].different = Some(("facetSearch".into(), json!(true)));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    settle(&mut w, 20);
+    assert!(w.index("m").frozen.is_some());
+    // The operator fixes node 1 and asks for a verify through the admin API.
+    w.nodes[1].settings.insert("facetSearch".into(), json!(false));
+    let now = w.envoy.borrow().now_ms;
+    w.workers[0].engine.request_verify("m", 77, true, now);
+    settle(&mut w, 10);
+    let (status, body) = w.reply(0, 77).expect("operator answered");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["converged"], json!(true));
+    assert!(w.index("m").frozen.is_none());
+    assert!(!read_hot(&w.workers[0].host, "m").frozen);
 }

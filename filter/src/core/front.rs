@@ -48,6 +48,8 @@ pub enum HeadersDecision {
     /// Pass pinned to one node's cluster (routing header), and stamp.
     Pin { index: String, cluster: String },
     Reply(LocalReply),
+    /// Admin verify/unfreeze: hand to the engine (`Engine::request_verify`) and wait.
+    AdminVerify { index: String, unfreeze: bool },
     /// A settings write: buffer the body, then call `on_settings_body`.
     Buffer(PendingWrite),
 }
@@ -84,9 +86,10 @@ pub fn on_headers(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> H
             let task: Option<TaskRecord> = store::read(host, &store::task_key(uid)).ok().flatten();
             HeadersDecision::Reply(tasks::task_reply(task.as_ref(), uid, head.authorization.as_deref()))
         }
-        Route::Admin { index, action } => {
-            HeadersDecision::Reply(super::admin::handle(engine, host, &index, action, head))
-        }
+        Route::Admin { index, action } => match super::admin::handle(engine, host, &index, action, head) {
+            super::admin::AdminOutcome::Reply(r) => HeadersDecision::Reply(r),
+            super::admin::AdminOutcome::Verify { index, unfreeze } => HeadersDecision::AdminVerify { index, unfreeze },
+        },
         Route::AdminUnknown => HeadersDecision::Reply(tasks::error_reply(&MeiliError::not_found())),
     }
 }
@@ -190,6 +193,26 @@ fn enqueue(
     body: &[u8],
     proposal: &Proposal,
 ) -> Result<u64, store::StoreError> {
+    let head = &pending.head;
+    let job = JobRecord {
+        task_uid: 0,
+        index: pending.index.clone(),
+        method: head.method.clone(),
+        path: head.path.clone(),
+        setting_key: pending.setting_key.map(str::to_string),
+        body: if body.is_empty() { None } else { Some(String::from_utf8_lossy(body).into_owned()) },
+        content_type: head.content_type.clone(),
+        authorization: head.authorization.clone(),
+        origin_worker: engine.worker().to_string(),
+        enqueued_ms: host.now_ms(),
+        targets: None,
+        drift_repair: false,
+    };
+    enqueue_job(engine, host, job, proposal.details())
+}
+
+/// Give `job` a task uid, record the job and its task, and queue it on its index.
+pub fn enqueue_job(engine: &Engine, host: &mut dyn Host, mut job: JobRecord, details: Value) -> Result<u64, store::StoreError> {
     let cfg = engine.config();
     let now = host.now_ms();
     let seq = allocate_task_seq(host)?;
@@ -200,35 +223,23 @@ fn enqueue(
         store::clear(host, &store::task_key(old))?;
         store::clear(host, &store::job_key(old))?;
     }
-    let head = &pending.head;
-    let job = JobRecord {
-        task_uid,
-        index: pending.index.clone(),
-        method: head.method.clone(),
-        path: head.path.clone(),
-        setting_key: pending.setting_key.map(str::to_string),
-        body: if body.is_empty() { None } else { Some(String::from_utf8_lossy(body).into_owned()) },
-        content_type: head.content_type.clone(),
-        authorization: head.authorization.clone(),
-        origin_worker: engine.worker().to_string(),
-        enqueued_ms: now,
-    };
+    job.task_uid = task_uid;
     store::write(host, &store::job_key(task_uid), &job)?;
     let task = TaskRecord {
         uid: task_uid,
-        index_uid: pending.index.clone(),
+        index_uid: job.index.clone(),
         status: "enqueued".into(),
-        details: proposal.details(),
+        details,
         error: None,
         enqueued_ms: now,
         started_ms: None,
         finished_ms: None,
         propose: None,
         miroir: TaskMiroir { phase: "queued".into(), ..TaskMiroir::default() },
-        auth_hash: tasks::auth_hash(head.authorization.as_deref()),
+        auth_hash: tasks::auth_hash(job.authorization.as_deref()),
     };
     store::write(host, &store::task_key(task_uid), &task)?;
-    store::update::<IndexRecord, _>(host, &store::index_key(&pending.index), |rec| {
+    store::update::<IndexRecord, _>(host, &store::index_key(&job.index), |rec| {
         let mut next = rec.cloned().unwrap_or_default();
         if next.queue.contains(&task_uid) {
             return None;
@@ -236,7 +247,7 @@ fn enqueue(
         next.queue.push(task_uid);
         Some(next)
     })?;
-    engine::activate(host, &pending.index);
+    engine::activate(host, &job.index);
     Ok(task_uid)
 }
 

@@ -125,8 +125,15 @@ pub struct JobRecord {
     pub body: Option<String>,
     pub content_type: Option<String>,
     pub authorization: Option<String>,
+    /// Empty for background jobs (drift repair): no client waits.
     pub origin_worker: String,
     pub enqueued_ms: u64,
+    /// Nodes the first round proposes to (all when None); a drift repair targets the drifted ones.
+    #[serde(default)]
+    pub targets: Option<Vec<usize>>,
+    /// Restores the committed settings (drift check): verified like any job, no new version.
+    #[serde(default)]
+    pub drift_repair: bool,
 }
 
 /// What the propose round told the client-facing side.

@@ -76,6 +76,13 @@ impl HttpContext for Http {
                 Action::Continue
             }
             HeadersDecision::Reply(reply) => send(&reply),
+            HeadersDecision::AdminVerify { index, unfreeze } => {
+                let now = crate::core::host::Host::now_ms(&s.host);
+                s.engine.request_verify(&index, self.id, unfreeze, now);
+                let me = s.engine.worker().to_string();
+                crate::core::host::Host::wake(&mut s.host, &me);
+                Action::Pause
+            }
             HeadersDecision::Buffer(pending) => {
                 if end_of_stream {
                     return match front::on_settings_body(&mut s.engine, &mut s.host, self.id, &pending, &[]) {
