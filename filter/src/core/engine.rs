@@ -99,6 +99,8 @@ struct Running {
     client_answered: bool,
     node_details: Option<Value>,
     seq: Option<Sequential>,
+    /// A node refused to let the job read its settings back (401/403): its error.
+    auth_refusal: Option<Value>,
 }
 
 struct Waiter {
@@ -333,6 +335,7 @@ impl Engine {
             client_answered,
             node_details: None,
             seq: None,
+            auth_refusal: None,
         };
         if let Some(frozen) = &rec.frozen {
             // Queued before the freeze: refuse it like any write to a frozen index.
@@ -368,10 +371,13 @@ impl Engine {
     // ----- propose -----
 
     fn propose_round(&mut self, host: &mut dyn Host, index: &str, targets: Vec<usize>) {
+        let now = host.now_ms();
+        let task_timeout_ms = self.cfg.settings_broadcast.task_timeout_s * 1000;
         let Some(run) = self.jobs.get_mut(index) else { return };
         run.epoch += 1;
         run.step = Step::Propose;
         run.outstanding = 0;
+        run.task_deadline_ms = now + task_timeout_ms;
         for (i, node) in run.nodes.iter_mut().enumerate() {
             if targets.contains(&i) {
                 *node = NodeRun { in_round: true, readback: node.readback.take(), ..NodeRun::default() };
@@ -619,6 +625,9 @@ impl Engine {
             let ok = run.proposal.mismatches(&body).is_empty();
             node.readback = Some((fingerprint(&body), ok));
         }
+        if matches!(resp.status, Some(401) | Some(403)) && run.auth_refusal.is_none() {
+            run.auth_refusal = serde_json::from_slice(&resp.body).ok();
+        }
         run.outstanding = run.outstanding.saturating_sub(1);
         self.after_verify_answer(host, &tag.index);
     }
@@ -626,6 +635,13 @@ impl Engine {
     fn after_verify_answer(&mut self, host: &mut dyn Host, index: &str) {
         let Some(run) = self.jobs.get(index) else { return };
         if run.outstanding > 0 || run.step != Step::Verify {
+            return;
+        }
+        if let Some(refusal) = run.auth_refusal.clone() {
+            // The credentials cannot read the settings back: that says nothing about the fleet,
+            // so fail the task with the node's own answer rather than repair or freeze.
+            let task_uid = run.job.task_uid;
+            self.finish(host, index, task_uid, Outcome::Failed(refusal));
             return;
         }
         if run.seq.is_some() {
@@ -1059,7 +1075,14 @@ impl Engine {
             let ct = run.job.content_type.clone().unwrap_or_else(|| "application/json".into());
             headers.push(("content-type".to_string(), ct));
         }
-        if let Some(auth) = &run.job.authorization {
+        // Writes carry the client's credentials (the filter never lends a client more rights);
+        // the filter's own reads (task polls, read-backs) use the node key when one is set, so a
+        // client key scoped to `settings.update` alone does not make a good write look diverged.
+        let node_key = match purpose {
+            Purpose::Propose => None,
+            _ => host.env(&self.cfg.node_api_key_env).filter(|k| !k.is_empty()).map(|k| format!("Bearer {k}")),
+        };
+        if let Some(auth) = node_key.as_ref().or(run.job.authorization.as_ref()) {
             headers.push(("authorization".to_string(), auth.clone()));
         }
         let callout = Callout {

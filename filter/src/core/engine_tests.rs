@@ -27,6 +27,8 @@ struct SimNode {
     reject: Option<(u16, String)>,
     down: bool,
     fail_tasks: Option<Value>,
+    /// Settings reads without the node key are refused (a client key scoped to updates only).
+    reads_need_node_key: bool,
 }
 
 impl SimNode {
@@ -69,6 +71,10 @@ impl SimNode {
         }
         let uid = call.path.trim_start_matches("/indexes/").split('/').next().unwrap_or_default().to_string();
         if call.method == "GET" {
+            let node_key = call.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer node-key");
+            if self.reads_need_node_key && !node_key {
+                return ok(403, json!({"message": "The provided API key is invalid.", "code": "invalid_api_key", "type": "auth", "link": "x"}));
+            }
             if self.index.as_deref() != Some(uid.as_str()) {
                 return ok(404, json!({"code": "index_not_found"}));
             }
@@ -494,4 +500,32 @@ fn a_frozen_index_is_unfrozen_when_a_verify_finds_the_fleet_converged() {
     assert_eq!(body["converged"], json!(true));
     assert!(w.index("m").frozen.is_none());
     assert!(!read_hot(&w.workers[0].host, "m").frozen);
+}
+
+#[test]
+fn reads_the_credentials_cannot_make_fail_the_task_without_freezing() {
+    let mut w = World::new(2, 1, json!({}));
+    for n in &mut w.nodes {
+        n.reads_need_node_key = true;
+    }
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    settle(&mut w, 20);
+    let task = w.task(2130706432);
+    assert_eq!((task.status.as_str(), task.error.unwrap()["code"].as_str()), ("failed", Some("invalid_api_key")));
+    assert!(w.index("m").frozen.is_none());
+}
+
+#[test]
+fn the_node_key_reads_back_what_a_narrow_client_key_wrote() {
+    let mut w = World::new(2, 1, json!({}));
+    w.envoy.borrow_mut().env.insert("MIROIR_NODE_API_KEY".into(), "node-key".into());
+    for n in &mut w.nodes {
+        n.reads_need_node_key = true;
+    }
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    settle(&mut w, 20);
+    assert_eq!(w.index("m").version, 1);
+    // The write itself carried the client's credentials, never the node key.
+    let write = w.workers[0].host.history.iter().find(|c| c.method == "PATCH").unwrap();
+    assert!(write.headers.contains(&("authorization".to_string(), "Bearer client".to_string())));
 }
