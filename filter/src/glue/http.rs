@@ -49,8 +49,7 @@ impl HttpContext for Http {
         let Ok(mut guard) = self.shared.try_borrow_mut() else { return Action::Continue };
         let Some(s) = guard.as_mut() else { return Action::Continue };
         // A client must never pick an Envoy cluster by header.
-        let routing = s.engine.config().routing_header.clone();
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, &routing, None);
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, &s.engine.config().routing_header, None);
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, HOLD_HEADER, None);
         let path = header(":path").unwrap_or_default();
         if !maybe_ours(&path) {
@@ -71,7 +70,8 @@ impl HttpContext for Http {
                 Action::Continue
             }
             HeadersDecision::Pin { index, cluster } => {
-                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, &routing, Some(&cluster));
+                let routing = &s.engine.config().routing_header;
+                let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, routing, Some(&cluster));
                 self.stamp_index = Some(index);
                 Action::Continue
             }
