@@ -87,6 +87,12 @@ class Proxy:
     def close(self) -> None:
         self.session.close()
 
+    def __enter__(self) -> "Proxy":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def request(self, method: str, path: str, body: Any = _NO_BODY, *, data: bytes | None = None,
                 headers: Mapping[str, str] | None = None) -> requests.Response:
         kwargs: dict[str, Any] = {"headers": dict(headers or {}), "timeout": HTTP_TIMEOUT_SECONDS}
