@@ -22,8 +22,9 @@ REQUIREMENTS := tests/e2e/requirements.txt
 # Reinstalled whenever the pinned requirements change.
 VENV_STAMP := $(VENV)/.installed
 WASM_TARGET := wasm32-wasip1
-FILTER_WASM := target/$(WASM_TARGET)/release/miroir_filter.wasm
-DEVNODE_BIN := target/release/devnode
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+FILTER_WASM := $(TARGET_DIR)/$(WASM_TARGET)/release/miroir_filter.wasm
+DEVNODE_BIN := $(TARGET_DIR)/release/devnode
 PYTEST_ARGS ?= -q
 ARGS ?=
 
@@ -73,12 +74,13 @@ test-wasm: toolchain
 	@if [ -f scripts/wasm-test.sh ]; then bash scripts/wasm-test.sh; \
 	else echo "scripts/wasm-test.sh not present yet: nothing to run"; fi
 
+# The suite runs exactly what `build` just made (not a newer debug build lying around).
 e2e: build venv
 	$(call say,end-to-end tests (real Envoy))
-	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+	MIROIR_DEVNODE_BIN=$${MIROIR_DEVNODE_BIN:-$(DEVNODE_BIN)} $(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
 
 run: build venv
-	@$(VENV_PY) tests/e2e/run_local.py $(ARGS)
+	@MIROIR_DEVNODE_BIN=$${MIROIR_DEVNODE_BIN:-$(DEVNODE_BIN)} $(VENV_PY) tests/e2e/run_local.py $(ARGS)
 
 clean:
 	$(CARGO) clean
