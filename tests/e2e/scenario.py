@@ -94,14 +94,21 @@ class Proxy:
         self.close()
 
     def request(self, method: str, path: str, body: Any = _NO_BODY, *, data: bytes | None = None,
-                headers: Mapping[str, str] | None = None) -> requests.Response:
-        kwargs: dict[str, Any] = {"headers": dict(headers or {}), "timeout": HTTP_TIMEOUT_SECONDS}
+                headers: Mapping[str, str] | None = None, content_type: str | None = "application/json",
+                ) -> requests.Response:
+        """`path` goes out byte for byte: requests would otherwise decode escapes such as `%73`, and
+        spellings like that are exactly what some scenarios test. `content_type=None` sends a raw
+        `data` body without any Content-Type."""
+        kwargs: dict[str, Any] = {"headers": dict(headers or {})}
         if body is not _NO_BODY:
             kwargs["json"] = body
         if data is not None:
             kwargs["data"] = data
-            kwargs["headers"].setdefault("Content-Type", "application/json")
-        return self.session.request(method, self.envoy.url + path, **kwargs)
+            if content_type is not None:
+                kwargs["headers"].setdefault("Content-Type", content_type)
+        prepared = self.session.prepare_request(requests.Request(method, self.envoy.url + "/", **kwargs))
+        prepared.url = self.envoy.url + path
+        return self.session.send(prepared, timeout=HTTP_TIMEOUT_SECONDS)
 
     def write_settings(self, method: str, uid: str, body: Any = _NO_BODY, sub_route: str | None = None) -> requests.Response:
         return self.request(method, settings_path(uid, sub_route), body)

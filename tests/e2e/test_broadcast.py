@@ -19,7 +19,7 @@ import requests
 from conftest import NODE_KEY
 from harness import Envoy, Fleet
 from scenario import (
-    DEFAULT_SETTINGS, INCONSISTENT_HEADER, VERSION_HEADER, Proxy, assert_every_node_holds,
+    DEFAULT_SETTINGS, INCONSISTENT_HEADER, VERSION_HEADER, Proxy, assert_every_node_holds, assert_summarized_task,
     assert_meili_error, clear_all_requests, fresh_uid, index_stat, node_tasks, parse_time, settings_path,
     settings_writes,
     shared_envoy, task_duration_ms, version_stat, wait_nodes_idle,
@@ -178,6 +178,53 @@ def test_a_write_every_node_rejects_returns_the_node_answer_and_changes_nothing(
     assert [len(node_tasks(fleet, i, uid)) for i in range(fleet.size)] == tasks_before, "a node enqueued a task"
     assert proxy.version_header(uid) == 1 and version_stat(proxy.envoy, uid) == 1
     assert_every_node_holds(fleet, uid, {"stopWords": ["kept"], "rankingRules": DEFAULT_SETTINGS["rankingRules"]})
+
+
+# Spellings of a settings write that Meilisearch (actix) routes to the settings handler: each must be
+# broadcast like the plain one, never passed to a single node.
+SPELLINGS = [
+    ("PATCH", "/indexes/{uid}/%73ettings", {"stopWords": ["escaped"]}, ["escaped"]),
+    ("PATCH", "//indexes/{uid}/settings/", {"stopWords": ["slashes"]}, ["slashes"]),
+    ("PUT", "/indexes/{uid}/settings/stop%2Dwords", ["escaped-sub"], ["escaped-sub"]),
+    ("PUT", "/indexes/{uid}/settings/stop-words/", ["trailing"], ["trailing"]),
+    ("PATCH", "/indexes/{uid}/settings?customMetadata=note", {"stopWords": ["query"]}, ["query"]),
+]
+
+
+@pytest.mark.parametrize("method, spelling, body, stop_words", SPELLINGS, ids=[s[1] for s in SPELLINGS])
+def test_every_spelling_of_a_settings_write_is_broadcast(proxy: Proxy, module_fleet: Fleet, method: str,
+                                                         spelling: str, body: Any, stop_words: list[str]) -> None:
+    uid = fresh_uid("spelled")
+    proxy.commit("PATCH", uid, {"stopWords": ["plain"]})
+    response = proxy.request(method, spelling.format(uid=uid), body)
+    task = proxy.wait_task(assert_summarized_task(response, uid))
+    assert_committed(proxy, module_fleet, uid, task, 2)
+    assert_every_node_holds(module_fleet, uid, {"stopWords": stop_words})
+
+
+@pytest.mark.parametrize("key, status, code", [
+    ("wrong-key", 403, "invalid_api_key"),
+    (None, 401, "missing_authorization_header"),
+])
+def test_a_write_with_bad_credentials_gets_the_node_refusal_and_changes_nothing(
+        shared: Envoy, module_fleet: Fleet, key: str | None, status: int, code: str) -> None:
+    """The filter forwards the client's Authorization and lends it no rights of its own."""
+    uid = fresh_uid("creds")
+    with Proxy(shared) as owner, Proxy(shared, key=key) as intruder:
+        owner.commit("PATCH", uid, {"stopWords": ["mine"]})
+        assert_meili_error(intruder.write_settings("PATCH", uid, {"stopWords": ["theirs"]}), status, code)
+        assert owner.version_header(uid) == 1
+    assert_every_node_holds(module_fleet, uid, {"stopWords": ["mine"]})
+
+
+@pytest.mark.xfail(strict=True, reason="filter bug: a settings write without Content-Type is proposed with "
+                                        "`application/json` added, so it commits where Meilisearch answers 415")
+def test_a_write_without_content_type_gets_the_node_415(proxy: Proxy, module_fleet: Fleet) -> None:
+    uid = fresh_uid("noctype")
+    proxy.commit("PATCH", uid, {"stopWords": ["kept"]})
+    response = proxy.request("PATCH", settings_path(uid), data=b'{"stopWords": ["typed"]}', content_type=None)
+    assert_meili_error(response, 415, "missing_content_type")
+    assert_every_node_holds(module_fleet, uid, {"stopWords": ["kept"]})
 
 
 @pytest.mark.parametrize("payload, code", [

@@ -229,6 +229,22 @@ def test_a_node_down_through_every_retry_freezes_the_index(start: Callable[..., 
     assert version_stat(envoy, uid) is None, "nothing was ever committed"
 
 
+def test_a_node_that_alone_refuses_the_write_ends_in_a_freeze(start: Callable[..., Any]) -> None:
+    """Not every node refused, so the client got 202; the refusing node cannot be repaired."""
+    fleet, envoy, proxy = start(settings_broadcast={"max_repair_retries": 1, "repair_backoff_base_ms": 20})
+    uid = fresh_uid("loner")
+    proxy.commit("PATCH", uid, {"stopWords": ["v1"]})
+    fleet.fault(2, reject_settings={"status": 400, "code": "invalid_settings_stop_words", "message": "not here"})
+
+    task = proxy.wait_task(proxy.accepted("PATCH", uid, {"stopWords": ["v2"]}))
+
+    assert task["status"] == "failed" and task["error"]["code"] == "miroir_settings_divergence", task
+    assert task["miroir"]["frozen"] is True, task["miroir"]
+    assert [fleet.node_settings(i, uid)["stopWords"] for i in range(fleet.size)] == [["v2"], ["v2"], ["v1"]]
+    assert admin(envoy, "GET", f"/_miroir/indexes/{uid}").json()["frozen"]["nodes"] == ["node-2"]
+    assert proxy.version_header(uid) == 1
+
+
 # --- (14) pinned reads and client-sent routing headers ---------------------------------------------------
 
 def test_pinned_reads_need_a_node_at_the_requested_version(start: Callable[..., Any]) -> None:
