@@ -71,7 +71,8 @@ def settings_path(uid: str, sub_route: str | None = None) -> str:
 
 # --- a client of the filter --------------------------------------------------------------------
 
-_NO_BODY = object()
+# "No body at all", as opposed to a JSON null body (which resets a setting on a sub-route).
+NO_BODY = object()
 
 
 class Proxy:
@@ -93,14 +94,14 @@ class Proxy:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, body: Any = _NO_BODY, *, data: bytes | None = None,
+    def request(self, method: str, path: str, body: Any = NO_BODY, *, data: bytes | None = None,
                 headers: Mapping[str, str] | None = None, content_type: str | None = "application/json",
                 ) -> requests.Response:
         """`path` goes out byte for byte: requests would otherwise decode escapes such as `%73`, and
         spellings like that are exactly what some scenarios test. `content_type=None` sends a raw
         `data` body without any Content-Type."""
         kwargs: dict[str, Any] = {"headers": dict(headers or {})}
-        if body is not _NO_BODY:
+        if body is not NO_BODY:
             kwargs["json"] = body
         if data is not None:
             kwargs["data"] = data
@@ -110,10 +111,10 @@ class Proxy:
         prepared.url = self.envoy.url + path
         return self.session.send(prepared, timeout=HTTP_TIMEOUT_SECONDS)
 
-    def write_settings(self, method: str, uid: str, body: Any = _NO_BODY, sub_route: str | None = None) -> requests.Response:
+    def write_settings(self, method: str, uid: str, body: Any = NO_BODY, sub_route: str | None = None) -> requests.Response:
         return self.request(method, settings_path(uid, sub_route), body)
 
-    def accepted(self, method: str, uid: str, body: Any = _NO_BODY, sub_route: str | None = None) -> int:
+    def accepted(self, method: str, uid: str, body: Any = NO_BODY, sub_route: str | None = None) -> int:
         """Send a settings write, check the filter's 202 summarized task, return its uid."""
         response = self.write_settings(method, uid, body, sub_route)
         return assert_summarized_task(response, uid)
@@ -131,7 +132,7 @@ class Proxy:
 
         return wait_until(terminal, timeout, f"filter task {task_uid} to finish")
 
-    def commit(self, method: str, uid: str, body: Any = _NO_BODY, sub_route: str | None = None) -> dict[str, Any]:
+    def commit(self, method: str, uid: str, body: Any = NO_BODY, sub_route: str | None = None) -> dict[str, Any]:
         """A settings write that must succeed; returns the finished task."""
         task = self.wait_task(self.accepted(method, uid, body, sub_route))
         assert task["status"] == "succeeded", json.dumps(task, indent=1)

@@ -19,10 +19,9 @@ import requests
 from conftest import NODE_KEY
 from harness import Envoy, Fleet
 from scenario import (
-    DEFAULT_SETTINGS, INCONSISTENT_HEADER, VERSION_HEADER, Proxy, assert_every_node_holds, assert_summarized_task,
-    assert_meili_error, clear_all_requests, fresh_uid, index_stat, node_tasks, parse_time, settings_path,
-    settings_writes,
-    shared_envoy, task_duration_ms, version_stat, wait_nodes_idle,
+    DEFAULT_SETTINGS, INCONSISTENT_HEADER, NO_BODY, VERSION_HEADER, Proxy, assert_every_node_holds,
+    assert_meili_error, assert_summarized_task, clear_all_requests, fresh_uid, index_stat, node_tasks, parse_time,
+    settings_path, settings_writes, shared_envoy, task_duration_ms, version_stat, wait_nodes_idle,
 )
 
 
@@ -78,8 +77,8 @@ WRITES: list[tuple[str, str | None, Any, dict[str, Any]]] = [
     ("PATCH", "faceting", {"maxValuesPerFacet": 50},
      {"faceting": {"maxValuesPerFacet": 50, "sortFacetValuesBy": {"*": "alpha"}}}),
     ("PUT", "ranking-rules", ["typo", "words", "sort"], {"rankingRules": ["typo", "words", "sort"]}),
-    ("DELETE", "stop-words", None, {"stopWords": [], "synonyms": {"car": ["auto"], "phone": ["mobile", "cell"]}}),
-    ("DELETE", None, None, DEFAULT_SETTINGS),
+    ("DELETE", "stop-words", NO_BODY, {"stopWords": [], "synonyms": {"car": ["auto"], "phone": ["mobile", "cell"]}}),
+    ("DELETE", None, NO_BODY, DEFAULT_SETTINGS),
 ]
 
 
@@ -90,11 +89,7 @@ def test_every_settings_write_form_reaches_every_node_and_bumps_the_version(
     assert proxy.version_header(uid) is None, "no version before the first commit"
     for version, (method, sub_route, body, expected) in enumerate(WRITES, start=1):
         clear_all_requests(fleet)
-        if body is None:
-            task_uid = proxy.accepted(method, uid, sub_route=sub_route)
-        else:
-            task_uid = proxy.accepted(method, uid, body, sub_route=sub_route)
-        task = proxy.wait_task(task_uid)
+        task = proxy.wait_task(proxy.accepted(method, uid, body, sub_route))
         step = f"write {version}: {method} {settings_path(uid, sub_route)}"
         assert task["status"] == "succeeded", f"{step}: {json.dumps(task, indent=1)}"
         assert_committed(proxy, fleet, uid, task, version)
@@ -419,8 +414,7 @@ def test_sequential_strategy_applies_node_by_node(start: Callable[..., Any]) -> 
     fleet, envoy, proxy = start(**SEQUENTIAL)
     uid = fresh_uid("seq")
     for version, (method, sub_route, body, expected) in enumerate(WRITES[:3] + WRITES[6:], start=1):
-        task = proxy.wait_task(proxy.accepted(method, uid, body, sub_route) if body is not None
-                               else proxy.accepted(method, uid, sub_route=sub_route))
+        task = proxy.wait_task(proxy.accepted(method, uid, body, sub_route))
         assert_committed(proxy, fleet, uid, task, version)
         assert_every_node_holds(fleet, uid, expected)
     # Node by node: a node's task is enqueued only after the previous node's task finished.

@@ -18,7 +18,7 @@ import requests
 from conftest import ADMIN_KEY, NODE_KEY
 from harness import Envoy, Fleet, wait_until
 from scenario import (
-    MIN_VERSION_HEADER, ROUTING_HEADER, VERSION_HEADER, Proxy, assert_every_node_holds, assert_meili_error,
+    MIN_VERSION_HEADER, NO_BODY, ROUTING_HEADER, VERSION_HEADER, Proxy, assert_every_node_holds, assert_meili_error,
     clear_all_requests, fresh_uid, index_stat, node_tasks, non_read_requests, parse_time, settings_path,
     settings_writes, version_stat,
 )
@@ -86,21 +86,21 @@ def write_forms(uid: str) -> list[tuple[str, str, Any]]:
     return [
         ("POST", f"/indexes/{uid}/documents", [{"id": 9, "title": "new"}]),
         ("PUT", f"/indexes/{uid}/documents", [{"id": 1, "title": "changed"}]),
-        ("DELETE", f"/indexes/{uid}/documents/1", None),
+        ("DELETE", f"/indexes/{uid}/documents/1", NO_BODY),
         ("POST", f"/indexes/{uid}/documents/delete-batch", [1]),
         ("POST", f"/indexes/{uid}/documents/delete", {"filter": "id = 1"}),
-        ("DELETE", f"/indexes/{uid}/documents", None),
+        ("DELETE", f"/indexes/{uid}/documents", NO_BODY),
         ("PATCH", f"/indexes/{uid}/settings", {"stopWords": ["nope"]}),
         ("PUT", f"/indexes/{uid}/settings/stop-words", ["nope"]),
         ("PATCH", f"/indexes/{uid}/settings/typo-tolerance", {"enabled": False}),
-        ("DELETE", f"/indexes/{uid}/settings/synonyms", None),
-        ("DELETE", f"/indexes/{uid}/settings", None),
+        ("DELETE", f"/indexes/{uid}/settings/synonyms", NO_BODY),
+        ("DELETE", f"/indexes/{uid}/settings", NO_BODY),
         ("PATCH", f"/indexes/{uid}", {"primaryKey": "id"}),
-        ("DELETE", f"/indexes/{uid}", None),
+        ("DELETE", f"/indexes/{uid}", NO_BODY),
         ("POST", f"//indexes/{uid}/documents", [{"id": 10}]),
         ("POST", f"/indexes/{uid}/documents/", [{"id": 11}]),
         ("POST", f"/indexes/{uid}/%64ocuments", [{"id": 12}]),
-        ("DELETE", f"/indexes/{uid}/", None),
+        ("DELETE", f"/indexes/{uid}/", NO_BODY),
     ]
 
 
@@ -145,7 +145,7 @@ def test_a_node_that_stays_wrong_freezes_the_index_until_an_operator_unfreezes_i
     clear_all_requests(fleet)
     refused = 0
     for method, path, body in write_forms(uid):
-        response = proxy.request(method, path, body) if body is not None else proxy.request(method, path)
+        response = proxy.request(method, path, body)
         assert_meili_error(response, 503, "miroir_index_frozen")
         refused += 1
     assert non_read_requests(fleet, uid) == [], "a write to the frozen index reached a node"
