@@ -309,9 +309,9 @@ def test_a_write_whose_client_hangs_up_at_once_still_commits(shared: Envoy, modu
 
 @pytest.mark.xfail(strict=True, reason="filter bug: the 202 of a settings write (a local reply) lacks "
                                         "X-Miroir-Settings-Version")
-def test_the_filter_own_answers_for_a_versioned_index_carry_the_version(proxy: Proxy, module_fleet: Fleet) -> None:
+def test_the_202_of_a_settings_write_carries_the_version(proxy: Proxy, module_fleet: Fleet) -> None:
     """Issue 3: `X-Miroir-Settings-Version` on every response for an index with a committed
-    version, the filter's local answers included."""
+    version, the filter's own local answer included."""
     uid = fresh_uid("stamped")
     proxy.commit("PATCH", uid, {"stopWords": ["one"]})
     accepted = proxy.write_settings("PATCH", uid, {"stopWords": ["two"]})
