@@ -212,8 +212,6 @@ def test_a_write_with_bad_credentials_gets_the_node_refusal_and_changes_nothing(
     assert_every_node_holds(module_fleet, uid, {"stopWords": ["mine"]})
 
 
-@pytest.mark.xfail(strict=True, reason="filter bug: a settings write without Content-Type is proposed with "
-                                        "`application/json` added, so it commits where Meilisearch answers 415")
 def test_a_write_without_content_type_gets_the_node_415(proxy: Proxy, module_fleet: Fleet) -> None:
     uid = fresh_uid("noctype")
     proxy.commit("PATCH", uid, {"stopWords": ["kept"]})
@@ -307,8 +305,6 @@ def test_a_write_whose_client_hangs_up_at_once_still_commits(shared: Envoy, modu
     assert shared.stat(index_stat("miroir_settings_broadcast_total", uid, "succeeded")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="filter bug: the 202 of a settings write (a local reply) lacks "
-                                        "X-Miroir-Settings-Version")
 def test_the_202_of_a_settings_write_carries_the_version(proxy: Proxy, module_fleet: Fleet) -> None:
     """Issue 3: `X-Miroir-Settings-Version` on every response for an index with a committed
     version, the filter's own local answer included."""

@@ -1043,7 +1043,12 @@ impl Engine {
                     "The filter lost track of this settings write; check GET /tasks and retry.",
                 ))),
             };
-            if let Some(reply) = reply {
+            if let Some(mut reply) = reply {
+                if let Some(t) = &task {
+                    for (name, value) in super::front::response_headers(host, &t.index_uid) {
+                        reply.headers.push((name.to_string(), value));
+                    }
+                }
                 let ctx = waiter.context_id;
                 self.waiting.remove(&uid);
                 if host.reply(ctx, &reply).is_err() {
@@ -1072,8 +1077,13 @@ impl Engine {
         };
         let mut headers = Vec::new();
         if body.is_some() {
-            let ct = run.job.content_type.clone().unwrap_or_else(|| "application/json".into());
-            headers.push(("content-type".to_string(), ct));
+            // The client's content type as sent (a node refuses a missing or wrong one, and so
+            // must the fleet); bodies the filter writes itself (rollbacks) are JSON.
+            let filter_made = run.seq.as_ref().is_some_and(|s| s.rolling_back);
+            let ct = if filter_made { Some("application/json".to_string()) } else { run.job.content_type.clone() };
+            if let Some(ct) = ct {
+                headers.push(("content-type".to_string(), ct));
+            }
         }
         // Writes carry the client's credentials (the filter never lends a client more rights);
         // the filter's own reads (task polls, read-backs) use the node key when one is set, so a
