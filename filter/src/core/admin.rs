@@ -8,7 +8,7 @@ use super::engine::{self, Engine, VerifyResult};
 use super::errors::{ErrorType, MeiliError};
 use super::front::RequestHead;
 use super::host::{Host, LocalReply};
-use super::records::{HotRecord, IndexRecord, Phase};
+use super::records::IndexRecord;
 use super::route::AdminAction;
 use super::store;
 use super::tasks;
@@ -123,26 +123,8 @@ fn force_unfreeze(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalRep
         Some(r) if r.frozen.is_some() => {}
         _ => return show(engine, host, index),
     }
-    let cleared = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
-        let rec = rec?;
-        let mut next = rec.clone();
-        next.frozen = None;
-        if next.phase == Phase::Frozen {
-            next.phase = Phase::Idle;
-        }
-        Some(next)
-    });
-    if let Err(e) = cleared {
-        log::error!("miroir: unfreezing {index} failed: {e}");
-    }
-    let hot = engine::read_hot(host, index);
-    let _ = host.shared_set(
-        &store::hot_key(index),
-        HotRecord { frozen: false, inconsistent: false, ..hot }.encode().as_bytes(),
-        None,
-    );
+    engine::lift_freeze(host, index);
     log::warn!("miroir: index {index} unfrozen by an operator (force)");
-    host.gauge_set(&super::metrics::for_index(super::metrics::DIVERGENCE, index), 0);
     show(engine, host, index)
 }
 

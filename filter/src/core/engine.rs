@@ -1240,6 +1240,33 @@ pub fn read_hot(host: &dyn Host, index: &str) -> HotRecord {
     }
 }
 
+/// Lift a freeze: the record first, then the hot-path fence (the reverse of freezing), then the
+/// alert. Used by a verify that finds the fleet converged and by an operator's forced unfreeze.
+pub fn lift_freeze(host: &mut dyn Host, index: &str) {
+    let cleared = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+        let rec = rec?;
+        if rec.frozen.is_none() && rec.phase != Phase::Frozen {
+            return None;
+        }
+        let mut next = rec.clone();
+        next.frozen = None;
+        next.phase = Phase::Idle;
+        Some(next)
+    });
+    if let Err(e) = cleared {
+        log::error!("miroir: unfreezing {index} failed: {e}");
+        return;
+    }
+    let hot = read_hot(host, index);
+    let _ = host.shared_set(
+        &store::hot_key(index),
+        HotRecord { frozen: false, inconsistent: false, ..hot }.encode().as_bytes(),
+        None,
+    );
+    host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 0);
+    host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), Phase::Idle.gauge());
+}
+
 /// Add `index` to the list of indexes with queued work (scanned by every worker's root).
 pub fn activate(host: &mut dyn Host, index: &str) {
     let result = store::update::<Vec<String>, _>(host, store::ACTIVE_KEY, |list| {

@@ -274,18 +274,13 @@ impl Engine {
                 return None;
             }
             let unchanged = next.node_versions == vec![next.version; n]
-                && next.fingerprint.as_deref() == Some(fp)
-                && next.frozen.is_none();
+                && next.fingerprint.as_deref() == Some(fp);
             if unchanged {
                 return None;
             }
             next.node_versions = vec![next.version; n];
             next.node_fingerprints = vec![Some(fp.to_string()); n];
             next.fingerprint = Some(fp.to_string());
-            next.frozen = None;
-            if next.phase == Phase::Frozen {
-                next.phase = Phase::Idle;
-            }
             Some(next)
         });
         if let Err(e) = result {
@@ -293,14 +288,7 @@ impl Engine {
             return;
         }
         if was_frozen {
-            let hot = read_hot(host, index);
-            let _ = host.shared_set(
-                &store::hot_key(index),
-                HotRecord { frozen: false, inconsistent: false, ..hot }.encode().as_bytes(),
-                None,
-            );
-            host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 0);
-            host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), 0);
+            super::lift_freeze(host, index);
             log::warn!("miroir: index {index}: the fleet is converged again; writes are allowed");
         }
     }
