@@ -1,0 +1,119 @@
+"""What every benchmark section shares: the harness import, where outputs go, timing helpers and
+the statistics used in every table (medians of all runs, nothing dropped)."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+E2E_DIR = REPO_ROOT / "tests" / "e2e"
+OUT_DIR = BENCH_DIR / "out"  # git-ignored: logs, bootstraps, bodies, raw JSON of every run
+
+# The benchmarks drive the same harness as the end-to-end tests (Fleet, Envoy, bootstrap).
+if str(E2E_DIR) not in sys.path:
+    sys.path.insert(0, str(E2E_DIR))
+
+import envoy_config  # noqa: E402
+import paths  # noqa: E402
+from envoy_process import Envoy  # noqa: E402
+from fleet import Fleet  # noqa: E402
+from waiting import wait_until  # noqa: E402
+
+__all__ = [
+    "BENCH_DIR", "REPO_ROOT", "OUT_DIR", "Envoy", "Fleet", "envoy_config", "paths", "wait_until",
+    "median", "Stopwatch", "run_command", "start_envoy", "noop_wasm", "rss_kib", "poll_task", "epoch_ms",
+]
+
+NOOP_WASM_NAME = "miroir_bench_noop_filter.wasm"
+
+
+def noop_wasm() -> Path:
+    return paths.TARGET_DIR / "wasm32-wasip1" / "release" / NOOP_WASM_NAME
+
+
+def median(values: Sequence[float]) -> float:
+    if not values:
+        raise ValueError("median of no values")
+    return float(statistics.median(values))
+
+
+@dataclass
+class Stopwatch:
+    """Wall time of a block: `with Stopwatch() as sw: ...; sw.seconds`."""
+
+    started: float = 0.0
+    seconds: float = 0.0
+
+    def __enter__(self) -> "Stopwatch":
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.monotonic() - self.started
+
+
+def run_command(argv: Sequence[str], *, timeout: float, env: dict[str, str] | None = None,
+                cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion (bounded), failing loudly with its output if it fails."""
+    result = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def start_envoy(fleet: Fleet, workdir: Path, name: str, *, wasm: Path | None,
+                plugin_overrides: dict[str, Any] | None = None) -> Envoy:
+    """An Envoy at `--concurrency 2` in front of `fleet`, without access log (benchmarks measure the
+    proxy, not its logging), started and ready."""
+    config = envoy_config.bootstrap(fleet.envoy_nodes, wasm_path=wasm, plugin_overrides=plugin_overrides,
+                                    access_log=False)
+    return Envoy(config, workdir, name=name, concurrency=2).start()
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    """Resident memory of a process from /proc/<pid>/status: VmRSS (now) and VmHWM (peak), KiB."""
+    found: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0])
+    return found
+
+
+def poll_task(base_url: str, uid: int, timeout: float, interval: float = 0.01) -> tuple[dict[str, Any], float]:
+    """Poll `GET /tasks/{uid}` until the task is terminal; returns the task and the wall time
+    (time.time()) at which the client first saw it terminal."""
+    import requests  # the venv's; imported here so `common` loads without it for --help
+
+    session = requests.Session()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            response = session.get(f"{base_url}/tasks/{uid}", timeout=10)
+            seen = time.time()
+            if response.status_code == 200:
+                task = response.json()
+                if task.get("status") in ("succeeded", "failed", "canceled"):
+                    return task, seen
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task {uid} not terminal after {timeout:.0f}s: {response.status_code} {response.text[:300]}")
+            time.sleep(interval)
+    finally:
+        session.close()
+
+
+def epoch_ms(rfc3339: str) -> float:
+    """Milliseconds since the epoch of a task timestamp such as `2026-11-26T15:52:00.901Z` (the
+    filter writes milliseconds; a node may write nanoseconds, which Python truncates to µs)."""
+    text = rfc3339.rstrip("Z")
+    whole, _, fraction = text.partition(".")
+    moment = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return moment.timestamp() * 1000 + (float("0." + fraction) * 1000 if fraction else 0.0)

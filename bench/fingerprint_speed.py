@@ -1,0 +1,169 @@
+"""Section 3 — fingerprint throughput inside Envoy's V8, and the same code natively.
+
+During verify the filter parses each node's settings read-back and fingerprints it (RFC 8785
+canonical form + SHA-256). The filter exposes no timer for that step alone, so it is isolated by
+difference, on a one-node fleet with no injected delay:
+
+  index `fp_<size>` holds a large settings body, put on the node out of band (the filter never
+  sees it as a write); index `fp_tiny` holds the default settings. The same tiny PATCH
+  (`searchCutoffMs`) is committed through the filter on each, interleaved, and each commit's
+  duration is read from the filter's own task (`finishedAt − startedAt`, the value its
+  `miroir_settings_broadcast_duration_ms` histogram records). The propose, the node's task and
+  the poll are the same for both; the verify differs only in the read-back's size. So
+
+      in-VM verify time ≈ median(duration fp_<size>) − median(duration fp_tiny)
+                          − (direct GET of fp_<size> − direct GET of fp_tiny)
+
+  where the last term, measured by a client straight to the node, removes the node's own time
+  to serialize and send the larger body. What remains is Envoy handing the body to the VM plus
+  the filter's parse, fingerprint and key check: an upper bound on the fingerprint alone.
+
+The filter's timestamps have millisecond resolution and its timers run on a 10 ms root tick, so
+each commit's duration carries up to ~10 ms of jitter; medians over many interleaved rounds bring
+that down to a couple of milliseconds. A verify estimate under RESOLVED_MS is reported as not
+resolved (a 10 KB body verifies far faster than that) and no throughput is claimed for it.
+
+`fingerprint-native` (bench/fingerprint-native) times `miroir_filter::core::fingerprint` on the
+very bytes the node returned, and the fingerprint the filter recorded for the node is checked to
+be the native one: both sides hashed the same body."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from common import Fleet, epoch_ms, median, paths, poll_task, run_command, start_envoy
+from settings_bodies import encoded
+
+SIZES = {"10 KB": 10_000, "1 MB": 1_000_000, "5 MB": 5_000_000}
+TINY = "tiny"
+RESOLVED_MS = 5.0
+NATIVE_BINARY = "fingerprint-native"
+
+
+def index_for(label: str) -> str:
+    return "fp_" + label.replace(" ", "").lower()
+
+
+@dataclass
+class SizeResult:
+    label: str
+    request_bytes: int
+    readback_bytes: int
+    commit_ms: list[float] = field(default_factory=list)        # tiny PATCH on this index, task duration
+    direct_get_ms: list[float] = field(default_factory=list)    # client GET straight to the node
+    full_patch_ms: list[float] = field(default_factory=list)    # PATCH of the large body itself
+    filter_fingerprint: str = ""
+    native: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class FingerprintResult:
+    sizes: dict[str, SizeResult] = field(default_factory=dict)
+    repetitions: int = 0
+
+    def verify_ms(self, label: str) -> float:
+        big, tiny = self.sizes[label], self.sizes[TINY]
+        return (median(big.commit_ms) - median(tiny.commit_ms)
+                - (median(big.direct_get_ms) - median(tiny.direct_get_ms)))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"repetitions": self.repetitions, "sizes": {k: v.as_dict() for k, v in self.sizes.items()},
+                "verify_ms": {k: self.verify_ms(k) for k in SIZES if k in self.sizes}}
+
+
+def _direct_get(fleet: Fleet, index: str) -> tuple[float, bytes]:
+    started = time.monotonic()
+    answer = requests.get(fleet.node_url(0) + f"/indexes/{index}/settings", timeout=60)
+    elapsed = (time.monotonic() - started) * 1000
+    answer.raise_for_status()
+    return elapsed, answer.content
+
+
+def _commit(base_url: str, index: str, body: bytes) -> dict[str, Any]:
+    answer = requests.patch(f"{base_url}/indexes/{index}/settings", data=body,
+                            headers={"content-type": "application/json"}, timeout=120)
+    if answer.status_code != 202:
+        raise RuntimeError(f"PATCH {index} ({len(body)} bytes): {answer.status_code} {answer.text[:300]}")
+    task, _ = poll_task(base_url, answer.json()["taskUid"], timeout=300)
+    if task["status"] != "succeeded":
+        raise RuntimeError(f"commit on {index} did not succeed: {json.dumps(task)[:500]}")
+    return task
+
+
+def _duration_ms(task: dict[str, Any]) -> float:
+    return epoch_ms(task["finishedAt"]) - epoch_ms(task["startedAt"])
+
+
+def run(workdir: Path, *, repetitions: int, full_patch_repetitions: int, log: Any = print) -> FingerprintResult:
+    result = FingerprintResult(repetitions=repetitions)
+    bodies = {label: encoded(size) for label, size in SIZES.items()}
+    fleet = Fleet(1, workdir).start()
+    try:
+        envoy = start_envoy(fleet, workdir, "fingerprint", wasm=paths.filter_wasm())
+        try:
+            # Large settings go onto the node behind the filter's back; the tiny index is created
+            # the same way with a one-key body, so both exist before the first measured commit.
+            fleet.out_of_band(0, index_for(TINY), {"searchCutoffMs": 99})
+            for label, body in bodies.items():
+                fleet.out_of_band(0, index_for(label), json.loads(body))
+            labels = [TINY, *bodies]
+            for label in labels:
+                _, readback = _direct_get(fleet, index_for(label))
+                result.sizes[label] = SizeResult(label=label, request_bytes=len(bodies.get(label, b"")),
+                                                 readback_bytes=len(readback))
+            # Interleaved: tiny, 10 KB, 1 MB, 5 MB, tiny, … so machine drift hits all alike. One
+            # unmeasured round first: the first commit on an index opens connections.
+            for rep in range(repetitions + 1):
+                for label in labels:
+                    index = index_for(label)
+                    task = _commit(envoy.url, index, json.dumps({"searchCutoffMs": 100 + rep}).encode())
+                    get_ms, readback = _direct_get(fleet, index)
+                    if rep == 0:
+                        continue
+                    size = result.sizes[label]
+                    size.commit_ms.append(_duration_ms(task))
+                    size.direct_get_ms.append(get_ms)
+                    size.readback_bytes = len(readback)
+                    size.filter_fingerprint = task["miroir"]["nodes"][0]["fingerprint"]
+                    (workdir / f"readback-{index}.json").write_bytes(readback)
+                if rep == 0:
+                    log("  warm-up round done (not counted)")
+                else:
+                    log(f"  round {rep}/{repetitions}: "
+                        + ", ".join(f"{label} {result.sizes[label].commit_ms[-1]:.0f} ms" for label in labels))
+            # The whole commit of the large body itself, for scale (request body through the filter).
+            for label, body in bodies.items():
+                for _ in range(full_patch_repetitions):
+                    task = _commit(envoy.url, index_for(label), body)
+                    result.sizes[label].full_patch_ms.append(_duration_ms(task))
+                log(f"  PATCH of the {label} body itself: {median(result.sizes[label].full_patch_ms):.0f} ms")
+        finally:
+            envoy.stop()
+    finally:
+        fleet.stop()
+    _native(workdir, result)
+    return result
+
+
+def _native(workdir: Path, result: FingerprintResult) -> None:
+    """Time the same read-backs natively and check the filter hashed the same bytes."""
+    binary = paths.TARGET_DIR / "release" / NATIVE_BINARY
+    files = {label: workdir / f"readback-{index_for(label)}.json" for label in result.sizes}
+    output = run_command([str(binary), "--min-seconds", "1", *map(str, files.values())], timeout=300)
+    by_file = {json.loads(line)["file"]: json.loads(line) for line in output.stdout.splitlines() if line.strip()}
+    for label, file in files.items():
+        native = by_file[str(file)]
+        size = result.sizes[label]
+        size.native = native
+        if native["fingerprint"] != size.filter_fingerprint:
+            raise RuntimeError(f"{label}: the filter recorded {size.filter_fingerprint} for the node, native "
+                               f"fingerprint of the same read-back is {native['fingerprint']}")

@@ -1,0 +1,56 @@
+"""Section 4 — footprint: the size of each module, and Envoy's resident memory (VmRSS from
+/proc/<pid>/status) at `--concurrency 2` without a filter, with the no-op filter and with the
+miroir filter: once ready, and after a warm-up of search load (every worker VM has then served
+requests). Each Envoy is started fresh, alone, in front of the same three dev nodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import noop_wasm, paths, rss_kib, start_envoy
+from loadgen import run_load
+from search_fleet import SEARCH_BODY, SEARCH_PATH, start_search_fleet
+
+WARMUP_SECONDS = 5
+WARMUP_CONNECTIONS = 32
+
+
+@dataclass
+class FootprintResult:
+    module_bytes: dict[str, int] = field(default_factory=dict)
+    rss_ready_kib: dict[str, int] = field(default_factory=dict)
+    rss_warm_kib: dict[str, int] = field(default_factory=dict)
+    hwm_kib: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def run(workdir: Path, wrk: str, log: Any = print) -> FootprintResult:
+    result = FootprintResult()
+    wasm_of: dict[str, Path | None] = {"no filter": None, "no-op wasm": noop_wasm(), "miroir": paths.filter_wasm()}
+    for config, wasm in wasm_of.items():
+        if wasm is not None:
+            result.module_bytes[config] = wasm.stat().st_size
+    fleet = start_search_fleet(workdir)
+    try:
+        for config, wasm in wasm_of.items():
+            envoy = start_envoy(fleet, workdir, f"footprint-{config.split()[0]}", wasm=wasm)
+            try:
+                pid = envoy.process.pid
+                assert pid is not None
+                result.rss_ready_kib[config] = rss_kib(pid)["VmRSS"]
+                run_load(wrk, envoy.url + SEARCH_PATH, SEARCH_BODY, connections=WARMUP_CONNECTIONS,
+                         seconds=WARMUP_SECONDS)
+                memory = rss_kib(pid)
+                result.rss_warm_kib[config] = memory["VmRSS"]
+                result.hwm_kib[config] = memory["VmHWM"]
+                log(f"  {config:>10}: RSS ready {result.rss_ready_kib[config] / 1024:6.1f} MiB, after "
+                    f"{WARMUP_SECONDS} s of load {memory['VmRSS'] / 1024:6.1f} MiB")
+            finally:
+                envoy.stop()
+    finally:
+        fleet.stop()
+    return result
