@@ -4,6 +4,9 @@
 #   make test      everything: core tests (native), core on wasm, end to end with the real Envoy
 #   make e2e       only the end-to-end suite (builds what it needs)
 #   make run       3 dev nodes (or real Meilisearch: MEILISEARCH_BIN=...) behind Envoy on :7700
+#   make bench     benchmarks (not tests): hot-path overhead, commit latency, fingerprint, footprint
+#   make compose-up / compose-down   docker-compose deployment (needs deploy/.env)
+#   make deploy-tools   validators for the deployment files (docker-compose, promtool, schemas)
 #   make clean     remove build outputs, the venv and .run/
 #
 # `make test` installs what it needs itself (rust targets, the Python venv), so it works on a
@@ -30,7 +33,13 @@ ARGS ?=
 
 say = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help toolchain build build-filter build-devnode venv test test-core test-wasm e2e run clean
+ISTIO_CHECK := deploy/istio/check
+COMPOSE_ENV := deploy/.env
+# docker compose v2 plugin when present, else Debian's docker-compose (v1).
+COMPOSE = $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
+
+.PHONY: help toolchain build build-filter build-devnode venv test test-core test-wasm e2e run bench \
+	deploy-tools compose-up compose-down clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -62,7 +71,10 @@ $(VENV_STAMP): $(REQUIREMENTS)
 	@$(VENV_PY) -m pip install -q --disable-pip-version-check -r $(REQUIREMENTS)
 	@touch $@
 
-test: test-core test-wasm e2e
+# `make test` installs the deployment validators and requires them (a missing one fails the
+# deployment tests instead of skipping them, as it would on a developer's `make e2e`).
+test: test-core test-wasm deploy-tools
+	@MIROIR_REQUIRE_DEPLOY_VALIDATORS=1 $(MAKE) e2e
 	$(call say,all tests passed)
 
 test-core:
@@ -81,6 +93,35 @@ e2e: build venv
 
 run: build venv
 	@MIROIR_DEVNODE_BIN=$${MIROIR_DEVNODE_BIN:-$(DEVNODE_BIN)} $(VENV_PY) tests/e2e/run_local.py $(ARGS)
+
+bench: venv
+	$(VENV_PY) bench/run.py $(ARGS)
+
+# Debian packages (as root, like CI) and the npm schema checker, each only when missing.
+deploy-tools:
+	$(call say,deployment validators)
+	@missing=""; \
+	command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "apt-get install$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else echo "not root: install$$missing yourself (Debian packages)"; fi; \
+	fi
+	@$(MAKE) -s $(ISTIO_CHECK)/node_modules/.installed
+
+$(ISTIO_CHECK)/node_modules/.installed: $(ISTIO_CHECK)/package-lock.json
+	cd $(ISTIO_CHECK) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+compose-up: build-filter
+	@test -f $(COMPOSE_ENV) || { echo "$(COMPOSE_ENV) missing: cp deploy/.env.example $(COMPOSE_ENV) and set the keys"; exit 1; }
+	$(COMPOSE) --env-file $(COMPOSE_ENV) up -d
+	$(COMPOSE) --env-file $(COMPOSE_ENV) ps
+
+compose-down:
+	$(COMPOSE) --env-file $(COMPOSE_ENV) down
 
 clean:
 	$(CARGO) clean
