@@ -101,7 +101,7 @@ def commit_section(r: CommitLatencyResult) -> str:
 
 def fingerprint_section(r: FingerprintResult) -> str:
     tiny = r.sizes[TINY]
-    derive = [(f"{TINY} (default settings)", f"{tiny.readback_bytes:,}", f"{median(tiny.commit_ms):.1f}", "—",
+    derive = [(f"{TINY} (defaults + 1 key)", f"{tiny.readback_bytes:,}", f"{median(tiny.commit_ms):.1f}", "—",
                f"{median(tiny.direct_get_ms):.1f}", "—", "—")]
     speed = []
     for label in SIZES:
@@ -124,7 +124,7 @@ def fingerprint_section(r: FingerprintResult) -> str:
         "One node, no injected delay. A tiny PATCH is committed through the filter on an index whose "
         "settings (put on the node out of band) are of the given size, interleaved with the same PATCH "
         f"on an index with default settings; {r.repetitions} commits each, medians. "
-        "In-VM verify = Δ commit duration − Δ direct GET (see how to read this).",
+        "In-VM verify = Δ commit duration − Δ direct GET (curl straight to the node; see how to read this).",
         "",
         table(["settings read back", "bytes", "commit ms", "Δ vs tiny", "direct GET ms", "in-VM verify ms",
                "PATCH of the body itself ms"], derive),
