@@ -94,7 +94,7 @@ e2e: build venv
 run: build venv
 	@MIROIR_DEVNODE_BIN=$${MIROIR_DEVNODE_BIN:-$(DEVNODE_BIN)} $(VENV_PY) tests/e2e/run_local.py $(ARGS)
 
-bench: venv
+bench: toolchain venv
 	$(VENV_PY) bench/run.py $(ARGS)
 
 # Debian packages (as root, like CI) and the npm schema checker, each only when missing.
