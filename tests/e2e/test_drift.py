@@ -2,7 +2,8 @@
 changed behind the proxy's back are found, counted and repaired from the committed settings (or the
 majority), an index deleted on one node is recreated, `auto_repair: false` only reports, drift in
 masked embedder secrets freezes until an operator unfreezes, and the background calls use the node
-key from the environment. Real Envoy with `--concurrency 2`, the built filter, dev nodes.
+key from the environment; reads taken before a write must not be judged after it. Real Envoy with
+`--concurrency 2`, the built filter, dev nodes.
 
 A drift check that ran is seen from the nodes: each run starts by listing `/indexes?limit=1000` on
 every node, and only the drift check sends that request."""
@@ -86,6 +87,12 @@ def drift_repaired(envoy: Envoy, uid: str) -> int:
 def drift_listings(fleet: Fleet, node: int = 0) -> list[dict[str, Any]]:
     """The drift check's index listings node `node` received, oldest first."""
     return [r for r in fleet.requests(node) if r["method"] == "GET" and r["path"] == DRIFT_LISTING]
+
+
+def drift_reads(fleet: Fleet, node: int, uid: str) -> int:
+    """GETs of `uid`'s settings node `node` received: the drift check's reads, plus a broadcast's
+    verify reads while one runs (the scenarios that count these make no client reads)."""
+    return sum(1 for r in fleet.requests(node) if r["method"] == "GET" and r["path"] == f"/indexes/{uid}/settings")
 
 
 def wait_for_whole_drift_checks(fleet: Fleet, runs: int = 1, timeout: float = DRIFT_DEADLINE) -> None:
@@ -394,10 +401,6 @@ def test_the_missing_node_key_is_logged_once(start: Callable[..., Any]) -> None:
 
 
 # --- (8) a write that commits while a check is reading is not drift -----------------------------------------
-
-def drift_reads(fleet: Fleet, node: int, uid: str) -> int:
-    return sum(1 for r in fleet.requests(node) if r["method"] == "GET" and r["path"] == f"/indexes/{uid}/settings")
-
 
 @pytest.mark.xfail(strict=True, reason="filter bug: a drift check skips an index only if a job is queued when it "
                                        "judges, not when it read the nodes; reads taken before a write are judged "
