@@ -385,9 +385,6 @@ def unauthenticated_warnings(envoy: Envoy) -> list[str]:
     return [line for line in envoy.log_text().splitlines() if UNAUTHENTICATED_WARNING in line]
 
 
-@pytest.mark.xfail(strict=True, reason="filter bug: the 'nodes refuse unauthenticated reads' warning is remembered "
-                                       "per VM (Engine.warned_node_key), so every VM that makes a background call "
-                                       "(the main thread's and each worker's) logs it once")
 def test_the_missing_node_key_is_logged_once(start: Callable[..., Any]) -> None:
     fleet, envoy, proxy = start(master_key=FLEET_MASTER_KEY, env={"MIROIR_ADMIN_API_KEY": ADMIN_KEY})
     wait_until(lambda: unauthenticated_warnings(envoy), DRIFT_DEADLINE, "the startup check's warning")
@@ -402,9 +399,6 @@ def test_the_missing_node_key_is_logged_once(start: Callable[..., Any]) -> None:
 
 # --- (8) a write that commits while a check is reading is not drift -----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="filter bug: a drift check skips an index only if a job is queued when it "
-                                       "judges, not when it read the nodes; reads taken before a write are judged "
-                                       "after the write committed, so the commit is counted as drift and 'repaired'")
 def test_a_write_committed_while_a_drift_check_reads_is_not_counted_as_drift(start: Callable[..., Any]) -> None:
     fleet, envoy, proxy = start(drift=EVERY_SECOND)
     uid = fresh_uid("drift_race")
@@ -426,9 +420,6 @@ def test_a_write_committed_while_a_drift_check_reads_is_not_counted_as_drift(sta
     assert drift_detected(envoy, uid) == 0, "a committed write was counted as drift"
 
 
-@pytest.mark.xfail(strict=True, reason="filter bug: a verify whose reads predate a write that then froze the index "
-                                       "finds the old settings everywhere, calls the fleet converged and lifts the "
-                                       "freeze (record_converged -> lift_freeze) while the nodes diverge")
 def test_a_verify_that_read_before_a_freeze_does_not_lift_it(start: Callable[..., Any]) -> None:
     # No scheduled check after startup: the operator's verify is the only one.
     fleet, envoy, proxy = start(broadcast={"max_repair_retries": 1, "repair_backoff_base_ms": 50})

@@ -1215,6 +1215,10 @@ impl Engine {
     }
 
     fn record_result(&self, host: &mut dyn Host, index: &str, result: &str, now: u64) {
+        // Drift repairs have their own counter; broadcasts are what clients asked for.
+        if self.jobs.get(index).is_some_and(|r| r.job.drift_repair) {
+            return;
+        }
         host.counter_add(&metrics::for_index_result(metrics::BROADCAST_TOTAL, index, result), 1);
         if let Some(run) = self.jobs.get(index) {
             host.histogram_record(

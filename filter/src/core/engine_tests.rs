@@ -529,3 +529,29 @@ fn the_node_key_reads_back_what_a_narrow_client_key_wrote() {
     let write = w.workers[0].host.history.iter().find(|c| c.method == "PATCH").unwrap();
     assert!(write.headers.contains(&("authorization".to_string(), "Bearer client".to_string())));
 }
+
+#[test]
+fn reads_that_straddle_a_commit_are_not_judged() {
+    let mut w = World::new(2, 1, json!({"settings_drift_check": {"interval_s": 1}}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    settle(&mut w, 20);
+    // A verify reads the nodes; before its answers are judged, a write commits version 2.
+    let now = w.envoy.borrow().now_ms;
+    w.workers[0].engine.request_verify("m", 88, false, now);
+    let worker = &mut w.workers[0];
+    worker.engine.pump(&mut worker.host);
+    let reads: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
+    let answers: Vec<(u32, CalloutResponse)> =
+        reads.iter().map(|(t, c)| (*t, w.nodes[c.cluster.trim_start_matches("meili_node_").parse::<usize>().unwrap()].answer(c))).collect();
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": true})));
+    settle(&mut w, 20);
+    assert_eq!(w.index("m").version, 2);
+    let worker = &mut w.workers[0];
+    for (t, r) in answers {
+        worker.engine.on_callout_response(&mut worker.host, t, r);
+    }
+    let (status, body) = w.reply(0, 88).expect("operator answered");
+    assert_eq!((status, body["converged"].clone()), (200, json!(false)), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("during the check"));
+    assert!(!w.envoy.borrow().counters.contains_key(&metrics::for_index(metrics::DRIFT_DETECTED_TOTAL, "m")));
+}

@@ -47,17 +47,42 @@ pub fn verify_result_key(index: &str) -> String {
 pub(super) struct DriftRun {
     pub epoch: u32,
     pub outstanding: usize,
-    /// Set for a one-index check asked for by an operator.
-    pub only: Option<String>,
     pub scheduled: bool,
     pub listing: bool,
     /// Per node: the index uids it lists (None: unreachable).
     pub lists: Vec<Option<Vec<String>>>,
     /// Per index, per node: Some(Some(body)) read; Some(None) missing there; None unreachable.
     pub reads: BTreeMap<String, Vec<Option<Option<Value>>>>,
+    /// Per index: its record when the reads went out. Reads are judged only if nothing changed
+    /// meanwhile (a commit, a queued write, a freeze): otherwise they mix two states.
+    pub before: BTreeMap<String, IndexRecord>,
+}
+
+/// The parts of an index record a settings change moves (the lease and phase are bookkeeping).
+fn same_state(a: &IndexRecord, b: &IndexRecord) -> bool {
+    a.version == b.version
+        && a.queue == b.queue
+        && a.frozen == b.frozen
+        && a.fingerprint == b.fingerprint
+        && a.node_versions == b.node_versions
 }
 
 const DRIFT_LEASE_TTL_MS: u64 = 60_000;
+const WARNED_NODE_KEY: &str = "miroir/v1/warned_node_key";
+
+/// True for the first worker of this Envoy to claim the missing-node-key warning.
+fn first_warning(host: &mut dyn Host) -> bool {
+    let mut first = false;
+    let _ = store::update::<bool, _>(host, WARNED_NODE_KEY, |warned| {
+        first = false;
+        if warned.copied().unwrap_or(false) {
+            return None;
+        }
+        first = true;
+        Some(true)
+    });
+    first
+}
 /// Bound on indexes per run: listing asks each node for this many.
 const MAX_INDEXES: usize = 1000;
 
@@ -98,7 +123,7 @@ impl Engine {
         let n = self.cfg.nodes.len();
         let epoch = self.drift_epoch.wrapping_add(1);
         self.drift_epoch = epoch;
-        let mut run = DriftRun { epoch, only: only.clone(), scheduled, ..DriftRun::default() };
+        let mut run = DriftRun { epoch, scheduled, ..DriftRun::default() };
         match only {
             Some(index) => {
                 run.reads.insert(index.clone(), vec![None; n]);
@@ -120,6 +145,10 @@ impl Engine {
     }
 
     fn drift_read(&mut self, host: &mut dyn Host, index: &str) {
+        let rec: IndexRecord = store::read(host, &store::index_key(index)).ok().flatten().unwrap_or_default();
+        if let Some(run) = self.drift.as_mut() {
+            run.before.insert(index.to_string(), rec);
+        }
         let path = format!("/indexes/{index}/settings");
         for i in 0..self.cfg.nodes.len() {
             self.drift_call(host, i, index, &path);
@@ -157,7 +186,7 @@ impl Engine {
             return;
         }
         run.outstanding = run.outstanding.saturating_sub(1);
-        if matches!(resp.status, Some(401) | Some(403)) && !self.warned_node_key {
+        if matches!(resp.status, Some(401) | Some(403)) && !self.warned_node_key && first_warning(host) {
             self.warned_node_key = true;
             log::warn!(
                 "miroir: drift check: nodes refuse unauthenticated reads; set the node key in ${}",
@@ -217,7 +246,7 @@ impl Engine {
         }
         let Some(run) = self.drift.take() else { return };
         for (index, reads) in &run.reads {
-            self.judge_drift(host, index, reads, run.only.is_some());
+            self.judge_drift(host, index, reads, run.before.get(index));
         }
         if run.scheduled {
             let me = self.worker.clone();
@@ -232,11 +261,27 @@ impl Engine {
         self.serve_verify_waiters(host);
     }
 
-    fn judge_drift(&mut self, host: &mut dyn Host, index: &str, reads: &[Option<Option<Value>>], asked: bool) {
+    fn judge_drift(
+        &mut self,
+        host: &mut dyn Host,
+        index: &str,
+        reads: &[Option<Option<Value>>],
+        before: Option<&IndexRecord>,
+    ) {
         let now = host.now_ms();
         let rec: IndexRecord = store::read(host, &store::index_key(index)).ok().flatten().unwrap_or_default();
-        if !rec.queue.is_empty() || self.jobs.contains_key(index) {
-            return; // a broadcast is under way: its own verify decides
+        let busy = !rec.queue.is_empty() || self.jobs.contains_key(index);
+        if busy || before.is_none_or(|b| !same_state(b, &rec)) {
+            // A broadcast is under way or happened while the nodes were read: its own verify
+            // decides, and these reads may mix two states. Say so to an operator who asked.
+            let result = VerifyResult {
+                at_ms: now,
+                converged: false,
+                fingerprints: BTreeMap::new(),
+                detail: "a settings write ran during the check; nothing concluded, retry".into(),
+            };
+            let _ = store::write(host, &verify_result_key(index), &result);
+            return;
         }
         let fps: Vec<Option<String>> = reads.iter().map(|r| r.clone().flatten().map(|b| fingerprint(&b))).collect();
         let fingerprints: BTreeMap<String, Option<String>> =
@@ -258,7 +303,6 @@ impl Engine {
             detail = self.repair_drift(host, index, reads, &fps, &rec);
             log::warn!("miroir: drift on index {index}: {detail}");
         }
-        let _ = asked;
         let result = VerifyResult { at_ms: now, converged, fingerprints, detail };
         if let Err(e) = store::write(host, &verify_result_key(index), &result) {
             log::warn!("miroir: index {index}: {e}");
