@@ -55,10 +55,20 @@ def hot_path_section(r: HotPathResult) -> str:
         rows.append((config, f"{m[config]['rps']:.0f}", f"{m[config]['p50_ms']:.2f}", f"{m[config]['p99_ms']:.2f}",
                      f"{low:.0f}–{high:.0f}"))
     ratios = []
+    verdicts = []
     for label, a, b in ((f"{MIROIR} / {NO_FILTER}", MIROIR, NO_FILTER), (f"{MIROIR} / {NOOP}", MIROIR, NOOP),
                         (f"{NOOP} / {NO_FILTER}", NOOP, NO_FILTER)):
-        ratios.append((label, f"{m[a]['rps'] / m[b]['rps']:.3f}", f"{m[a]['p50_ms'] / m[b]['p50_ms']:.3f}",
-                       f"{m[a]['p99_ms'] / m[b]['p99_ms']:.3f}"))
+        # Paired by round: both ran back to back under the same machine conditions.
+        paired = [x.rps / y.rps for x, y in zip(r.runs[a], r.runs[b])]
+        ratios.append((label, f"{m[a]['rps'] / m[b]['rps']:.3f}",
+                       f"{median(paired):.3f} ({min(paired):.2f}–{max(paired):.2f})",
+                       f"{m[a]['p50_ms'] / m[b]['p50_ms']:.3f}", f"{m[a]['p99_ms'] / m[b]['p99_ms']:.3f}"))
+        if min(paired) <= 1.0 <= max(paired):
+            verdicts.append(f"`{label}`: the rounds disagree on the direction "
+                            f"({min(paired):.2f}–{max(paired):.2f}), so the difference is within this "
+                            "run's noise")
+        else:
+            verdicts.append(f"`{label}`: every round agrees on the direction ({min(paired):.2f}–{max(paired):.2f})")
     return "\n".join([
         f"`POST {SEARCH_PATH}` with `{SEARCH_BODY}` ({len(SEARCH_BODY)} bytes) to three dev nodes "
         f"(round robin), wrk with 1 thread and {r.connections} connections (closed loop), "
@@ -70,7 +80,9 @@ def hot_path_section(r: HotPathResult) -> str:
         "",
         table(["configuration", "req/s", "p50 ms", "p99 ms", "req/s min–max"], rows),
         "",
-        table(["ratio (medians)", "req/s", "p50", "p99"], ratios),
+        table(["ratio", "req/s (of medians)", "req/s per round: median (min–max)", "p50", "p99"], ratios),
+        "",
+        "Significance: " + "; ".join(verdicts) + ".",
     ])
 
 
@@ -183,7 +195,9 @@ def how_to_read(sections: dict[str, Any]) -> str:
         "`no-op / no filter` is the price of having any wasm filter (a VM crossing per callback); "
         "`miroir / no-op` is the price of the miroir filter's own work per search: classify the path, "
         "read the index's record from shared data, stamp `X-Miroir-Settings-Version`. A ratio of 1.000 "
-        "means no measurable cost; for req/s lower is worse, for latency higher is worse. The direct row "
+        "means no measurable cost; for req/s lower is worse, for latency higher is worse. The per-round "
+        "ratio pairs runs made back to back, so it cancels slow drift; when its range straddles 1.0 the "
+        "rounds disagree on the direction and the difference is not established. The direct row "
         "(wrk straight to one dev node) shows the upstream is not the bottleneck.")
     parts.append(
         "- **Commit latency.** `× bound` divides by the lower bound any strategy must pay with these delays; "
