@@ -61,8 +61,19 @@ pub enum BodyDecision {
 }
 
 pub fn on_headers(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> HeadersDecision {
+    on_route(engine, host, classify(&head.method, &head.path), head)
+}
+
+/// Which request headers the decision for `route` reads, so the glue fetches no others: on the
+/// hot path (reads) only `X-Miroir-Min-Settings-Version`.
+pub fn wants_credentials(route: &Route) -> bool {
+    matches!(route, Route::SettingsWrite { .. } | Route::TaskGet { .. } | Route::Admin { .. })
+}
+
+/// `on_headers` for a request already classified.
+pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &RequestHead) -> HeadersDecision {
     let cfg = engine.config();
-    match classify(&head.method, &head.path) {
+    match route {
         Route::Other => HeadersDecision::Pass,
         Route::SettingsWrite { index, setting } => {
             if let Some(reply) = refuse_if_frozen(host, &index) {

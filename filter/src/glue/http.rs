@@ -8,6 +8,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use super::root::SharedRef;
 use crate::core::front::{self, BodyDecision, HeadersDecision, PendingWrite, RequestHead, HEADER_MIN_VERSION};
 use crate::core::host::LocalReply;
+use crate::core::route::{classify, Route};
 
 /// Routes a settings write to the hold route while its body is read (see `envoy/`).
 const HOLD_HEADER: &str = "x-miroir-hold";
@@ -55,15 +56,18 @@ impl HttpContext for Http {
         if !maybe_ours(&path) {
             return Action::Continue;
         }
+        let method = header(":method").unwrap_or_default();
+        let route = classify(&method, &path);
+        let credentials = front::wants_credentials(&route);
         let head = RequestHead {
-            method: header(":method").unwrap_or_default(),
+            method,
             path,
-            authorization: header("authorization"),
-            content_type: header("content-type"),
-            min_settings_version: header(HEADER_MIN_VERSION),
+            authorization: if credentials { header("authorization") } else { None },
+            content_type: if credentials { header("content-type") } else { None },
+            min_settings_version: if matches!(route, Route::IndexRead { .. }) { header(HEADER_MIN_VERSION) } else { None },
             end_of_stream,
         };
-        match front::on_headers(&s.engine, &mut s.host, &head) {
+        match front::on_route(&s.engine, &mut s.host, route, &head) {
             HeadersDecision::Pass => Action::Continue,
             HeadersDecision::PassAndStamp { index } => {
                 self.stamp_index = Some(index);
