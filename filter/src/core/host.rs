@@ -1,4 +1,4 @@
-//! What the core needs from the proxy host, as a trait, so the core never touches `proxy_wasm`.
+//! What the core needs from the proxy host, as a trait, so the core never touches the proxy-wasm SDK.
 //!
 //! The wasm glue implements it over the Result-returning hostcalls; native tests implement it with
 //! a fake that keeps state (shared data with Envoy's exact CAS rules, recorded callouts, metrics).

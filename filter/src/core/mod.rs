@@ -1,4 +1,4 @@
-//! The host-free core. Nothing in here may import `proxy_wasm`: everything the host provides
+//! The host-free core. Nothing in here may import the proxy-wasm SDK: everything the host provides
 //! (shared data, callouts, clock, metrics, logs) comes in through the `host::Host` trait.
 
 pub mod canonical;
