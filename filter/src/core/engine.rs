@@ -799,14 +799,11 @@ impl Engine {
         let task_uid = run.job.task_uid;
         // A drift repair restores the committed settings: no new version.
         let bump = u64::from(!run.job.drift_repair);
-        let me = self.worker.clone();
         let n = self.cfg.nodes.len();
-        let committed = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
-            let rec = rec?;
-            if rec.lease.as_ref().is_none_or(|l| l.owner != me) || rec.queue.first() != Some(&task_uid) {
-                return None; // lost the lease: whoever holds it re-runs the job
+        let committed = self.update_as_owner(host, index, |next| {
+            if next.queue.first() != Some(&task_uid) {
+                return false; // lost the lease meanwhile: whoever holds it re-runs the job
             }
-            let mut next = rec.clone();
             next.version += bump;
             next.node_versions = vec![next.version; n];
             next.node_fingerprints = fingerprints.clone();
@@ -814,7 +811,7 @@ impl Engine {
             next.phase = Phase::Idle;
             next.frozen = None;
             next.queue.retain(|t| *t != task_uid);
-            Some(next)
+            true
         });
         let version = match committed {
             Ok(Some(rec)) if !rec.queue.contains(&task_uid) && rec.fingerprint.as_deref() == Some(fp.as_str()) => rec.version,
@@ -870,17 +867,11 @@ impl Engine {
         // Fence first (hot key), then the record: a write never slips through between the two.
         let version = self.read_hot(host, index).version;
         self.write_hot(host, index, HotRecord { version, inconsistent: true, frozen: true });
-        let me = self.worker.clone();
-        let result = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
-            let rec = rec?;
-            if rec.lease.as_ref().is_none_or(|l| l.owner != me) {
-                return None;
-            }
-            let mut next = rec.clone();
+        let result = self.update_as_owner(host, index, |next| {
             next.frozen = Some(record.clone());
             next.phase = Phase::Frozen;
             next.queue.retain(|t| *t != task_uid);
-            Some(next)
+            true
         });
         if let Err(e) = result {
             log::error!("miroir: index {index}: recording the freeze failed: {e}");
@@ -933,14 +924,12 @@ impl Engine {
         self.jobs.remove(index);
         let now = host.now_ms();
         let me = self.worker.clone();
-        let rec = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
-            let rec = rec?;
-            if !rec.queue.is_empty() || rec.lease.as_ref().is_none_or(|l| l.owner != me) {
-                return None;
+        let rec = self.update_as_owner(host, index, |next| {
+            if !next.queue.is_empty() {
+                return false;
             }
-            let mut next = rec.clone();
             next.lease = None;
-            Some(next)
+            true
         });
         match rec {
             Ok(Some(rec)) if !rec.queue.is_empty() => {
@@ -982,14 +971,9 @@ impl Engine {
         }
         run.renew_at_ms = now + LEASE_RENEW_MS;
         let me = self.worker.clone();
-        let renewed = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
-            let rec = rec?;
-            if rec.lease.as_ref().is_none_or(|l| l.owner != me) {
-                return None;
-            }
-            let mut next = rec.clone();
+        let renewed = self.update_as_owner(host, index, |next| {
             next.lease = Some(Lease { owner: me.clone(), expires_ms: now + LEASE_TTL_MS });
-            Some(next)
+            true
         });
         let still_mine = matches!(&renewed, Ok(Some(r)) if r.lease.as_ref().is_some_and(|l| l.owner == self.worker && l.expires_ms >= now + LEASE_TTL_MS));
         if !still_mine {
@@ -1124,20 +1108,34 @@ impl Engine {
         if hot.inconsistent != inconsistent {
             self.write_hot(host, index, HotRecord { inconsistent, ..hot });
         }
-        let me = self.worker.clone();
-        let _ = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
-            let rec = rec?;
-            if rec.phase == phase || rec.lease.as_ref().is_none_or(|l| l.owner != me) {
-                return None;
-            }
-            let mut next = rec.clone();
+        let _ = self.update_as_owner(host, index, |next| {
+            let changed = next.phase != phase;
             next.phase = phase;
-            Some(next)
+            changed
         });
         if let Some(run) = self.jobs.get(index) {
             let task_uid = run.job.task_uid;
             self.update_task(host, task_uid, |t| t.miroir.phase = phase.name().into());
         }
+    }
+
+    /// Read-modify-write the index record only while this worker holds the index's lease:
+    /// `change` edits a copy and says whether to write it. Returns the record as it stands after.
+    fn update_as_owner(
+        &self,
+        host: &mut dyn Host,
+        index: &str,
+        mut change: impl FnMut(&mut IndexRecord) -> bool,
+    ) -> Result<Option<IndexRecord>, StoreError> {
+        let me = self.worker.as_str();
+        store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+            let rec = rec?;
+            if rec.lease.as_ref().is_none_or(|l| l.owner != me) {
+                return None;
+            }
+            let mut next = rec.clone();
+            change(&mut next).then_some(next)
+        })
     }
 
     fn read_phase(&self, host: &mut dyn Host, index: &str) -> Phase {
