@@ -865,7 +865,7 @@ impl Engine {
             task_uid: Some(task_uid),
         };
         // Fence first (hot key), then the record: a write never slips through between the two.
-        let version = self.read_hot(host, index).version;
+        let version = read_hot(host, index).version;
         self.write_hot(host, index, HotRecord { version, inconsistent: true, frozen: true });
         let result = self.update_as_owner(host, index, |next| {
             next.frozen = Some(record.clone());
@@ -904,7 +904,7 @@ impl Engine {
         if let Err(e) = result {
             log::warn!("miroir: index {index}: dequeuing task {task_uid} failed: {e}");
         }
-        let hot = self.read_hot(host, index);
+        let hot = read_hot(host, index);
         self.write_hot(host, index, HotRecord { inconsistent: hot.frozen, ..hot });
         match outcome {
             Outcome::Failed(error) => {
@@ -1104,7 +1104,7 @@ impl Engine {
 
     fn set_phase(&mut self, host: &mut dyn Host, index: &str, phase: Phase, inconsistent: bool) {
         host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), phase.gauge());
-        let hot = self.read_hot(host, index);
+        let hot = read_hot(host, index);
         if hot.inconsistent != inconsistent {
             self.write_hot(host, index, HotRecord { inconsistent, ..hot });
         }
@@ -1140,10 +1140,6 @@ impl Engine {
 
     fn read_phase(&self, host: &mut dyn Host, index: &str) -> Phase {
         store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten().map(|r| r.phase).unwrap_or_default()
-    }
-
-    fn read_hot(&self, host: &mut dyn Host, index: &str) -> HotRecord {
-        read_hot(host, index)
     }
 
     fn write_hot(&self, host: &mut dyn Host, index: &str, hot: HotRecord) {
