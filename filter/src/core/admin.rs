@@ -8,16 +8,28 @@ use super::engine::{self, Engine, VerifyResult};
 use super::errors::{ErrorType, MeiliError};
 use super::front::RequestHead;
 use super::host::{Host, LocalReply};
-use super::records::IndexRecord;
-use super::route::AdminAction;
+use super::records::{IndexRecord, TaskRecord};
+use super::route::{query_flag, AdminAction};
 use super::store;
 use super::tasks;
 
 /// What the admin API does with a request.
 pub enum AdminOutcome {
     Reply(LocalReply),
-    /// Verify `index` against every node now, then answer (unfreezing if asked and converged).
-    Verify { index: String, unfreeze: bool },
+    /// Verify `index` against every node now, then answer as `purpose` says.
+    Verify { index: String, purpose: VerifyPurpose },
+}
+
+/// Why an operator asked for a one-index verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyPurpose {
+    /// `verify`: report what the nodes hold (a converged fleet lifts a freeze by itself).
+    Report,
+    /// `unfreeze`: the answer is an error unless the fleet is converged and the freeze lifted.
+    Unfreeze,
+    /// `repair`: when the nodes differ, even on a frozen index, queue a job that re-sends the
+    /// reference settings to the odd nodes; its commit lifts the freeze.
+    Repair,
 }
 
 pub fn handle(engine: &Engine, host: &mut dyn Host, index: &str, action: AdminAction, head: &RequestHead) -> AdminOutcome {
@@ -25,9 +37,10 @@ pub fn handle(engine: &Engine, host: &mut dyn Host, index: &str, action: AdminAc
         Some(reply) => AdminOutcome::Reply(reply),
         None => match action {
             AdminAction::Show => AdminOutcome::Reply(show(engine, host, index)),
-            AdminAction::Unfreeze if head.path.contains("force=true") => AdminOutcome::Reply(force_unfreeze(engine, host, index)),
-            AdminAction::Unfreeze => AdminOutcome::Verify { index: index.to_string(), unfreeze: true },
-            AdminAction::Verify => AdminOutcome::Verify { index: index.to_string(), unfreeze: false },
+            AdminAction::Unfreeze if query_flag(&head.path, "force") => AdminOutcome::Reply(force_unfreeze(engine, host, index)),
+            AdminAction::Unfreeze => AdminOutcome::Verify { index: index.to_string(), purpose: VerifyPurpose::Unfreeze },
+            AdminAction::Verify => AdminOutcome::Verify { index: index.to_string(), purpose: VerifyPurpose::Report },
+            AdminAction::Repair => AdminOutcome::Verify { index: index.to_string(), purpose: VerifyPurpose::Repair },
         },
     }
 }
@@ -51,9 +64,25 @@ fn authorize(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> Option
 
 /// The answer to a verify (or an unfreeze, which is a verify that must find the fleet converged;
 /// a converged verify lifts the freeze by itself).
-pub fn verify_reply(engine: &Engine, host: &mut dyn Host, index: &str, result: &VerifyResult, unfreeze: bool) -> LocalReply {
+pub fn verify_reply(engine: &Engine, host: &mut dyn Host, index: &str, result: &VerifyResult, purpose: VerifyPurpose) -> LocalReply {
     let frozen = store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten().and_then(|r| r.frozen);
-    if unfreeze && (!result.converged || frozen.is_some()) {
+    if purpose == VerifyPurpose::Repair && !result.converged {
+        // The repair runs as a task: 202 with the task, like any write Meilisearch accepts.
+        let task = result.repair_task.and_then(|uid| store::read::<TaskRecord>(host, &store::task_key(uid)).ok().flatten());
+        return match task {
+            Some(task) => tasks::summarized_reply(&task),
+            None => tasks::error_reply(&MeiliError::new(
+                409,
+                "miroir_index_not_repairable",
+                ErrorType::InvalidRequest,
+                format!(
+                    "Index `{index}` cannot be repaired automatically ({}); fix the nodes by hand, then verify or unfreeze.",
+                    if result.detail.is_empty() { "fingerprints differ" } else { result.detail.as_str() }
+                ),
+            )),
+        };
+    }
+    if purpose == VerifyPurpose::Unfreeze && (!result.converged || frozen.is_some()) {
         return tasks::error_reply(&MeiliError::new(
             409,
             "miroir_index_still_diverged",
@@ -97,12 +126,11 @@ fn show_json(engine: &Engine, host: &mut dyn Host, index: &str) -> Value {
         .config()
         .nodes
         .iter()
-        .enumerate()
-        .map(|(i, n)| {
+        .map(|n| {
             json!({
                 "id": n.id,
-                "settingsVersion": rec.node_version(i),
-                "fingerprint": rec.node_fingerprints.get(i).cloned().flatten(),
+                "settingsVersion": rec.node_version(&n.id),
+                "fingerprint": rec.node_fingerprints.get(&n.id).cloned().flatten(),
             })
         })
         .collect();

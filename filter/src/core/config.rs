@@ -46,6 +46,8 @@ pub struct BroadcastConfig {
 pub struct DriftConfig {
     pub interval_s: u64,
     pub auto_repair: bool,
+    /// Settings reads in flight per node during a check (and so index bodies held at once).
+    pub max_reads_in_flight: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +90,7 @@ pub const DEFAULT_TASK_TIMEOUT_S: u64 = 3_600;
 pub const DEFAULT_MAX_REPAIR_RETRIES: u32 = 3;
 pub const DEFAULT_REPAIR_BACKOFF_BASE_MS: u64 = 1_000;
 pub const DEFAULT_DRIFT_INTERVAL_S: u64 = 300;
+pub const DEFAULT_DRIFT_READS_IN_FLIGHT: u64 = 4;
 pub const DEFAULT_ROUTING_HEADER: &str = "x-miroir-node";
 /// 2^31 − 2^24: the highest base that still leaves 2^24 uids below `i32::MAX`.
 pub const DEFAULT_TASK_UID_BASE: u64 = 2_130_706_432;
@@ -104,6 +107,9 @@ const MAX_NODE_ID_LEN: usize = 64;
 /// 2^24 tasks above the base.
 const TASK_UID_SPACE: u64 = 1 << 24;
 const TASK_UID_CEILING: u64 = 1 << 31;
+/// The filter's uids must never meet a node's own task uids, which count up from 0: a base below
+/// 2^30 (a billion tasks on one node) is refused.
+const TASK_UID_FLOOR: u64 = 1 << 30;
 
 /// Header names the filter must never overwrite on a client's request: the routing header is set
 /// by the filter, so pointing it at one of these would corrupt the request or its credentials.
@@ -144,6 +150,7 @@ impl Default for DriftConfig {
         DriftConfig {
             interval_s: DEFAULT_DRIFT_INTERVAL_S,
             auto_repair: true,
+            max_reads_in_flight: DEFAULT_DRIFT_READS_IN_FLIGHT,
         }
     }
 }
@@ -202,7 +209,7 @@ impl Config {
             "",
             "task_uid_base",
             DEFAULT_TASK_UID_BASE,
-            1..=TASK_UID_CEILING - TASK_UID_SPACE,
+            TASK_UID_FLOOR..=TASK_UID_CEILING - TASK_UID_SPACE,
         )?;
         let task_retention = optional_u64(
             root,
@@ -413,7 +420,7 @@ fn parse_drift(value: Option<&Value>) -> Result<DriftConfig, ConfigError> {
         return Ok(DriftConfig::default());
     };
     let object = as_object(value, PATH)?;
-    deny_unknown_keys(object, PATH, &["interval_s", "auto_repair"])?;
+    deny_unknown_keys(object, PATH, &["interval_s", "auto_repair", "max_reads_in_flight"])?;
     Ok(DriftConfig {
         interval_s: optional_u64(
             object,
@@ -423,6 +430,13 @@ fn parse_drift(value: Option<&Value>) -> Result<DriftConfig, ConfigError> {
             1..=86_400,
         )?,
         auto_repair: optional_bool(object, PATH, "auto_repair", true)?,
+        max_reads_in_flight: optional_u64(
+            object,
+            PATH,
+            "max_reads_in_flight",
+            DEFAULT_DRIFT_READS_IN_FLIGHT,
+            1..=64,
+        )?,
     })
 }
 
@@ -778,7 +792,7 @@ mod tests {
             (with(r#""routing_header":"x-node-7""#), |c| {
                 c.routing_header == "x-node-7"
             }),
-            (with(r#""task_uid_base":1"#), |c| c.task_uid_base == 1),
+            (with(r#""task_uid_base":1073741824"#), |c| c.task_uid_base == 1 << 30),
             (with(r#""task_uid_base":2130706432"#), |c| {
                 c.task_uid_base == 2_130_706_432
             }),
@@ -1156,17 +1170,27 @@ mod tests {
             (
                 with(r#""task_uid_base":0"#),
                 "task_uid_base",
-                "between 1 and 2130706432",
+                "between 1073741824 and 2130706432",
+            ),
+            (
+                with(r#""task_uid_base":1000"#),
+                "task_uid_base",
+                "between 1073741824 and 2130706432",
             ),
             (
                 with(r#""task_uid_base":2130706433"#),
                 "task_uid_base",
-                "between 1 and 2130706432",
+                "between 1073741824 and 2130706432",
             ),
             (
                 with(r#""task_uid_base":18446744073709551615"#),
                 "task_uid_base",
-                "between 1",
+                "between 1073741824",
+            ),
+            (
+                with(r#""settings_drift_check":{"max_reads_in_flight":0}"#),
+                "settings_drift_check.max_reads_in_flight",
+                "between 1 and 64",
             ),
             (
                 with(r#""task_uid_base":1e300"#),

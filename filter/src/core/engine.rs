@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
+use super::admin::VerifyPurpose;
 use super::config::{Config, Strategy};
 use super::errors::MeiliError;
 use super::fingerprint::fingerprint;
@@ -17,9 +18,9 @@ use super::host::{Callout, CalloutResponse, Host, LocalReply};
 use super::job::{self, NodeTask, ProposeResult};
 use super::metrics;
 use super::proposal::Proposal;
-use super::records::{
-    FrozenRecord, HotRecord, IndexRecord, JobRecord, Lease, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord,
-};
+use super::queue::{self, activate};
+use super::index_store::{self, update_index};
+use super::records::{FrozenRecord, IndexRecord, JobRecord, Lease, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord};
 use super::store::{self, StoreError};
 use super::tasks;
 
@@ -32,6 +33,8 @@ const LEASE_RENEW_MS: u64 = 2_000;
 /// Root tick while work is in flight (task polls, backoffs) and while idle (orphan scan).
 pub const TICK_ACTIVE_MS: u64 = 10;
 pub const TICK_IDLE_MS: u64 = 100;
+/// An operator's check is answered within `verify_timeout_s` plus this much, whatever happens.
+const VERIFY_GRACE_MS: u64 = 5_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
@@ -46,7 +49,7 @@ enum Purpose {
 #[derive(Debug, Clone)]
 struct Tag {
     index: String,
-    epoch: u32,
+    epoch: u64,
     node: usize,
     purpose: Purpose,
 }
@@ -87,7 +90,8 @@ struct Sequential {
 struct Running {
     job: JobRecord,
     proposal: Proposal,
-    epoch: u32,
+    /// The round whose answers count; answers tagged with another are from an abandoned round.
+    epoch: u64,
     step: Step,
     nodes: Vec<NodeRun>,
     outstanding: usize,
@@ -113,7 +117,7 @@ struct VerifyWaiter {
     context_id: u32,
     index: String,
     since_ms: u64,
-    unfreeze: bool,
+    purpose: VerifyPurpose,
 }
 
 pub struct Engine {
@@ -124,8 +128,11 @@ pub struct Engine {
     waiting: BTreeMap<u64, Waiter>,
     kicked: BTreeSet<String>,
     drift: Option<drift::DriftRun>,
-    drift_epoch: u32,
-    verify_requests: Vec<String>,
+    /// One counter for every round of every job and drift run of this VM, so a late answer of a
+    /// finished job is never taken for an answer of the next job on the same index.
+    last_epoch: u64,
+    /// Indexes an operator asked to check, and whether to repair them.
+    verify_requests: Vec<(String, bool)>,
     verify_waiters: Vec<VerifyWaiter>,
     warned_node_key: bool,
 }
@@ -147,11 +154,16 @@ impl Engine {
             waiting: BTreeMap::new(),
             kicked: BTreeSet::new(),
             drift: None,
-            drift_epoch: 0,
+            last_epoch: 0,
             verify_requests: Vec::new(),
             verify_waiters: Vec::new(),
             warned_node_key: false,
         }
+    }
+
+    fn new_epoch(&mut self) -> u64 {
+        self.last_epoch += 1;
+        self.last_epoch
     }
 
     pub fn config(&self) -> &Config {
@@ -174,6 +186,9 @@ impl Engine {
     /// Seed the global keys. Called from `on_configure`: the main-thread VM configures before any
     /// worker VM exists, so the "create if absent" race cannot happen there.
     pub fn seed(&self, host: &mut dyn Host) {
+        if let Err(e) = store::seed(host, store::CREATE_LOCK_KEY, b"") {
+            log::warn!("miroir: seeding the creation lock failed: {e}");
+        }
         if let Err(e) = store::seed(host, store::TASK_COUNTER_KEY, b"0") {
             log::warn!("miroir: seeding the task counter failed: {e}");
         }
@@ -199,26 +214,39 @@ impl Engine {
         self.verify_waiters.retain(|w| w.context_id != context_id);
     }
 
-    /// An operator asked (admin API) to verify `index` now, and waits for the answer.
-    pub fn request_verify(&mut self, index: &str, context_id: u32, unfreeze: bool, now_ms: u64) {
-        if !self.verify_requests.iter().any(|i| i == index) {
-            self.verify_requests.push(index.to_string());
+    /// An operator asked (admin API) to verify (or repair) `index` now, and waits for the answer.
+    pub fn request_verify(&mut self, index: &str, context_id: u32, purpose: VerifyPurpose, now_ms: u64) {
+        let repair = purpose == VerifyPurpose::Repair;
+        match self.verify_requests.iter_mut().find(|(i, _)| i == index) {
+            Some((_, r)) => *r |= repair,
+            None => self.verify_requests.push((index.to_string(), repair)),
         }
-        self.verify_waiters.push(VerifyWaiter { context_id, index: index.to_string(), since_ms: now_ms, unfreeze });
+        self.verify_waiters.push(VerifyWaiter { context_id, index: index.to_string(), since_ms: now_ms, purpose });
     }
 
+    /// Answer operators whose check has a result, and those who waited longer than a check
+    /// can take (every read times out after `verify_timeout_s`).
     fn serve_verify_waiters(&mut self, host: &mut dyn Host) {
+        let now = host.now_ms();
+        let patience = self.cfg.settings_broadcast.verify_timeout_s * 1000 + VERIFY_GRACE_MS;
         let mut still = Vec::new();
         for w in std::mem::take(&mut self.verify_waiters) {
             let result: Option<VerifyResult> = store::read(host, &verify_result_key(&w.index)).ok().flatten();
-            match result {
-                Some(r) if r.at_ms >= w.since_ms => {
-                    let reply = super::admin::verify_reply(self, host, &w.index, &r, w.unfreeze);
-                    if host.reply(w.context_id, &reply).is_err() {
-                        log::debug!("miroir: operator left before the verify of {} finished", w.index);
-                    }
+            let reply = match result {
+                Some(r) if r.at_ms >= w.since_ms => super::admin::verify_reply(self, host, &w.index, &r, w.purpose),
+                _ if now >= w.since_ms + patience => tasks::error_reply(&MeiliError::new(
+                    504,
+                    "miroir_verify_timeout",
+                    super::errors::ErrorType::System,
+                    format!("The check of index `{}` did not finish in time; nothing was changed by it. Retry.", w.index),
+                )),
+                _ => {
+                    still.push(w);
+                    continue;
                 }
-                _ => still.push(w),
+            };
+            if host.reply(w.context_id, &reply).is_err() {
+                log::debug!("miroir: operator left before the verify of {} finished", w.index);
             }
         }
         self.verify_waiters = still;
@@ -232,6 +260,9 @@ impl Engine {
         self.drive_timers(host);
         self.serve_waiters(host);
         self.drive_drift(host);
+        if !self.verify_waiters.is_empty() {
+            self.serve_verify_waiters(host);
+        }
     }
 
     pub fn on_callout_response(&mut self, host: &mut dyn Host, token: u32, resp: CalloutResponse) {
@@ -276,7 +307,7 @@ impl Engine {
                 continue;
             }
             let me = self.worker.clone();
-            let claimed = store::update::<IndexRecord, _>(host, &store::index_key(&index), |rec| {
+            let claimed = update_index(host, &index, |rec| {
                 let rec = rec?;
                 if rec.queue.is_empty() || !rec.lease_free_for(&me, now) {
                     return None;
@@ -337,7 +368,7 @@ impl Engine {
             seq: None,
             auth_refusal: None,
         };
-        if let Some(frozen) = &rec.frozen {
+        if let Some(frozen) = rec.frozen.as_ref().filter(|_| !run.job.lifts_freeze) {
             // Queued before the freeze: refuse it like any write to a frozen index.
             let err = MeiliError::index_frozen(index, &frozen.reason);
             if !run.client_answered {
@@ -359,11 +390,14 @@ impl Engine {
             run.seq = Some(Sequential { snapshots: vec![None; n], ..Sequential::default() });
         }
         self.jobs.insert(index.to_string(), run);
-        self.set_phase(host, index, Phase::Propose, true);
+        self.set_phase(host, index, Phase::Propose);
         if sequential {
             self.seq_begin_node(host, index, 0);
         } else {
-            let targets = self.jobs.get(index).and_then(|r| r.job.targets.clone()).unwrap_or_else(|| (0..n).collect());
+            let targets = match self.jobs.get(index).and_then(|r| r.job.targets.as_ref()) {
+                Some(ids) => self.cfg.nodes.iter().enumerate().filter(|(_, c)| ids.contains(&c.id)).map(|(i, _)| i).collect(),
+                None => (0..n).collect(),
+            };
             self.propose_round(host, index, targets);
         }
     }
@@ -373,8 +407,9 @@ impl Engine {
     fn propose_round(&mut self, host: &mut dyn Host, index: &str, targets: Vec<usize>) {
         let now = host.now_ms();
         let task_timeout_ms = self.cfg.settings_broadcast.task_timeout_s * 1000;
+        let epoch = self.new_epoch();
         let Some(run) = self.jobs.get_mut(index) else { return };
-        run.epoch += 1;
+        run.epoch = epoch;
         run.step = Step::Propose;
         run.outstanding = 0;
         run.task_deadline_ms = now + task_timeout_ms;
@@ -473,7 +508,7 @@ impl Engine {
                 node.task = Some(NodeTask::Failed(Value::Null));
             }
         }
-        self.set_phase(host, index, Phase::Wait, true);
+        self.set_phase(host, index, Phase::Wait);
         self.after_task_answer(host, index);
     }
 
@@ -524,7 +559,7 @@ impl Engine {
                         .filter(|(_, n)| n.readback.as_ref().is_none_or(|(_, ok)| !ok) || n.in_round)
                         .map(|(i, _)| i)
                         .collect();
-                    self.set_phase(host, &index, Phase::Repair, true);
+                    self.set_phase(host, &index, Phase::Repair);
                     self.propose_round(host, &index, bad);
                 }
                 _ => {}
@@ -589,8 +624,9 @@ impl Engine {
     // ----- verify -----
 
     fn verify_round(&mut self, host: &mut dyn Host, index: &str) {
+        let epoch = self.new_epoch();
         let Some(run) = self.jobs.get_mut(index) else { return };
-        run.epoch += 1;
+        run.epoch = epoch;
         run.step = Step::Verify;
         run.outstanding = 0;
         let targets: Vec<usize> = match &run.seq {
@@ -602,7 +638,7 @@ impl Engine {
                 node.readback = None;
             }
         }
-        self.set_phase(host, index, Phase::Verify, true);
+        self.set_phase(host, index, Phase::Verify);
         let path = format!("/indexes/{index}/settings");
         let timeout = self.cfg.settings_broadcast.verify_timeout_s * 1000;
         for i in targets {
@@ -694,7 +730,7 @@ impl Engine {
                 let (task_uid, attempts) = (run.job.task_uid, run.repair_attempt);
                 log::info!("miroir: index {index}: {}; repair attempt {attempts}", self.divergence_detail(&bad));
                 self.update_task(host, task_uid, |t| t.miroir.repair_attempts = attempts);
-                self.set_phase(host, index, Phase::Repair, true);
+                self.set_phase(host, index, Phase::Repair);
             }
             Verdict::Fail(error) => {
                 host.counter_add(&metrics::for_index(metrics::HASH_MISMATCH_TOTAL, index), 1);
@@ -711,10 +747,11 @@ impl Engine {
     // ----- sequential (legacy) strategy -----
 
     fn seq_begin_node(&mut self, host: &mut dyn Host, index: &str, node: usize) {
+        let epoch = self.new_epoch();
         let Some(run) = self.jobs.get_mut(index) else { return };
         let Some(seq) = run.seq.as_mut() else { return };
         seq.current = node;
-        run.epoch += 1;
+        run.epoch = epoch;
         run.step = Step::Snapshot;
         run.outstanding = 0;
         let path = format!("/indexes/{index}/settings");
@@ -730,15 +767,27 @@ impl Engine {
 
     fn on_snapshot(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
         let Some(run) = self.jobs.get_mut(&tag.index) else { return };
-        if let Some(seq) = run.seq.as_mut() {
-            // A missing index (404) has nothing to roll back to: None.
-            let snapshot = match resp.status {
-                Some(200) => serde_json::from_slice(&resp.body).ok(),
-                _ => None,
+        let Some(seq) = run.seq.as_mut() else { return };
+        // Only a node that says the index does not exist has nothing to roll back to (None: the
+        // rollback resets it to defaults). Any other failure to read leaves nothing to restore
+        // from, so that node is not touched: the write stops here and earlier nodes roll back.
+        let snapshot = match resp.status {
+            Some(200) => serde_json::from_slice::<Value>(&resp.body).ok().map(Some),
+            Some(404) if job::is_index_not_found(&resp.body) => Some(None),
+            _ => None,
+        };
+        let Some(snapshot) = snapshot else {
+            let detail = match resp.status {
+                Some(s) => format!("its settings could not be read before the write (HTTP {s})"),
+                None => "no answer to the settings read before the write".to_string(),
             };
-            if let Some(slot) = seq.snapshots.get_mut(tag.node) {
-                *slot = snapshot;
-            }
+            let node_id = self.cfg.nodes.get(tag.node).map(|n| n.id.clone()).unwrap_or_default();
+            let err = MeiliError::node_unreachable(&node_id, &format!("{detail}; nothing was changed there")).to_json();
+            self.seq_rollback(host, &tag.index, err);
+            return;
+        };
+        if let Some(slot) = seq.snapshots.get_mut(tag.node) {
+            *slot = snapshot;
         }
         self.propose_round(host, &tag.index, vec![tag.node]);
     }
@@ -799,14 +848,14 @@ impl Engine {
         let task_uid = run.job.task_uid;
         // A drift repair restores the committed settings: no new version.
         let bump = u64::from(!run.job.drift_repair);
-        let n = self.cfg.nodes.len();
+        let ids: Vec<String> = self.cfg.nodes.iter().map(|n| n.id.clone()).collect();
         let committed = self.update_as_owner(host, index, |next| {
             if next.queue.first() != Some(&task_uid) {
                 return false; // lost the lease meanwhile: whoever holds it re-runs the job
             }
             next.version += bump;
-            next.node_versions = vec![next.version; n];
-            next.node_fingerprints = fingerprints.clone();
+            next.node_versions = ids.iter().map(|id| (id.clone(), next.version)).collect();
+            next.node_fingerprints = ids.iter().cloned().zip(fingerprints.iter().cloned()).collect();
             next.fingerprint = Some(fp.clone());
             next.phase = Phase::Idle;
             next.frozen = None;
@@ -836,13 +885,12 @@ impl Engine {
         }) {
             log::warn!("miroir: index {index}: keeping desired settings failed: {e}");
         }
-        self.write_hot(host, index, HotRecord { version, inconsistent: false, frozen: false });
         host.gauge_set(&metrics::for_index(metrics::SETTINGS_VERSION, index), version);
         host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 0);
         log::info!("miroir: index {index}: settings version {version} committed (task {task_uid})");
         self.close_task(host, index, task_uid, "succeeded", None, Some(version), now);
         self.record_result(host, index, "succeeded", now);
-        self.next_job(host, index);
+        self.next_job(host, index, task_uid);
     }
 
     fn freeze(&mut self, host: &mut dyn Host, index: &str, bad: Vec<usize>) {
@@ -865,8 +913,7 @@ impl Engine {
             task_uid: Some(task_uid),
         };
         // Fence first (hot key), then the record: a write never slips through between the two.
-        let version = read_hot(host, index).version;
-        self.write_hot(host, index, HotRecord { version, inconsistent: true, frozen: true });
+        index_store::fence(host, index);
         let result = self.update_as_owner(host, index, |next| {
             next.frozen = Some(record.clone());
             next.phase = Phase::Frozen;
@@ -883,13 +930,13 @@ impl Engine {
         self.close_task(host, index, task_uid, "failed", Some(err), None, now);
         self.update_task(host, task_uid, |t| t.miroir.frozen = true);
         self.record_result(host, index, "frozen", now);
-        self.next_job(host, index);
+        self.next_job(host, index, task_uid);
     }
 
     fn finish(&mut self, host: &mut dyn Host, index: &str, task_uid: u64, outcome: Outcome) {
         let now = host.now_ms();
         let me = self.worker.clone();
-        let result = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+        let result = update_index(host, index, |rec| {
             let rec = rec?;
             let mut next = rec.clone();
             if rec.lease.as_ref().is_some_and(|l| l.owner != me) {
@@ -904,8 +951,6 @@ impl Engine {
         if let Err(e) = result {
             log::warn!("miroir: index {index}: dequeuing task {task_uid} failed: {e}");
         }
-        let hot = read_hot(host, index);
-        self.write_hot(host, index, HotRecord { inconsistent: hot.frozen, ..hot });
         match outcome {
             Outcome::Failed(error) => {
                 self.close_task(host, index, task_uid, "failed", Some(error), None, now);
@@ -917,10 +962,13 @@ impl Engine {
             }
             Outcome::Dropped => {}
         }
-        self.next_job(host, index);
+        self.next_job(host, index, task_uid);
     }
 
-    fn next_job(&mut self, host: &mut dyn Host, index: &str) {
+    /// The running job of `index` has ended (committed, failed, frozen, rejected or dropped):
+    /// release its record and start the next one.
+    fn next_job(&mut self, host: &mut dyn Host, index: &str, ended: u64) {
+        queue::release_job(&self.cfg, host, ended);
         self.jobs.remove(index);
         let now = host.now_ms();
         let me = self.worker.clone();
@@ -1102,12 +1150,10 @@ impl Engine {
         }
     }
 
-    fn set_phase(&mut self, host: &mut dyn Host, index: &str, phase: Phase, inconsistent: bool) {
+    /// The job's phase, in the index record (whose hot projection says "inconsistent" while a
+    /// job is under way), the task and the gauge.
+    fn set_phase(&mut self, host: &mut dyn Host, index: &str, phase: Phase) {
         host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), phase.gauge());
-        let hot = read_hot(host, index);
-        if hot.inconsistent != inconsistent {
-            self.write_hot(host, index, HotRecord { inconsistent, ..hot });
-        }
         let _ = self.update_as_owner(host, index, |next| {
             let changed = next.phase != phase;
             next.phase = phase;
@@ -1128,7 +1174,7 @@ impl Engine {
         mut change: impl FnMut(&mut IndexRecord) -> bool,
     ) -> Result<Option<IndexRecord>, StoreError> {
         let me = self.worker.as_str();
-        store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+        update_index(host, index, |rec| {
             let rec = rec?;
             if rec.lease.as_ref().is_none_or(|l| l.owner != me) {
                 return None;
@@ -1139,13 +1185,7 @@ impl Engine {
     }
 
     fn read_phase(&self, host: &mut dyn Host, index: &str) -> Phase {
-        store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten().map(|r| r.phase).unwrap_or_default()
-    }
-
-    fn write_hot(&self, host: &mut dyn Host, index: &str, hot: HotRecord) {
-        if let Err(e) = host.shared_set(&store::hot_key(index), hot.encode().as_bytes(), None) {
-            log::warn!("miroir: index {index}: writing the hot record failed: {e:?}");
-        }
+        index_store::read_index(host, index).ok().flatten().map(|r| r.phase).unwrap_or_default()
     }
 
     fn update_task(&self, host: &mut dyn Host, task_uid: u64, f: impl FnOnce(&mut TaskRecord)) {
@@ -1231,17 +1271,12 @@ enum Outcome {
     Dropped,
 }
 
-pub fn read_hot(host: &dyn Host, index: &str) -> HotRecord {
-    match host.shared_get(&store::hot_key(index)) {
-        Ok((Some(bytes), _)) => HotRecord::decode(&bytes).unwrap_or_default(),
-        _ => HotRecord::default(),
-    }
-}
+pub use super::index_store::read_hot;
 
 /// Lift a freeze: the record first, then the hot-path fence (the reverse of freezing), then the
 /// alert. Used by a verify that finds the fleet converged and by an operator's forced unfreeze.
 pub fn lift_freeze(host: &mut dyn Host, index: &str) {
-    let cleared = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+    let cleared = update_index(host, index, |rec| {
         let rec = rec?;
         if rec.frozen.is_none() && rec.phase != Phase::Frozen {
             return None;
@@ -1255,29 +1290,8 @@ pub fn lift_freeze(host: &mut dyn Host, index: &str) {
         log::error!("miroir: unfreezing {index} failed: {e}");
         return;
     }
-    let hot = read_hot(host, index);
-    let _ = host.shared_set(
-        &store::hot_key(index),
-        HotRecord { frozen: false, inconsistent: false, ..hot }.encode().as_bytes(),
-        None,
-    );
     host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 0);
     host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), Phase::Idle.gauge());
-}
-
-/// Add `index` to the list of indexes with queued work (scanned by every worker's root).
-pub fn activate(host: &mut dyn Host, index: &str) {
-    let result = store::update::<Vec<String>, _>(host, store::ACTIVE_KEY, |list| {
-        let mut list = list.cloned().unwrap_or_default();
-        if list.iter().any(|i| i == index) {
-            return None;
-        }
-        list.push(index.to_string());
-        Some(list)
-    });
-    if let Err(e) = result {
-        log::warn!("miroir: index {index}: {e}");
-    }
 }
 
 /// Errors the HTTP side can hit while queueing a write.

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::admin::VerifyPurpose;
 use super::config::Config;
 use super::engine::{read_hot, Engine, LEASE_TTL_MS};
 use super::fake_host::{new_envoy, EnvoyRef, FakeHost};
@@ -216,7 +217,7 @@ fn a_write_is_proposed_verified_and_committed_everywhere() {
         assert_eq!(n.settings["rankingRules"], json!(["typo", "words"]));
     }
     let rec = w.index("movies");
-    assert_eq!((rec.version, rec.node_versions.clone(), rec.queue.len(), rec.lease.clone()), (1, vec![1, 1, 1], 0, None));
+    assert_eq!((rec.version, rec.node_versions.values().copied().collect::<Vec<_>>(), rec.queue.len(), rec.lease.clone()), (1, vec![1, 1, 1], 0, None));
     let task = w.task(uid);
     assert_eq!((task.status.as_str(), task.miroir.settings_version), ("succeeded", Some(1)));
     let hot = read_hot(&w.workers[1].host, "movies");
@@ -493,7 +494,7 @@ fn a_frozen_index_is_unfrozen_when_a_verify_finds_the_fleet_converged() {
     // The operator fixes node 1 and asks for a verify through the admin API.
     w.nodes[1].settings.insert("facetSearch".into(), json!(false));
     let now = w.envoy.borrow().now_ms;
-    w.workers[0].engine.request_verify("m", 77, true, now);
+    w.workers[0].engine.request_verify("m", 77, VerifyPurpose::Unfreeze, now);
     settle(&mut w, 10);
     let (status, body) = w.reply(0, 77).expect("operator answered");
     assert_eq!(status, 200, "{body}");
@@ -537,7 +538,7 @@ fn reads_that_straddle_a_commit_are_not_judged() {
     settle(&mut w, 20);
     // A verify reads the nodes; before its answers are judged, a write commits version 2.
     let now = w.envoy.borrow().now_ms;
-    w.workers[0].engine.request_verify("m", 88, false, now);
+    w.workers[0].engine.request_verify("m", 88, VerifyPurpose::Report, now);
     let worker = &mut w.workers[0];
     worker.engine.pump(&mut worker.host);
     let reads: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();

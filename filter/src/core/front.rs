@@ -11,7 +11,8 @@ use super::errors::{ErrorType, MeiliError};
 use super::host::{Host, LocalReply};
 use super::metrics;
 use super::proposal::Proposal;
-use super::records::{IndexRecord, JobRecord, TaskMiroir, TaskRecord};
+use super::queue;
+use super::records::{IndexRecord, JobRecord, TaskRecord};
 use super::route::{classify, Route};
 use super::store;
 use super::tasks;
@@ -48,8 +49,8 @@ pub enum HeadersDecision {
     /// Pass pinned to one node's cluster (routing header), and stamp.
     Pin { index: String, cluster: String },
     Reply(LocalReply),
-    /// Admin verify/unfreeze: hand to the engine (`Engine::request_verify`) and wait.
-    AdminVerify { index: String, unfreeze: bool },
+    /// Admin verify/unfreeze/repair: hand to the engine (`Engine::request_verify`) and wait.
+    AdminVerify { index: String, purpose: super::admin::VerifyPurpose },
     /// A settings write: buffer the body, then call `on_settings_body`.
     Buffer(PendingWrite),
 }
@@ -99,7 +100,7 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
         }
         Route::Admin { index, action } => match super::admin::handle(engine, host, &index, action, head) {
             super::admin::AdminOutcome::Reply(r) => HeadersDecision::Reply(r),
-            super::admin::AdminOutcome::Verify { index, unfreeze } => HeadersDecision::AdminVerify { index, unfreeze },
+            super::admin::AdminOutcome::Verify { index, purpose } => HeadersDecision::AdminVerify { index, purpose },
         },
         Route::AdminUnknown => HeadersDecision::Reply(tasks::error_reply(&MeiliError::not_found())),
     }
@@ -128,7 +129,7 @@ fn pin(engine: &Engine, host: &mut dyn Host, index: String, raw: &str) -> Header
     };
     let rec: IndexRecord = store::read(host, &store::index_key(&index)).ok().flatten().unwrap_or_default();
     let fresh: Vec<usize> =
-        (0..engine.config().nodes.len()).filter(|i| min == 0 || rec.node_version(*i) >= min).collect();
+        engine.config().nodes.iter().enumerate().filter(|(_, n)| min == 0 || rec.node_version(&n.id) >= min).map(|(i, _)| i).collect();
     if fresh.is_empty() {
         return HeadersDecision::Reply(tasks::error_reply(&MeiliError::settings_version_stale(&index, min)));
     }
@@ -218,58 +219,9 @@ fn enqueue(
         enqueued_ms: host.now_ms(),
         targets: None,
         drift_repair: false,
+        lifts_freeze: false,
     };
-    enqueue_job(engine, host, job, proposal.details())
-}
-
-/// Give `job` a task uid, record the job and its task, and queue it on its index.
-pub fn enqueue_job(engine: &Engine, host: &mut dyn Host, mut job: JobRecord, details: Value) -> Result<u64, store::StoreError> {
-    let cfg = engine.config();
-    let now = host.now_ms();
-    let seq = allocate_task_seq(host)?;
-    let task_uid = cfg.task_uid_base + (seq % (1 << 24));
-    // Retention: the record `task_retention` uids back is dropped (keys are fixed-size slots).
-    if seq >= cfg.task_retention {
-        let old = cfg.task_uid_base + ((seq - cfg.task_retention) % (1 << 24));
-        store::clear(host, &store::task_key(old))?;
-        store::clear(host, &store::job_key(old))?;
-    }
-    job.task_uid = task_uid;
-    store::write(host, &store::job_key(task_uid), &job)?;
-    let task = TaskRecord {
-        uid: task_uid,
-        index_uid: job.index.clone(),
-        status: "enqueued".into(),
-        details,
-        error: None,
-        enqueued_ms: now,
-        started_ms: None,
-        finished_ms: None,
-        propose: None,
-        miroir: TaskMiroir { phase: "queued".into(), ..TaskMiroir::default() },
-        auth_hash: tasks::auth_hash(job.authorization.as_deref()),
-    };
-    store::write(host, &store::task_key(task_uid), &task)?;
-    store::update::<IndexRecord, _>(host, &store::index_key(&job.index), |rec| {
-        let mut next = rec.cloned().unwrap_or_default();
-        if next.queue.contains(&task_uid) {
-            return None;
-        }
-        next.queue.push(task_uid);
-        Some(next)
-    })?;
-    engine::activate(host, &job.index);
-    Ok(task_uid)
-}
-
-/// Next task sequence number; the counter is seeded at configure time, so this is pure CAS.
-fn allocate_task_seq(host: &mut dyn Host) -> Result<u64, store::StoreError> {
-    let mut allocated = 0;
-    store::update::<u64, _>(host, store::TASK_COUNTER_KEY, |n| {
-        allocated = n.copied().unwrap_or(0);
-        Some(allocated + 1)
-    })?;
-    Ok(allocated)
+    queue::enqueue_job(engine.config(), host, job, proposal.details())
 }
 
 /// Headers stamped on responses for `index`.

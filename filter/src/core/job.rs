@@ -56,6 +56,13 @@ pub fn unanimous_rejection(results: &[ProposeResult]) -> Option<(u16, String)> {
     first.map(|(s, b, _)| (s, b.to_string()))
 }
 
+/// A 404 whose body says the index does not exist (not a 404 from a proxy or a wrong path).
+pub fn is_index_not_found(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .is_some_and(|v| v.get("code").and_then(Value::as_str) == Some("index_not_found"))
+}
+
 /// A node task's state as read from `GET /tasks/{uid}`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeTask {
@@ -65,8 +72,19 @@ pub enum NodeTask {
     Failed(Value),
 }
 
-/// None: the poll itself failed (unreachable, 5xx, unreadable) — try again later.
+/// Code of the failure recorded for a node task the node no longer knows (404: cleaned up or
+/// deleted). Says nothing about the settings: the verify decides.
+pub const TASK_LOST: &str = "miroir_node_task_lost";
+
+/// None: the poll itself failed (unreachable, 5xx, unreadable) — try again later. A 404 is
+/// final: polling a task the node forgot until `task_timeout_s` would hold the queue for an hour.
 pub fn parse_task(resp: &CalloutResponse) -> Option<(NodeTask, Option<Value>)> {
+    if resp.status == Some(404) {
+        let lost = serde_json::json!({
+            "message": "The node no longer knows this task; its settings are verified instead.",
+            "code": TASK_LOST, "type": "system", "link": "https://docs.meilisearch.com/errors#task_not_found"});
+        return Some((NodeTask::Failed(lost), None));
+    }
     if resp.status != Some(200) {
         return None;
     }
@@ -89,6 +107,9 @@ pub fn unanimous_task_failure(tasks: &[Option<NodeTask>]) -> Option<Value> {
     let mut error: Option<&Value> = None;
     for t in tasks {
         let Some(NodeTask::Failed(e)) = t else { return None };
+        if e.get("code").and_then(Value::as_str) == Some(TASK_LOST) {
+            return None;
+        }
         match error {
             None => error = Some(e),
             Some(prev) if prev.get("code") == e.get("code") => {}
@@ -179,6 +200,14 @@ mod tests {
         assert_eq!(unanimous_task_failure(&[f("a"), f("a")]), Some(json!({"code": "a"})));
         assert_eq!(unanimous_task_failure(&[f("a"), f("b")]), None);
         assert_eq!(unanimous_task_failure(&[f("a"), Some(NodeTask::Succeeded)]), None);
+    }
+
+    #[test]
+    fn a_task_the_node_forgot_is_final_and_left_to_the_verify() {
+        let (t, _) = parse_task(&resp(Some(404), r#"{"code":"task_not_found"}"#)).expect("404 is terminal");
+        let NodeTask::Failed(e) = t.clone() else { panic!("{t:?}") };
+        assert_eq!(e["code"], TASK_LOST);
+        assert_eq!(unanimous_task_failure(&[Some(t.clone()), Some(t)]), None, "lost everywhere: verify decides");
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod host;
 pub mod proposal;
 pub mod records;
 pub mod store;
+pub mod index_store;
+pub mod queue;
 pub mod time;
 pub mod metrics;
 pub mod job;

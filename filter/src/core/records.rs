@@ -65,16 +65,27 @@ pub struct FrozenRecord {
 /// so that "commit only if I still own the lease" is a single CAS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct IndexRecord {
+    /// Bumped by every write of the record (`index_store::update_index`): orders the hot-record
+    /// projections, so a slow writer never puts back an older view.
+    #[serde(default)]
+    pub rev: u64,
     pub version: u64,
     pub fingerprint: Option<String>,
-    /// Node index (config order) → last version that node was verified at.
-    pub node_versions: Vec<u64>,
-    pub node_fingerprints: Vec<Option<String>>,
+    /// Node id → last version that node was verified at. Keyed by id, not by position, so a
+    /// reordered node list in a new configuration keeps each node's history.
+    #[serde(default)]
+    pub node_versions: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub node_fingerprints: BTreeMap<String, Option<String>>,
     pub phase: Phase,
     pub frozen: Option<FrozenRecord>,
     pub lease: Option<Lease>,
     /// Task uids waiting or running, in arrival order; the head is the running job.
     pub queue: Vec<u64>,
+    /// 1 + the task sequence number last queued here (0: none). A write whose number is not
+    /// above it takes a new one, so queue order is always task uid order.
+    #[serde(default)]
+    pub queued_seq: u64,
 }
 
 impl IndexRecord {
@@ -84,22 +95,32 @@ impl IndexRecord {
             Some(l) => l.owner == worker || l.expires_ms <= now_ms,
         }
     }
-    pub fn node_version(&self, node: usize) -> u64 {
-        self.node_versions.get(node).copied().unwrap_or(0)
+    pub fn node_version(&self, node_id: &str) -> u64 {
+        self.node_versions.get(node_id).copied().unwrap_or(0)
     }
 }
 
 /// The hot-path view of an index, a few bytes: read on every response under `/indexes/{uid}`.
+/// A projection of the index record (`index_store`), stamped with the record's `rev`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HotRecord {
     pub version: u64,
     pub inconsistent: bool,
     pub frozen: bool,
+    pub rev: u64,
 }
 
 impl HotRecord {
+    pub fn of(rec: &IndexRecord) -> HotRecord {
+        HotRecord {
+            version: rec.version,
+            inconsistent: rec.phase != Phase::Idle || rec.frozen.is_some(),
+            frozen: rec.frozen.is_some(),
+            rev: rec.rev,
+        }
+    }
     pub fn encode(&self) -> String {
-        format!("{} {} {}", self.version, u8::from(self.inconsistent), u8::from(self.frozen))
+        format!("{} {} {} {}", self.version, u8::from(self.inconsistent), u8::from(self.frozen), self.rev)
     }
     pub fn decode(bytes: &[u8]) -> Option<HotRecord> {
         let text = std::str::from_utf8(bytes).ok()?;
@@ -107,7 +128,8 @@ impl HotRecord {
         let version = parts.next()?.parse().ok()?;
         let inconsistent = parts.next()? == "1";
         let frozen = parts.next()? == "1";
-        Some(HotRecord { version, inconsistent, frozen })
+        let rev = parts.next().and_then(|r| r.parse().ok()).unwrap_or(0);
+        Some(HotRecord { version, inconsistent, frozen, rev })
     }
 }
 
@@ -128,12 +150,16 @@ pub struct JobRecord {
     /// Empty for background jobs (drift repair): no client waits.
     pub origin_worker: String,
     pub enqueued_ms: u64,
-    /// Nodes the first round proposes to (all when None); a drift repair targets the drifted ones.
+    /// Ids of the nodes the first round proposes to (all when None); a repair targets the odd ones.
     #[serde(default)]
-    pub targets: Option<Vec<usize>>,
+    pub targets: Option<Vec<String>>,
     /// Restores the committed settings (drift check): verified like any job, no new version.
     #[serde(default)]
     pub drift_repair: bool,
+    /// An operator's repair (`POST /_miroir/indexes/{uid}/repair`): runs while the index is
+    /// frozen, and a converged verify lifts the freeze.
+    #[serde(default)]
+    pub lifts_freeze: bool,
 }
 
 /// What the propose round told the client-facing side.

@@ -78,6 +78,8 @@ pub enum AdminAction {
     Verify,
     /// `POST /_miroir/indexes/{uid}/unfreeze`
     Unfreeze,
+    /// `POST /_miroir/indexes/{uid}/repair`
+    Repair,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +234,7 @@ fn classify_admin<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> 
         ("GET", None, _) => AdminAction::Show,
         ("POST", Some(a), None) if decoded_eq(a, "verify") => AdminAction::Verify,
         ("POST", Some(a), None) if decoded_eq(a, "unfreeze") => AdminAction::Unfreeze,
+        ("POST", Some(a), None) if decoded_eq(a, "repair") => AdminAction::Repair,
         _ => return Route::AdminUnknown,
     };
     match decode_index_uid(raw_uid) {
@@ -278,6 +281,17 @@ fn parse_task_uid(raw: &str) -> Option<u64> {
         digits += 1;
     }
     (digits > 0).then_some(uid)
+}
+
+/// Whether the query of `path` sets the parameter `name` to `true`, both percent-decoded: a
+/// `force=true` inside another parameter's value (`?x=force=true`) or name (`?noforce=true`)
+/// does not count.
+pub fn query_flag(path: &str, name: &str) -> bool {
+    let Some((_, query)) = path.split_once('?') else { return false };
+    query.split('&').any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        decoded_eq(key, name) && decoded_eq(value, "true")
+    })
 }
 
 /// Whether `raw`, percent-decoded, equals `literal`; no allocation.
@@ -353,6 +367,15 @@ mod tests {
         Route::SettingsWrite {
             index: index.into(),
             setting: segment.map(|s| setting_route_by_segment(s).unwrap()),
+        }
+    }
+
+    #[test]
+    fn query_flags_are_whole_parameters() {
+        assert!(query_flag("/_miroir/indexes/m/unfreeze?force=true", "force"));
+        assert!(query_flag("/x?a=1&%66orce=%74rue", "force"));
+        for path in ["/x", "/x?force=truex", "/x?noforce=true", "/x?a=force=true", "/x?force", "/x/force=true"] {
+            assert!(!query_flag(path, "force"), "{path}");
         }
     }
 

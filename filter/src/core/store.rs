@@ -3,9 +3,11 @@
 //!
 //! Envoy's rules (proxy-wasm-cpp-host `shared_data.cc`): a set with a CAS token fails only when the
 //! key exists with another token; a missing key is written whatever token is passed. So creation is
-//! not atomic. `update` handles it by re-reading after creating a key: if another worker's create
-//! won, the update is applied again on top of the winner. Update closures must therefore be
-//! idempotent for their own effect ("push X unless X is there").
+//! not atomic by itself: two workers that both read "missing" would both write, and the first
+//! value would be lost. Every creation therefore happens under one creation lock, a key seeded at
+//! configure time (so it always has a CAS token): whoever holds it re-reads the key and creates it
+//! only if it is still missing; everyone else then goes through CAS. Update closures may run more
+//! than once and must be idempotent for their own effect ("push X unless X is there").
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -19,6 +21,13 @@ pub const MAX_CAS_ATTEMPTS: usize = 64;
 pub const TASK_COUNTER_KEY: &str = "miroir/v1/task_counter";
 pub const ACTIVE_KEY: &str = "miroir/v1/active_indexes";
 pub const DRIFT_LEASE_KEY: &str = "miroir/v1/drift_lease";
+/// Held (for the few microseconds of one create) by the worker creating a key; see above.
+pub const CREATE_LOCK_KEY: &str = "miroir/v1/create_lock";
+/// A holder that died mid-create (VM crash) frees the lock after this long.
+const CREATE_LOCK_TTL_MS: u64 = 1_000;
+/// The lock is held across a handful of hostcalls on another thread: spin a little longer than
+/// for a CAS, still bounded.
+const CREATE_LOCK_ATTEMPTS: usize = 4_096;
 
 pub fn index_key(uid: &str) -> String {
     format!("{PREFIX}index/{uid}")
@@ -105,16 +114,16 @@ where
             return Ok(current);
         };
         let bytes = serde_json::to_vec(&next).map_err(|e| StoreError::Host(e.to_string()))?;
-        // A missing key has no CAS token: the write always lands, so check afterwards that ours
-        // is the value that stuck. (An emptied key still has a token and is updated by CAS.)
-        let creating = cas.is_none();
-        match host.shared_set(key, &bytes, cas) {
-            Ok(()) if !creating => return Ok(Some(next)),
-            Ok(()) => {
-                if read_raw(host, key)?.0.as_deref() == Some(bytes.as_slice()) {
-                    return Ok(Some(next));
-                }
+        // A missing key has no CAS token: create it under the creation lock, or learn that
+        // someone else just did and go round again with CAS. (An emptied key keeps its token.)
+        if cas.is_none() {
+            if create(host, key, &bytes)? {
+                return Ok(Some(next));
             }
+            continue;
+        }
+        match host.shared_set(key, &bytes, cas) {
+            Ok(()) => return Ok(Some(next)),
             Err(SharedError::CasMismatch) => {}
             Err(e) => return Err(host_err(e)),
         }
@@ -122,11 +131,59 @@ where
     Err(StoreError::Contended(key.to_string()))
 }
 
-/// Create `key` with `value` only if it does not exist yet (best effort: creation is not atomic,
-/// which is why global keys are seeded from the main-thread VM before any worker VM exists).
-pub fn seed(host: &mut dyn Host, key: &str, value: &[u8]) -> Result<(), StoreError> {
-    if read_raw(host, key)?.0.is_none() {
-        host.shared_set(key, value, None).map_err(host_err)?;
+/// Writes `value` at `key` if and only if the key does not exist (has no CAS token). Returns
+/// whether it did. Atomic across workers as long as every creator goes through here.
+pub fn create(host: &mut dyn Host, key: &str, value: &[u8]) -> Result<bool, StoreError> {
+    let ticket = acquire_create_lock(host)?;
+    let exists = host.shared_get(key).map_err(host_err)?.1.is_some();
+    let written = if exists { Ok(false) } else { host.shared_set(key, value, None).map(|()| true).map_err(host_err) };
+    release_create_lock(host, &ticket);
+    written
+}
+
+/// The lock value: "<expires_ms> <nonce>"; empty when free. The nonce tells our hold from a
+/// later holder's when releasing.
+fn acquire_create_lock(host: &mut dyn Host) -> Result<Vec<u8>, StoreError> {
+    for attempt in 0..CREATE_LOCK_ATTEMPTS {
+        let now = host.now_ms();
+        let (value, cas) = host.shared_get(CREATE_LOCK_KEY).map_err(host_err)?;
+        let Some(cas) = cas else {
+            // Not seeded (cannot happen after configure); seeding it here is as good as it gets.
+            host.shared_set(CREATE_LOCK_KEY, b"", None).map_err(host_err)?;
+            continue;
+        };
+        let held_until = value
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.split(' ').next())
+            .and_then(|v| v.parse::<u64>().ok());
+        if held_until.is_some_and(|until| until > now) {
+            continue;
+        }
+        let ticket = format!("{} {cas}-{attempt}", now + CREATE_LOCK_TTL_MS).into_bytes();
+        match host.shared_set(CREATE_LOCK_KEY, &ticket, Some(cas)) {
+            Ok(()) => return Ok(ticket),
+            Err(SharedError::CasMismatch) => {}
+            Err(e) => return Err(host_err(e)),
+        }
     }
-    Ok(())
+    Err(StoreError::Contended(CREATE_LOCK_KEY.to_string()))
+}
+
+fn release_create_lock(host: &mut dyn Host, ticket: &[u8]) {
+    if let Ok((Some(value), Some(cas))) = host.shared_get(CREATE_LOCK_KEY) {
+        if value == ticket {
+            let _ = host.shared_set(CREATE_LOCK_KEY, b"", Some(cas));
+        }
+    }
+}
+
+/// Create `key` with `value` only if it does not exist yet. Global keys are seeded at configure
+/// time; the creation lock itself is seeded first, plainly, by the main-thread VM, which
+/// configures before any worker VM exists.
+pub fn seed(host: &mut dyn Host, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    if host.shared_get(CREATE_LOCK_KEY).map_err(host_err)?.1.is_none() {
+        host.shared_set(CREATE_LOCK_KEY, b"", None).map_err(host_err)?;
+    }
+    create(host, key, value).map(|_| ())
 }

@@ -80,9 +80,9 @@ impl HttpContext for Http {
                 Action::Continue
             }
             HeadersDecision::Reply(reply) => send(&reply),
-            HeadersDecision::AdminVerify { index, unfreeze } => {
+            HeadersDecision::AdminVerify { index, purpose } => {
                 let now = crate::core::host::Host::now_ms(&s.host);
-                s.engine.request_verify(&index, self.id, unfreeze, now);
+                s.engine.request_verify(&index, self.id, purpose, now);
                 let me = s.engine.worker().to_string();
                 crate::core::host::Host::wake(&mut s.host, &me);
                 Action::Pause

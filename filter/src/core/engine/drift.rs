@@ -8,17 +8,19 @@
 //! holds none. Drift in embedders, whose apiKeys every read masks, is repaired only from the
 //! desired settings; otherwise the index is frozen and the alert raised.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{activate, read_hot, Engine, Purpose, Tag};
+use super::{Engine, Purpose, Tag};
+use crate::core::queue::{self, activate};
 use crate::core::fingerprint::fingerprint;
 use crate::core::host::{Callout, CalloutResponse, Host};
 use crate::core::metrics;
 use crate::core::proposal::Proposal;
-use crate::core::records::{FrozenRecord, HotRecord, IndexRecord, JobRecord, Lease, Phase};
+use crate::core::index_store;
+use crate::core::records::{FrozenRecord, IndexRecord, JobRecord, Lease, Phase};
 use crate::core::store;
 
 /// The drift lease and schedule, shared by every worker.
@@ -36,26 +38,56 @@ pub struct VerifyResult {
     /// Node id → fingerprint (None: index missing or node unreachable).
     pub fingerprints: BTreeMap<String, Option<String>>,
     pub detail: String,
+    /// The repair job this check queued, if any.
+    #[serde(default)]
+    pub repair_task: Option<u64>,
 }
 
 pub fn verify_result_key(index: &str) -> String {
     format!("{}verified/{index}", store::PREFIX)
 }
 
-/// A run in flight on this worker.
+/// A run in flight on this worker. Indexes are read a few at a time (`max_reads_in_flight`
+/// per node) and judged as soon as every node answered, so memory holds only the indexes in
+/// flight, and each node body is fingerprinted when it arrives and kept only if its fingerprint
+/// is new for that index (the repair needs one body per distinct fingerprint at most).
 #[derive(Debug, Default)]
 pub(super) struct DriftRun {
-    pub epoch: u32,
-    pub outstanding: usize,
+    pub epoch: u64,
+    pub outstanding_lists: usize,
     pub scheduled: bool,
+    /// An operator's repair of the one index this run reads.
+    pub operator_repair: bool,
     pub listing: bool,
     /// Per node: the index uids it lists (None: unreachable).
     pub lists: Vec<Option<Vec<String>>>,
-    /// Per index, per node: Some(Some(body)) read; Some(None) missing there; None unreachable.
-    pub reads: BTreeMap<String, Vec<Option<Option<Value>>>>,
-    /// Per index: its record when the reads went out. Reads are judged only if nothing changed
-    /// meanwhile (a commit, a queued write, a freeze): otherwise they mix two states.
-    pub before: BTreeMap<String, IndexRecord>,
+    /// Indexes still to read, in order.
+    pub pending: VecDeque<String>,
+    pub reading: BTreeMap<String, IndexReads>,
+    pub renew_at_ms: u64,
+}
+
+/// What one node said about one index.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum NodeRead {
+    /// The index does not exist there.
+    Missing,
+    /// Settings read: fingerprint, and whether they hold the desired settings (true when the
+    /// filter holds none).
+    Settings { fingerprint: String, holds_desired: bool },
+}
+
+#[derive(Debug, Default)]
+pub(super) struct IndexReads {
+    /// Its record when the reads went out. Reads are judged only if nothing changed meanwhile
+    /// (a commit, a queued write, a freeze): otherwise they mix two states.
+    before: IndexRecord,
+    desired: Option<Map<String, Value>>,
+    /// Per node: None while unanswered or unreachable.
+    nodes: Vec<Option<NodeRead>>,
+    /// One body per distinct fingerprint.
+    bodies: BTreeMap<String, Value>,
+    outstanding: usize,
 }
 
 /// The parts of an index record a settings change moves (the lease and phase are bookkeeping).
@@ -68,6 +100,8 @@ fn same_state(a: &IndexRecord, b: &IndexRecord) -> bool {
 }
 
 const DRIFT_LEASE_TTL_MS: u64 = 60_000;
+/// A long run renews its lease well before it runs out.
+const DRIFT_LEASE_RENEW_MS: u64 = 10_000;
 const WARNED_NODE_KEY: &str = "miroir/v1/warned_node_key";
 
 /// True for the first worker of this Envoy to claim the missing-node-key warning.
@@ -88,14 +122,15 @@ const MAX_INDEXES: usize = 1000;
 
 impl Engine {
     /// Start a scheduled run when it is due and this worker wins the lease, or an operator's
-    /// one-index check when one is waiting.
+    /// one-index check when one is waiting; keep a running one's lease.
     pub(super) fn drive_drift(&mut self, host: &mut dyn Host) {
         if self.drift.is_some() {
+            self.renew_drift_lease(host);
             return;
         }
-        if let Some(index) = self.verify_requests.first().cloned() {
-            self.verify_requests.remove(0);
-            self.start_drift(host, Some(index), false);
+        if !self.verify_requests.is_empty() {
+            let (index, repair) = self.verify_requests.remove(0);
+            self.start_drift(host, Some((index, repair)), false);
             return;
         }
         let now = host.now_ms();
@@ -119,16 +154,30 @@ impl Engine {
         }
     }
 
-    fn start_drift(&mut self, host: &mut dyn Host, only: Option<String>, scheduled: bool) {
+    fn renew_drift_lease(&mut self, host: &mut dyn Host) {
+        let now = host.now_ms();
+        let Some(run) = self.drift.as_mut().filter(|r| r.scheduled && now >= r.renew_at_ms) else { return };
+        run.renew_at_ms = now + DRIFT_LEASE_RENEW_MS;
+        let me = self.worker.clone();
+        let _ = store::update::<DriftSchedule, _>(host, store::DRIFT_LEASE_KEY, |s| {
+            let s = s?;
+            if s.lease.as_ref().is_none_or(|l| l.owner != me) {
+                return None;
+            }
+            Some(DriftSchedule { lease: Some(Lease { owner: me.clone(), expires_ms: now + DRIFT_LEASE_TTL_MS }), ..s.clone() })
+        });
+    }
+
+    fn start_drift(&mut self, host: &mut dyn Host, only: Option<(String, bool)>, scheduled: bool) {
         let n = self.cfg.nodes.len();
-        let epoch = self.drift_epoch.wrapping_add(1);
-        self.drift_epoch = epoch;
-        let mut run = DriftRun { epoch, scheduled, ..DriftRun::default() };
+        let epoch = self.new_epoch();
+        let renew_at_ms = host.now_ms() + DRIFT_LEASE_RENEW_MS;
+        let mut run = DriftRun { epoch, scheduled, renew_at_ms, ..DriftRun::default() };
         match only {
-            Some(index) => {
-                run.reads.insert(index.clone(), vec![None; n]);
+            Some((index, operator_repair)) => {
+                run.operator_repair = operator_repair;
+                run.pending.push_back(index);
                 self.drift = Some(run);
-                self.drift_read(host, &index);
             }
             None => {
                 log::debug!("miroir: drift check starts on worker {}", self.worker);
@@ -137,26 +186,37 @@ impl Engine {
                 self.drift = Some(run);
                 let path = format!("/indexes?limit={MAX_INDEXES}");
                 for i in 0..n {
-                    self.drift_call(host, i, "", &path);
+                    if self.drift_call(host, i, "", &path) {
+                        if let Some(run) = self.drift.as_mut() {
+                            run.outstanding_lists += 1;
+                        }
+                    }
                 }
-                self.drift_progress(host);
+            }
+        }
+        self.drift_progress(host);
+    }
+
+    /// Send the settings reads of `index` to every node.
+    fn drift_read(&mut self, host: &mut dyn Host, index: &str) {
+        let before = index_store::read_index(host, index).ok().flatten().unwrap_or_default();
+        let desired: Option<Map<String, Value>> = store::read(host, &store::desired_key(index)).ok().flatten();
+        let n = self.cfg.nodes.len();
+        if let Some(run) = self.drift.as_mut() {
+            run.reading.insert(index.to_string(), IndexReads { before, desired, nodes: vec![None; n], ..IndexReads::default() });
+        }
+        let path = format!("/indexes/{index}/settings");
+        for i in 0..n {
+            if self.drift_call(host, i, index, &path) {
+                if let Some(reads) = self.drift.as_mut().and_then(|r| r.reading.get_mut(index)) {
+                    reads.outstanding += 1;
+                }
             }
         }
     }
 
-    fn drift_read(&mut self, host: &mut dyn Host, index: &str) {
-        let rec: IndexRecord = store::read(host, &store::index_key(index)).ok().flatten().unwrap_or_default();
-        if let Some(run) = self.drift.as_mut() {
-            run.before.insert(index.to_string(), rec);
-        }
-        let path = format!("/indexes/{index}/settings");
-        for i in 0..self.cfg.nodes.len() {
-            self.drift_call(host, i, index, &path);
-        }
-    }
-
-    fn drift_call(&mut self, host: &mut dyn Host, node: usize, index: &str, path: &str) {
-        let (Some(cfg), Some(run)) = (self.cfg.nodes.get(node), self.drift.as_mut()) else { return };
+    fn drift_call(&mut self, host: &mut dyn Host, node: usize, index: &str, path: &str) -> bool {
+        let (Some(cfg), Some(run)) = (self.cfg.nodes.get(node), self.drift.as_ref()) else { return false };
         let mut headers = Vec::new();
         if let Some(key) = host.env(&self.cfg.node_api_key_env).filter(|k| !k.is_empty()) {
             headers.push(("authorization".to_string(), format!("Bearer {key}")));
@@ -173,10 +233,13 @@ impl Engine {
         let purpose = if index.is_empty() { Purpose::DriftList } else { Purpose::DriftRead };
         match host.dispatch(&call) {
             Ok(token) => {
-                run.outstanding += 1;
                 self.callouts.insert(token, Tag { index: index.to_string(), epoch: run.epoch, node, purpose });
+                true
             }
-            Err(e) => log::warn!("miroir: drift check: callout to {} refused: {e}", cfg.id),
+            Err(e) => {
+                log::warn!("miroir: drift check: callout to {} refused: {e}", cfg.id);
+                false
+            }
         }
     }
 
@@ -185,7 +248,6 @@ impl Engine {
         if run.epoch != tag.epoch {
             return;
         }
-        run.outstanding = run.outstanding.saturating_sub(1);
         if matches!(resp.status, Some(401) | Some(403)) && !self.warned_node_key && first_warning(host) {
             self.warned_node_key = true;
             log::warn!(
@@ -199,6 +261,7 @@ impl Engine {
         };
         match tag.purpose {
             Purpose::DriftList => {
+                run.outstanding_lists = run.outstanding_lists.saturating_sub(1);
                 let uids = body.and_then(|b| {
                     b.get("results").and_then(Value::as_array).map(|r| {
                         r.iter().filter_map(|i| i.get("uid").and_then(Value::as_str).map(str::to_string)).collect()
@@ -209,12 +272,22 @@ impl Engine {
                 }
             }
             Purpose::DriftRead => {
-                let read = match resp.status {
-                    Some(200) => Some(body),
-                    Some(404) => Some(None),
+                let Some(reads) = run.reading.get_mut(&tag.index) else { return };
+                reads.outstanding = reads.outstanding.saturating_sub(1);
+                let read = match (resp.status, body) {
+                    (Some(200), Some(body)) => {
+                        let fp = fingerprint(&body);
+                        let holds_desired = reads
+                            .desired
+                            .as_ref()
+                            .is_none_or(|d| Proposal::Patch(d.clone()).mismatches(&body).is_empty());
+                        reads.bodies.entry(fp.clone()).or_insert(body);
+                        Some(NodeRead::Settings { fingerprint: fp, holds_desired })
+                    }
+                    (Some(404), _) if crate::core::job::is_index_not_found(&resp.body) => Some(NodeRead::Missing),
                     _ => None,
                 };
-                if let Some(slot) = run.reads.get_mut(&tag.index).and_then(|r| r.get_mut(tag.node)) {
+                if let Some(slot) = reads.nodes.get_mut(tag.node) {
                     *slot = read;
                 }
             }
@@ -223,31 +296,45 @@ impl Engine {
         self.drift_progress(host);
     }
 
+    /// Judge every index whose reads are all in, start reads up to the bound, and end the run
+    /// when nothing is left.
     fn drift_progress(&mut self, host: &mut dyn Host) {
         let Some(run) = self.drift.as_mut() else { return };
-        if run.outstanding > 0 {
-            return;
-        }
         if run.listing {
+            if run.outstanding_lists > 0 {
+                return;
+            }
             run.listing = false;
             let mut all: Vec<String> = run.lists.iter().flatten().flatten().cloned().collect();
             all.sort();
             all.dedup();
-            let n = self.cfg.nodes.len();
-            for index in &all {
-                run.reads.insert(index.clone(), vec![None; n]);
-            }
-            if !all.is_empty() {
-                for index in all {
-                    self.drift_read(host, &index);
-                }
+            run.pending.extend(all);
+        }
+        let operator_repair = run.operator_repair;
+        let done: Vec<String> = run.reading.iter().filter(|(_, r)| r.outstanding == 0).map(|(i, _)| i.clone()).collect();
+        for index in done {
+            let Some(reads) = self.drift.as_mut().and_then(|r| r.reading.remove(&index)) else { continue };
+            self.judge_drift(host, &index, &reads, operator_repair);
+        }
+        let limit = usize::try_from(self.cfg.settings_drift_check.max_reads_in_flight).unwrap_or(1).max(1);
+        loop {
+            let Some(run) = self.drift.as_mut() else { return };
+            if run.reading.len() >= limit {
                 return;
             }
+            let Some(index) = run.pending.pop_front() else { break };
+            self.drift_read(host, &index);
+            // Every read refused at dispatch: judge it (as unreachable) right away.
+            if self.drift.as_ref().and_then(|r| r.reading.get(&index)).is_some_and(|r| r.outstanding == 0) {
+                if let Some(reads) = self.drift.as_mut().and_then(|r| r.reading.remove(&index)) {
+                    self.judge_drift(host, &index, &reads, operator_repair);
+                }
+            }
+        }
+        if self.drift.as_ref().is_some_and(|r| !r.reading.is_empty()) {
+            return;
         }
         let Some(run) = self.drift.take() else { return };
-        for (index, reads) in &run.reads {
-            self.judge_drift(host, index, reads, run.before.get(index));
-        }
         if run.scheduled {
             let me = self.worker.clone();
             let _ = store::update::<DriftSchedule, _>(host, store::DRIFT_LEASE_KEY, |s| {
@@ -261,17 +348,11 @@ impl Engine {
         self.serve_verify_waiters(host);
     }
 
-    fn judge_drift(
-        &mut self,
-        host: &mut dyn Host,
-        index: &str,
-        reads: &[Option<Option<Value>>],
-        before: Option<&IndexRecord>,
-    ) {
+    fn judge_drift(&mut self, host: &mut dyn Host, index: &str, reads: &IndexReads, operator_repair: bool) {
         let now = host.now_ms();
-        let rec: IndexRecord = store::read(host, &store::index_key(index)).ok().flatten().unwrap_or_default();
+        let rec: IndexRecord = index_store::read_index(host, index).ok().flatten().unwrap_or_default();
         let busy = !rec.queue.is_empty() || self.jobs.contains_key(index);
-        if busy || before.is_none_or(|b| !same_state(b, &rec)) {
+        if busy || !same_state(&reads.before, &rec) {
             // A broadcast is under way or happened while the nodes were read: its own verify
             // decides, and these reads may mix two states. Say so to an operator who asked.
             let result = VerifyResult {
@@ -279,51 +360,60 @@ impl Engine {
                 converged: false,
                 fingerprints: BTreeMap::new(),
                 detail: "a settings write ran during the check; nothing concluded, retry".into(),
+                repair_task: None,
             };
             let _ = store::write(host, &verify_result_key(index), &result);
             return;
         }
-        let fps: Vec<Option<String>> = reads.iter().map(|r| r.clone().flatten().map(|b| fingerprint(&b))).collect();
+        let fps: Vec<Option<String>> = reads
+            .nodes
+            .iter()
+            .map(|r| match r {
+                Some(NodeRead::Settings { fingerprint, .. }) => Some(fingerprint.clone()),
+                _ => None,
+            })
+            .collect();
         let fingerprints: BTreeMap<String, Option<String>> =
             self.cfg.nodes.iter().zip(fps.iter()).map(|(n, f)| (n.id.clone(), f.clone())).collect();
-        let reachable = reads.iter().all(Option::is_some);
+        let reachable = reads.nodes.iter().all(Option::is_some);
         let first = fps.first().cloned().flatten();
         let converged = reachable && first.is_some() && fps.iter().all(|f| *f == first);
         let mut detail = String::new();
+        let mut repair_task = None;
         if converged {
             if let Some(fp) = &first {
                 self.record_converged(host, index, fp, &rec);
             }
         } else if !reachable {
             detail = "some nodes could not be read; nothing concluded".into();
-        } else if reads.iter().all(|r| matches!(r, Some(None))) {
+        } else if reads.nodes.iter().all(|r| matches!(r, Some(NodeRead::Missing))) {
             return; // gone everywhere: not drift
         } else {
             host.counter_add(&metrics::for_index(metrics::DRIFT_DETECTED_TOTAL, index), 1);
-            detail = self.repair_drift(host, index, reads, &fps, &rec);
+            (detail, repair_task) = self.repair_drift(host, index, reads, &fps, &rec, operator_repair);
             log::warn!("miroir: drift on index {index}: {detail}");
         }
-        let result = VerifyResult { at_ms: now, converged, fingerprints, detail };
+        let result = VerifyResult { at_ms: now, converged, fingerprints, detail, repair_task };
         if let Err(e) = store::write(host, &verify_result_key(index), &result) {
             log::warn!("miroir: index {index}: {e}");
         }
     }
 
     fn record_converged(&mut self, host: &mut dyn Host, index: &str, fp: &str, before: &IndexRecord) {
-        let n = self.cfg.nodes.len();
         let was_frozen = before.frozen.is_some();
-        let result = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+        let ids: Vec<String> = self.cfg.nodes.iter().map(|n| n.id.clone()).collect();
+        let result = index_store::update_index(host, index, |rec| {
             let mut next = rec.cloned().unwrap_or_default();
             if !next.queue.is_empty() {
                 return None;
             }
-            let unchanged = next.node_versions == vec![next.version; n]
-                && next.fingerprint.as_deref() == Some(fp);
+            let versions: BTreeMap<String, u64> = ids.iter().map(|id| (id.clone(), next.version)).collect();
+            let unchanged = next.node_versions == versions && next.fingerprint.as_deref() == Some(fp);
             if unchanged {
                 return None;
             }
-            next.node_versions = vec![next.version; n];
-            next.node_fingerprints = vec![Some(fp.to_string()); n];
+            next.node_versions = versions;
+            next.node_fingerprints = ids.iter().map(|id| (id.clone(), Some(fp.to_string()))).collect();
             next.fingerprint = Some(fp.to_string());
             Some(next)
         });
@@ -337,60 +427,72 @@ impl Engine {
         }
     }
 
-    /// Decide the reference, and queue a repair job or freeze. Returns a one-line account.
+    /// Decide the reference, and queue a repair job or freeze. Returns a one-line account and
+    /// the repair task. A frozen index is repaired only when an operator asks (`operator_repair`).
     fn repair_drift(
         &mut self,
         host: &mut dyn Host,
         index: &str,
-        reads: &[Option<Option<Value>>],
+        reads: &IndexReads,
         fps: &[Option<String>],
         rec: &IndexRecord,
-    ) -> String {
-        if rec.frozen.is_some() {
-            return "index is frozen: an operator must fix the nodes".into();
+        operator_repair: bool,
+    ) -> (String, Option<u64>) {
+        if rec.frozen.is_some() && !operator_repair {
+            return (format!("index is frozen: an operator repairs it (POST /_miroir/indexes/{index}/repair)"), None);
         }
-        let bodies: Vec<Option<&Value>> = reads.iter().map(|r| r.as_ref().and_then(Option::as_ref)).collect();
-        let desired: Option<Map<String, Value>> = store::read(host, &store::desired_key(index)).ok().flatten();
         // Candidates: nodes that hold the desired settings (or every node holding the index).
-        let candidates: Vec<Option<(String, bool)>> = bodies
+        let candidates: Vec<Option<(String, bool)>> = reads
+            .nodes
             .iter()
-            .zip(fps)
-            .map(|(b, f)| match (b, f) {
-                (Some(body), Some(fp)) => {
-                    let ok = desired.as_ref().is_none_or(|d| Proposal::Patch(d.clone()).mismatches(body).is_empty());
-                    Some((fp.clone(), ok))
-                }
+            .map(|r| match r {
+                Some(NodeRead::Settings { fingerprint, holds_desired }) => Some((fingerprint.clone(), *holds_desired)),
                 _ => None,
             })
             .collect();
         let (reference, agree) = crate::core::job::agreeing_nodes(&candidates);
-        let ref_body = reference
-            .as_ref()
-            .and_then(|r| fps.iter().position(|f| f.as_ref() == Some(r)))
-            .and_then(|i| bodies.get(i).copied().flatten());
+        let ref_body = reference.as_ref().and_then(|r| reads.bodies.get(r));
         let bad: Vec<usize> = agree.iter().enumerate().filter(|(_, a)| !**a).map(|(i, _)| i).collect();
         let ids: Vec<String> = bad.iter().filter_map(|i| self.cfg.nodes.get(*i)).map(|n| n.id.clone()).collect();
         let Some(ref_body) = ref_body else {
-            return self.freeze_for_drift(host, index, &bad, fps, "no majority among the nodes");
+            return (self.freeze_for_drift(host, index, &bad, fps, "no majority among the nodes"), None);
         };
-        if !self.cfg.settings_drift_check.auto_repair {
-            return format!("nodes {} differ; auto_repair is off, reported only", ids.join(", "));
+        if !self.cfg.settings_drift_check.auto_repair && !operator_repair {
+            return (format!("nodes {} differ; auto_repair is off, reported only", ids.join(", ")), None);
         }
         let mut body = ref_body.clone();
-        let embedders_differ = bodies.iter().flatten().any(|b| b.get("embedders") != ref_body.get("embedders"));
+        let embedders_differ = reads.bodies.values().any(|b| b.get("embedders") != ref_body.get("embedders"));
         if let Some(obj) = body.as_object_mut() {
-            match desired.as_ref().and_then(|d| d.get("embedders")) {
+            match reads.desired.as_ref().and_then(|d| d.get("embedders")) {
                 Some(e) => {
                     obj.insert("embedders".into(), e.clone());
                 }
                 None if embedders_differ => {
-                    return self.freeze_for_drift(host, index, &bad, fps, "embedders differ and their apiKeys are masked");
+                    let why = "embedders differ and their apiKeys are masked";
+                    return (self.freeze_for_drift(host, index, &bad, fps, why), None);
                 }
                 None => {
                     obj.remove("embedders");
                 }
             }
         }
+        match self.queue_repair(host, index, body, ids.clone(), operator_repair) {
+            Ok(uid) => (format!("nodes {} differ; repair queued as task {uid}", ids.join(", ")), Some(uid)),
+            Err(e) => (format!("nodes {} differ; queueing the repair failed: {e}", ids.join(", ")), None),
+        }
+    }
+
+    /// Queue a job that re-sends `body` (complete settings, secrets included) to the nodes
+    /// `targets`, verified like any job and without a new version. `lifts_freeze`: an operator's
+    /// repair, which runs on a frozen index and unfreezes it when the fleet converges.
+    fn queue_repair(
+        &mut self,
+        host: &mut dyn Host,
+        index: &str,
+        body: Value,
+        targets: Vec<String>,
+        lifts_freeze: bool,
+    ) -> Result<u64, store::StoreError> {
         let job = JobRecord {
             task_uid: 0,
             index: index.to_string(),
@@ -405,17 +507,14 @@ impl Engine {
                 .map(|k| format!("Bearer {k}")),
             origin_worker: String::new(),
             enqueued_ms: host.now_ms(),
-            targets: Some(bad.clone()),
+            targets: Some(targets),
             drift_repair: true,
+            lifts_freeze,
         };
-        match super::super::front::enqueue_job(self, host, job, Value::Null) {
-            Ok(uid) => {
-                activate(host, index);
-                self.kick(index);
-                format!("nodes {} differ; repair queued as task {uid}", ids.join(", "))
-            }
-            Err(e) => format!("nodes {} differ; queueing the repair failed: {e}", ids.join(", ")),
-        }
+        let uid = queue::enqueue_job(&self.cfg, host, job, Value::Null)?;
+        activate(host, index);
+        self.kick(index);
+        Ok(uid)
     }
 
     fn freeze_for_drift(
@@ -435,13 +534,8 @@ impl Engine {
             task_uid: None,
         };
         if self.cfg.settings_broadcast.freeze_writes_on_unrepairable {
-            let hot = read_hot(host, index);
-            let _ = host.shared_set(
-                &store::hot_key(index),
-                HotRecord { frozen: true, inconsistent: true, ..hot }.encode().as_bytes(),
-                None,
-            );
-            let _ = store::update::<IndexRecord, _>(host, &store::index_key(index), |rec| {
+            index_store::fence(host, index);
+            let _ = index_store::update_index(host, index, |rec| {
                 let mut next = rec.cloned().unwrap_or_default();
                 next.frozen = Some(record.clone());
                 next.phase = Phase::Frozen;

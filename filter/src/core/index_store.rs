@@ -1,0 +1,86 @@
+//! The index record and its hot-path projection. Every write of an index record goes through
+//! `update_index`, which bumps the record's `rev` and then brings the hot record (the few bytes
+//! read on every response) up to that revision by CAS. A hot record only ever moves forward in
+//! `rev`, so two workers writing at once can never leave an older view behind: a freeze is never
+//! lost, and a lifted freeze never comes back.
+
+use super::host::{Host, SharedError};
+use super::records::{HotRecord, IndexRecord};
+use super::store::{self, StoreError, MAX_CAS_ATTEMPTS};
+
+pub fn read_index(host: &dyn Host, index: &str) -> Result<Option<IndexRecord>, StoreError> {
+    store::read(host, &store::index_key(index))
+}
+
+/// Read-modify-write of the index record (see `store::update`), then the hot projection.
+/// `change` gets the current record (None when missing) and returns the new one, or None to
+/// leave it as it is. Returns the record as it stands afterwards.
+pub fn update_index<F>(host: &mut dyn Host, index: &str, mut change: F) -> Result<Option<IndexRecord>, StoreError>
+where
+    F: FnMut(Option<&IndexRecord>) -> Option<IndexRecord>,
+{
+    let mut wrote = false;
+    let stored = store::update::<IndexRecord, _>(host, &store::index_key(index), |current| {
+        let mut next = change(current);
+        wrote = next.is_some();
+        if let Some(next) = next.as_mut() {
+            next.rev = current.map(|c| c.rev).unwrap_or(0) + 1;
+        }
+        next
+    })?;
+    if let (true, Some(rec)) = (wrote, stored.as_ref()) {
+        sync_hot(host, index, HotRecord::of(rec));
+    }
+    Ok(stored)
+}
+
+pub fn read_hot(host: &dyn Host, index: &str) -> HotRecord {
+    match host.shared_get(&store::hot_key(index)) {
+        Ok((Some(bytes), _)) => HotRecord::decode(&bytes).unwrap_or_default(),
+        _ => HotRecord::default(),
+    }
+}
+
+/// Fence writes before a freeze is recorded: the hot record says frozen at once (same `rev`), so
+/// no write slips through while the record is being written; the record's own projection
+/// follows and keeps it frozen.
+pub fn fence(host: &mut dyn Host, index: &str) {
+    write_hot_if(host, index, |hot| (!hot.frozen).then_some(HotRecord { frozen: true, inconsistent: true, ..hot }));
+}
+
+fn sync_hot(host: &mut dyn Host, index: &str, next: HotRecord) {
+    write_hot_if(host, index, |hot| (next.rev > hot.rev).then_some(next));
+}
+
+/// CAS loop on the hot key: `decide` sees the current value and returns the one to write.
+fn write_hot_if(host: &mut dyn Host, index: &str, decide: impl Fn(HotRecord) -> Option<HotRecord>) {
+    let key = store::hot_key(index);
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let (current, cas) = match host.shared_get(&key) {
+            Ok((value, cas)) => (value.as_deref().and_then(HotRecord::decode).unwrap_or_default(), cas),
+            Err(e) => {
+                log::warn!("miroir: index {index}: reading the hot record failed: {e:?}");
+                return;
+            }
+        };
+        let Some(next) = decide(current) else { return };
+        let bytes = next.encode().into_bytes();
+        let written = match cas {
+            None => store::create(host, &key, &bytes).map_err(|e| format!("{e}")),
+            Some(_) => match host.shared_set(&key, &bytes, cas) {
+                Ok(()) => Ok(true),
+                Err(SharedError::CasMismatch) => Ok(false),
+                Err(e) => Err(format!("{e:?}")),
+            },
+        };
+        match written {
+            Ok(true) => return,
+            Ok(false) => continue,
+            Err(e) => {
+                log::warn!("miroir: index {index}: writing the hot record failed: {e}");
+                return;
+            }
+        }
+    }
+    log::warn!("miroir: index {index}: the hot record stayed contended");
+}

@@ -1,0 +1,132 @@
+//! Jobs into and out of an index's queue.
+//!
+//! In: a job gets a task uid and its place in the index's queue together. The uid comes from one
+//! counter for the whole Envoy and the queue is a CAS on the index record — two keys, so another
+//! worker can take a later uid and queue it first. The queue therefore refuses a uid below the
+//! last one it took, and the job simply takes a new uid: queue order is always uid order, as
+//! Meilisearch promises for the tasks of one index (a refused uid is never shown to anyone).
+//!
+//! Out: when a job ends its record (the client's body and `Authorization`) is cleared at once;
+//! task records are kept for the last `task_retention` uids, and only finished ones are evicted.
+
+use serde_json::Value;
+
+use super::config::Config;
+use super::host::Host;
+use super::index_store::update_index;
+use super::records::{JobRecord, TaskMiroir, TaskRecord};
+use super::store::{self, StoreError};
+use super::tasks;
+
+/// Task uids live in `[task_uid_base, task_uid_base + 2^24)`.
+pub const TASK_UID_SPACE: u64 = 1 << 24;
+/// A job that keeps losing the race for its index's queue gives up after this many uids.
+const MAX_ENQUEUE_ATTEMPTS: usize = 32;
+
+/// Give `job` a task uid, record the job and its task, and queue it on its index.
+pub fn enqueue_job(cfg: &Config, host: &mut dyn Host, mut job: JobRecord, details: Value) -> Result<u64, StoreError> {
+    let now = host.now_ms();
+    for _ in 0..MAX_ENQUEUE_ATTEMPTS {
+        let seq = allocate_task_seq(host)?;
+        if seq >= cfg.task_retention {
+            evict_if_finished(cfg, host, seq - cfg.task_retention)?;
+        }
+        let task_uid = uid_of(cfg, seq);
+        job.task_uid = task_uid;
+        // Records first: the job is claimable the moment it is queued.
+        store::write(host, &store::job_key(task_uid), &job)?;
+        let task = TaskRecord {
+            uid: task_uid,
+            index_uid: job.index.clone(),
+            status: "enqueued".into(),
+            details: details.clone(),
+            error: None,
+            enqueued_ms: now,
+            started_ms: None,
+            finished_ms: None,
+            propose: None,
+            miroir: TaskMiroir { phase: "queued".into(), ..TaskMiroir::default() },
+            auth_hash: tasks::auth_hash(job.authorization.as_deref()),
+        };
+        store::write(host, &store::task_key(task_uid), &task)?;
+        let mut queued = false;
+        update_index(host, &job.index, |rec| {
+            let mut next = rec.cloned().unwrap_or_default();
+            queued = next.queue.contains(&task_uid);
+            if queued || seq < next.queued_seq {
+                return None;
+            }
+            queued = true;
+            next.queue.push(task_uid);
+            next.queued_seq = seq + 1;
+            Some(next)
+        })?;
+        if queued {
+            activate(host, &job.index);
+            return Ok(task_uid);
+        }
+        // A later uid got into the queue first: this one is never used.
+        store::clear(host, &store::job_key(task_uid))?;
+        store::clear(host, &store::task_key(task_uid))?;
+    }
+    Err(StoreError::Contended(store::index_key(&job.index)))
+}
+
+/// The job ended: its record (body, credentials, embedder keys) goes now. Its task stays for
+/// clients, unless it already fell out of the retention window while it ran.
+pub fn release_job(cfg: &Config, host: &mut dyn Host, task_uid: u64) {
+    if let Err(e) = store::clear(host, &store::job_key(task_uid)) {
+        log::warn!("miroir: task {task_uid}: clearing its job record failed: {e}");
+    }
+    let Ok(Some(next_seq)) = store::read::<u64>(host, store::TASK_COUNTER_KEY) else { return };
+    let behind = next_seq.saturating_sub(1).wrapping_sub(task_uid.wrapping_sub(cfg.task_uid_base)) % TASK_UID_SPACE;
+    if behind >= cfg.task_retention {
+        let _ = store::clear(host, &store::task_key(task_uid));
+    }
+}
+
+pub fn uid_of(cfg: &Config, seq: u64) -> u64 {
+    cfg.task_uid_base + (seq % TASK_UID_SPACE)
+}
+
+/// Retention: the task `task_retention` uids back is dropped once it has finished; one still
+/// queued or running is left to `release_job`.
+fn evict_if_finished(cfg: &Config, host: &mut dyn Host, seq: u64) -> Result<(), StoreError> {
+    let uid = uid_of(cfg, seq);
+    let key = store::task_key(uid);
+    let finished = match store::read::<TaskRecord>(host, &key) {
+        Ok(Some(task)) => task.finished_ms.is_some() || task.status == "rejected",
+        Ok(None) | Err(StoreError::Corrupt(_)) => true,
+        Err(e) => return Err(e),
+    };
+    if finished {
+        store::clear(host, &key)?;
+        store::clear(host, &store::job_key(uid))?;
+    }
+    Ok(())
+}
+
+/// Next task sequence number (the counter is seeded at configure time).
+fn allocate_task_seq(host: &mut dyn Host) -> Result<u64, StoreError> {
+    let mut allocated = 0;
+    store::update::<u64, _>(host, store::TASK_COUNTER_KEY, |n| {
+        allocated = n.copied().unwrap_or(0);
+        Some(allocated + 1)
+    })?;
+    Ok(allocated)
+}
+
+/// Add `index` to the list of indexes with queued work (scanned by every worker's root).
+pub fn activate(host: &mut dyn Host, index: &str) {
+    let result = store::update::<Vec<String>, _>(host, store::ACTIVE_KEY, |list| {
+        let mut list = list.cloned().unwrap_or_default();
+        if list.iter().any(|i| i == index) {
+            return None;
+        }
+        list.push(index.to_string());
+        Some(list)
+    });
+    if let Err(e) = result {
+        log::warn!("miroir: index {index}: {e}");
+    }
+}
