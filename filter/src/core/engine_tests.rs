@@ -27,6 +27,12 @@ struct SimNode {
     different: Option<(String, Value)>,
     reject: Option<(u16, String)>,
     down: bool,
+    /// Every request answered 500 (the node is up but broken).
+    broken: bool,
+    /// Task polls answered 404 (the node cleaned its tasks up).
+    forgets_tasks: bool,
+    /// Further indexes it lists and holds with default settings (drift-check tests).
+    others: Vec<String>,
     fail_tasks: Option<Value>,
     /// Settings reads without the node key are refused (a client key scoped to updates only).
     reads_need_node_key: bool,
@@ -42,6 +48,12 @@ impl SimNode {
             return CalloutResponse { status: None, body: vec![] };
         }
         let ok = |status: u16, v: Value| CalloutResponse { status: Some(status), body: v.to_string().into_bytes() };
+        if self.broken {
+            return ok(500, json!({"message": "boom", "code": "internal", "type": "internal", "link": "x"}));
+        }
+        if call.method == "GET" && call.path.starts_with("/tasks/") && self.forgets_tasks {
+            return ok(404, json!({"code": "task_not_found"}));
+        }
         if call.method == "GET" && call.path.starts_with("/tasks/") {
             let uid: u64 = call.path.trim_start_matches("/tasks/").parse().unwrap();
             let Some(pos) = self.tasks.iter().position(|(u, _)| *u == uid) else {
@@ -67,10 +79,13 @@ impl SimNode {
             };
         }
         if call.method == "GET" && call.path.starts_with("/indexes?") {
-            let results: Vec<Value> = self.index.iter().map(|u| json!({"uid": u})).collect();
+            let results: Vec<Value> = self.index.iter().chain(self.others.iter()).map(|u| json!({"uid": u})).collect();
             return ok(200, json!({"results": results}));
         }
         let uid = call.path.trim_start_matches("/indexes/").split('/').next().unwrap_or_default().to_string();
+        if call.method == "GET" && self.others.contains(&uid) {
+            return ok(200, Value::Object(default_settings()));
+        }
         if call.method == "GET" {
             let node_key = call.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer node-key");
             if self.reads_need_node_key && !node_key {
@@ -111,6 +126,8 @@ struct World {
     workers: Vec<Worker>,
     cfg: Config,
     next_ctx: u32,
+    /// Most settings reads one node had outstanding at once, over every `run`.
+    max_reads_in_flight: usize,
 }
 
 fn config(nodes: usize, extra: Value) -> Config {
@@ -130,7 +147,7 @@ impl World {
     fn new(nodes: usize, workers: usize, extra: Value) -> World {
         let envoy = new_envoy(1_700_000_000_000);
         let cfg = config(nodes, extra);
-        let mut w = World { envoy: envoy.clone(), nodes: vec![SimNode::new(); nodes], workers: vec![], cfg, next_ctx: 10 };
+        let mut w = World { envoy: envoy.clone(), nodes: vec![SimNode::new(); nodes], workers: vec![], cfg, next_ctx: 10, max_reads_in_flight: 0 };
         for i in 0..workers {
             w.add_worker(&format!("w{i}"));
         }
@@ -173,6 +190,11 @@ impl World {
                     let pending: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
                     if pending.is_empty() {
                         break;
+                    }
+                    for node in 0..self.nodes.len() {
+                        let cluster = format!("meili_node_{node}");
+                        let reads = pending.iter().filter(|(_, c)| c.cluster == cluster && c.method == "GET" && c.path.ends_with("/settings")).count();
+                        self.max_reads_in_flight = self.max_reads_in_flight.max(reads);
                     }
                     for (token, call) in pending {
                         let node: usize = call.cluster.trim_start_matches("meili_node_").parse().unwrap();
@@ -555,4 +577,182 @@ fn reads_that_straddle_a_commit_are_not_judged() {
     assert_eq!((status, body["converged"].clone()), (200, json!(false)), "{body}");
     assert!(body["detail"].as_str().unwrap().contains("during the check"));
     assert!(!w.envoy.borrow().counters.contains_key(&metrics::for_index(metrics::DRIFT_DETECTED_TOTAL, "m")));
+}
+
+// ----- hardening: each of these failed before its fix -----
+
+#[test]
+fn sequential_strategy_never_wipes_a_node_whose_settings_could_not_be_read() {
+    let mut w = World::new(3, 1, json!({"settings_broadcast": {"strategy": "sequential"}}));
+    for n in &mut w.nodes {
+        n.index = Some("m".into());
+        n.settings.insert("rankingRules".into(), json!(["exactness"]));
+        n.settings.insert("stopWords".into(), json!(["keep"]));
+    }
+    // Node 1 is up but answers 500 to the snapshot read (not "index not found").
+    w.nodes[1].broken = true;
+    w.send(0, "PUT", "/indexes/m/settings/ranking-rules", Some(json!(["typo"])));
+    w.run(60, 10);
+    let task = w.task(2130706432);
+    assert_eq!(task.status, "failed");
+    assert_eq!(task.error.unwrap()["code"], "miroir_node_unreachable");
+    // Node 0 was rolled back to its own settings, not reset to defaults; node 1 never touched.
+    assert_eq!(w.nodes[0].settings["rankingRules"], json!(["exactness"]));
+    assert_eq!(w.nodes[0].settings["stopWords"], json!(["keep"]));
+    let writes: Vec<(&str, &str)> = w.workers[0].host.history.iter().filter(|c| c.method != "GET").map(|c| (c.method.as_str(), c.cluster.as_str())).collect();
+    assert_eq!(writes, vec![("PUT", "meili_node_0"), ("PATCH", "meili_node_0")], "no DELETE of anyone's settings");
+}
+
+#[test]
+fn a_node_task_the_node_forgot_does_not_hold_the_queue_for_the_task_timeout() {
+    let mut w = World::new(3, 1, json!({}));
+    w.nodes[2].forgets_tasks = true;
+    let t0 = w.envoy.borrow().now_ms;
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    w.run(40, 10);
+    let task = w.task(2130706432);
+    // Node 2 applied nothing (its task was never polled to completion in the sim), so the job
+    // goes on to verify and repair at once rather than polling a 404 for an hour.
+    assert_ne!(task.status, "enqueued");
+    assert!(task.finished_ms.is_some_and(|f| f - t0 < 5_000), "{task:?}");
+}
+
+#[test]
+fn an_operator_repair_brings_a_frozen_index_back_once_the_node_returns() {
+    let mut w = World::new(3, 1, json!({"settings_broadcast": {"max_repair_retries": 1, "repair_backoff_base_ms": 100}}));
+    w.envoy.borrow_mut().env.insert("MIROIR_NODE_API_KEY".into(), "node-key".into());
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"rankingRules": ["typo"], "distinctAttribute": "sku"})));
+    settle(&mut w, 20);
+    assert_eq!(w.index("m").version, 1);
+    // Node 2 is down during the next write: repairs fail, the index freezes.
+    w.nodes[2].down = true;
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"distinctAttribute": "isbn"})));
+    settle(&mut w, 60);
+    assert!(w.index("m").frozen.is_some(), "{:?} {:?}", w.index("m"), w.task(2130706433));
+    // The node comes back holding the old settings; a plain unfreeze is refused ...
+    w.nodes[2].down = false;
+    let now = w.envoy.borrow().now_ms;
+    w.workers[0].engine.request_verify("m", 70, VerifyPurpose::Unfreeze, now);
+    settle(&mut w, 10);
+    assert_eq!(w.reply(0, 70).unwrap().0, 409);
+    // ... and a repair brings every node back to the committed settings (the frozen write
+    // failed, so version 1 is what the fleet holds) and lifts the freeze.
+    let now = w.envoy.borrow().now_ms;
+    w.workers[0].engine.request_verify("m", 71, VerifyPurpose::Repair, now);
+    settle(&mut w, 40);
+    let (status, body) = w.reply(0, 71).expect("operator answered");
+    assert_eq!(status, 202, "{body}");
+    let uid = body["taskUid"].as_u64().unwrap();
+    assert_eq!(w.task(uid).status, "succeeded");
+    for n in &w.nodes {
+        assert_eq!(n.settings["distinctAttribute"], json!("sku"));
+    }
+    let rec = w.index("m");
+    assert!(rec.frozen.is_none());
+    assert_eq!(rec.version, 1, "a repair makes no new version");
+    assert!(!read_hot(&w.workers[0].host, "m").frozen);
+    assert_eq!(w.envoy.borrow().gauges[&metrics::for_index(metrics::DIVERGENCE, "m")], 0);
+    // The repair wrote with the node key, to the nodes that held the failed write only.
+    let repair: Vec<&Callout> = w.workers[0].host.history.iter().filter(|c| c.method == "PATCH" && c.headers.iter().any(|(_, v)| v == "Bearer node-key")).collect();
+    assert_eq!(repair.iter().map(|c| c.cluster.as_str()).collect::<Vec<_>>(), vec!["meili_node_0", "meili_node_1"]);
+    // Writes are accepted again.
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"distinctAttribute": "isbn"})));
+    settle(&mut w, 20);
+    assert_eq!(w.index("m").version, 2);
+}
+
+#[test]
+fn an_operator_check_that_cannot_finish_is_answered_by_its_deadline() {
+    let mut w = World::new(2, 1, json!({"settings_broadcast": {"verify_timeout_s": 1}}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    settle(&mut w, 20);
+    let now = w.envoy.borrow().now_ms;
+    w.workers[0].engine.request_verify("m", 90, VerifyPurpose::Report, now);
+    // The reads go out and never come back (a host that loses the answers).
+    let worker = &mut w.workers[0];
+    worker.engine.pump(&mut worker.host);
+    worker.host.callouts.clear();
+    for _ in 0..70 {
+        w.envoy.borrow_mut().now_ms += 100;
+        let worker = &mut w.workers[0];
+        worker.engine.pump(&mut worker.host);
+    }
+    let (status, body) = w.reply(0, 90).expect("answered by the deadline");
+    assert_eq!((status, body["code"].as_str()), (504, Some("miroir_verify_timeout")));
+}
+
+#[test]
+fn the_drift_check_reads_a_bounded_number_of_indexes_at_once() {
+    let mut w = World::new(3, 1, json!({"settings_drift_check": {"interval_s": 1, "max_reads_in_flight": 2}}));
+    for n in &mut w.nodes {
+        n.others = (0..9).map(|i| format!("idx{i}")).collect();
+    }
+    settle(&mut w, 30);
+    assert_eq!(w.max_reads_in_flight, 2);
+    // Every index was read from every node.
+    let reads = w.workers[0].host.history.iter().filter(|c| c.path.ends_with("/settings")).count();
+    assert_eq!(reads, 9 * 3);
+}
+
+#[test]
+fn a_long_drift_check_keeps_its_lease() {
+    let mut w = World::new(2, 2, json!({"settings_drift_check": {"interval_s": 1}}));
+    // Worker 0 starts the check; the node answers take 90 s (lease TTL is 60 s).
+    let worker = &mut w.workers[0];
+    worker.engine.pump(&mut worker.host);
+    let held: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
+    assert!(!held.is_empty());
+    for _ in 0..90 {
+        w.envoy.borrow_mut().now_ms += 1_000;
+        for wk in &mut w.workers {
+            wk.engine.pump(&mut wk.host);
+        }
+    }
+    // The other worker never started a second run while the first was alive.
+    assert!(w.workers[1].host.history.is_empty(), "{:?}", w.workers[1].host.history);
+}
+
+#[test]
+fn a_late_answer_of_a_finished_job_is_not_taken_by_the_next_job() {
+    let mut w = World::new(2, 1, json!({"settings_broadcast": {"task_timeout_s": 1, "repair_backoff_base_ms": 100}}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    // Job 1 proposes; node 1's task poll goes out and its answer is held back.
+    let worker = &mut w.workers[0];
+    worker.engine.pump(&mut worker.host);
+    let proposes: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
+    for (t, c) in proposes {
+        let node: usize = c.cluster.trim_start_matches("meili_node_").parse().unwrap();
+        let r = w.nodes[node].answer(&c);
+        let worker = &mut w.workers[0];
+        worker.engine.on_callout_response(&mut worker.host, t, r);
+    }
+    w.envoy.borrow_mut().now_ms += 50;
+    let worker = &mut w.workers[0];
+    worker.engine.pump(&mut worker.host);
+    let polls: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
+    let (late_token, late_call) = polls.iter().find(|(_, c)| c.cluster == "meili_node_1").cloned().unwrap();
+    for (t, c) in polls.iter().filter(|(t, _)| *t != late_token) {
+        let r = w.nodes[0].answer(c);
+        let worker = &mut w.workers[0];
+        worker.engine.on_callout_response(&mut worker.host, *t, r);
+    }
+    // Node 1's task times out; job 1 verifies and commits (node 1 did apply it), ...
+    w.envoy.borrow_mut().now_ms += 1_100;
+    settle(&mut w, 20);
+    assert_eq!(w.task(2130706432).status, "succeeded", "{:?} {:?} {:?}", w.task(2130706432), w.index("m"), w.workers[0].host.history.iter().map(|c| (c.method.clone(), c.cluster.clone(), c.path.clone())).collect::<Vec<_>>());
+    // ... then job 2 proposes, and while its proposals are out the late poll answer of job 1
+    // arrives. It must not count as job 2's node-1 task.
+    w.nodes[1].down = true;
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": true})));
+    let worker = &mut w.workers[0];
+    worker.engine.pump(&mut worker.host);
+    let late = w.nodes[0].answer(&Callout { path: late_call.path.replace(char::is_numeric, "0"), ..late_call.clone() });
+    let late = if late.status == Some(404) { CalloutResponse { status: Some(200), body: br#"{"uid":0,"status":"succeeded"}"#.to_vec() } } else { late };
+    let worker = &mut w.workers[0];
+    worker.engine.on_callout_response(&mut worker.host, late_token, late);
+    settle(&mut w, 30);
+    // Node 1 was down for job 2: its write never reached it, so job 2 cannot have committed.
+    let task2 = w.task(2130706433);
+    assert_ne!(task2.status, "succeeded", "{task2:?}");
+    assert_eq!(w.index("m").version, 1);
 }

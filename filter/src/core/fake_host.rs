@@ -151,3 +151,73 @@ mod tests {
         assert_eq!(h.shared_get("k").unwrap().0.unwrap(), b"c");
     }
 }
+
+/// When a hooked host runs its hook: right after a shared-data read or write of one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookAt {
+    Get,
+    Set,
+}
+
+/// A worker whose next read or write of one key is followed at once by another worker's work
+/// (`hook`): the interleaving two threads can produce between two hostcalls, made deterministic.
+pub struct HookedHost {
+    pub inner: FakeHost,
+    hook: RefCell<Option<(HookAt, String, Box<dyn FnOnce()>)>>,
+}
+
+impl HookedHost {
+    pub fn new(envoy: EnvoyRef, at: HookAt, key: &str, hook: impl FnOnce() + 'static) -> HookedHost {
+        HookedHost { inner: FakeHost::new(envoy), hook: RefCell::new(Some((at, key.to_string(), Box::new(hook)))) }
+    }
+
+    pub fn fired(&self) -> bool {
+        self.hook.borrow().is_none()
+    }
+
+    fn after(&self, at: HookAt, key: &str) {
+        let due = matches!(&*self.hook.borrow(), Some((a, k, _)) if *a == at && k == key);
+        if due {
+            if let Some((_, _, hook)) = self.hook.borrow_mut().take() {
+                hook();
+            }
+        }
+    }
+}
+
+impl Host for HookedHost {
+    fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
+    }
+    fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), SharedError> {
+        let got = self.inner.shared_get(key);
+        self.after(HookAt::Get, key);
+        got
+    }
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedError> {
+        let set = self.inner.shared_set(key, value, cas);
+        self.after(HookAt::Set, key);
+        set
+    }
+    fn dispatch(&mut self, call: &Callout) -> Result<u32, String> {
+        self.inner.dispatch(call)
+    }
+    fn reply(&mut self, http_context_id: u32, reply: &LocalReply) -> Result<(), String> {
+        self.inner.reply(http_context_id, reply)
+    }
+    fn wake(&mut self, worker_id: &str) {
+        self.inner.wake(worker_id)
+    }
+    fn counter_add(&mut self, name: &str, delta: u64) {
+        self.inner.counter_add(name, delta)
+    }
+    fn gauge_set(&mut self, name: &str, value: u64) {
+        self.inner.gauge_set(name, value)
+    }
+    fn histogram_record(&mut self, name: &str, value: u64) {
+        self.inner.histogram_record(name, value)
+    }
+    fn env(&self, name: &str) -> Option<String> {
+        self.inner.env(name)
+    }
+}

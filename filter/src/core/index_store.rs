@@ -84,3 +84,55 @@ fn write_hot_if(host: &mut dyn Host, index: &str, decide: impl Fn(HotRecord) -> 
     }
     log::warn!("miroir: index {index}: the hot record stayed contended");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fake_host::{new_envoy, FakeHost, HookAt, HookedHost};
+    use crate::core::records::{FrozenRecord, Phase};
+
+    fn set_frozen(host: &mut dyn Host, frozen: bool) {
+        update_index(host, "m", |rec| {
+            let mut next = rec.cloned().unwrap_or_default();
+            next.frozen = frozen.then(|| FrozenRecord { reason: "r".into(), ..FrozenRecord::default() });
+            next.phase = if frozen { Phase::Frozen } else { Phase::Idle };
+            Some(next)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_slow_writer_never_puts_an_older_view_back() {
+        let envoy = new_envoy(0);
+        store::seed(&mut FakeHost::new(envoy.clone()), store::TASK_COUNTER_KEY, b"0").unwrap();
+        set_frozen(&mut FakeHost::new(envoy.clone()), false);
+        // Worker A freezes; right after its record write (before its hot write) worker B lifts
+        // the freeze completely. The record ends unfrozen, and so must the hot record.
+        let other = envoy.clone();
+        let mut a = HookedHost::new(envoy.clone(), HookAt::Set, &store::index_key("m"), move || {
+            set_frozen(&mut FakeHost::new(other), false)
+        });
+        set_frozen(&mut a, true);
+        assert!(a.fired());
+        let host = FakeHost::new(envoy);
+        let rec = read_index(&host, "m").unwrap().unwrap();
+        assert!(rec.frozen.is_none());
+        let hot = read_hot(&host, "m");
+        assert_eq!(hot, HotRecord::of(&rec));
+        assert!(!hot.frozen && !hot.inconsistent, "a stale freeze stuck: {hot:?}");
+    }
+
+    #[test]
+    fn the_fence_freezes_at_once_and_the_record_keeps_it_so() {
+        let envoy = new_envoy(0);
+        let mut h = FakeHost::new(envoy);
+        store::seed(&mut h, store::TASK_COUNTER_KEY, b"0").unwrap();
+        set_frozen(&mut h, false);
+        fence(&mut h, "m");
+        assert!(read_hot(&h, "m").frozen);
+        set_frozen(&mut h, true);
+        assert!(read_hot(&h, "m").frozen);
+        set_frozen(&mut h, false);
+        assert!(!read_hot(&h, "m").frozen);
+    }
+}

@@ -130,3 +130,109 @@ pub fn activate(host: &mut dyn Host, index: &str) {
         log::warn!("miroir: index {index}: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::core::fake_host::{new_envoy, EnvoyRef, FakeHost, HookAt, HookedHost};
+    use crate::core::index_store::read_index;
+
+    fn config(retention: u64) -> Config {
+        let cfg = json!({"nodes": [{"id": "n0", "cluster": "c0", "authority": "a"}], "task_retention": retention});
+        Config::parse(cfg.to_string().as_bytes()).unwrap()
+    }
+
+    fn job(index: &str, body: &str) -> JobRecord {
+        JobRecord {
+            task_uid: 0,
+            index: index.into(),
+            method: "PATCH".into(),
+            path: format!("/indexes/{index}/settings"),
+            setting_key: None,
+            body: Some(body.into()),
+            content_type: None,
+            authorization: Some("Bearer client-secret".into()),
+            origin_worker: "w".into(),
+            enqueued_ms: 0,
+            targets: None,
+            drift_repair: false,
+            lifts_freeze: false,
+        }
+    }
+
+    fn envoy() -> EnvoyRef {
+        let envoy = new_envoy(0);
+        let mut h = FakeHost::new(envoy.clone());
+        store::seed(&mut h, store::CREATE_LOCK_KEY, b"").unwrap();
+        store::seed(&mut h, store::TASK_COUNTER_KEY, b"0").unwrap();
+        envoy
+    }
+
+    #[test]
+    fn queue_order_is_uid_order_when_another_worker_gets_between_uid_and_queue() {
+        let envoy = envoy();
+        let cfg = config(1000);
+        // Worker A takes uid #0; before it queues, worker B takes uid #1 and queues it.
+        let (other, other_cfg) = (envoy.clone(), cfg.clone());
+        let mut a = HookedHost::new(envoy.clone(), HookAt::Set, store::TASK_COUNTER_KEY, move || {
+            enqueue_job(&other_cfg, &mut FakeHost::new(other), job("m", "{}"), json!({})).unwrap();
+        });
+        let uid_a = enqueue_job(&cfg, &mut a, job("m", "{}"), json!({})).unwrap();
+        assert!(a.fired());
+        let base = cfg.task_uid_base;
+        let host = FakeHost::new(envoy);
+        let rec = read_index(&host, "m").unwrap().unwrap();
+        assert_eq!(rec.queue, vec![base + 1, base + 2], "A took a fresh uid behind B's");
+        assert_eq!(uid_a, base + 2);
+        // The uid A gave up is nobody's task.
+        assert!(store::read::<TaskRecord>(&host, &store::task_key(base)).unwrap().is_none());
+        assert!(store::read::<JobRecord>(&host, &store::job_key(base)).unwrap().is_none());
+    }
+
+    fn shared_bytes(envoy: &EnvoyRef) -> usize {
+        envoy.borrow().shared.map.iter().map(|(k, (v, _))| k.len() + v.len()).sum()
+    }
+
+    #[test]
+    fn retention_keeps_memory_bounded_and_never_drops_a_task_still_queued() {
+        let envoy = envoy();
+        let retention = 10;
+        let cfg = config(retention);
+        let mut h = FakeHost::new(envoy.clone());
+        let body = format!("{{\"stopWords\":[\"{}\"]}}", "x".repeat(20_000));
+        // One task that stays queued (its job never ends) ...
+        let stuck = enqueue_job(&cfg, &mut h, job("stuck", "{}"), json!({})).unwrap();
+        // ... and 2 × retention large ones that run and end.
+        for _ in 0..2 * retention {
+            let uid = enqueue_job(&cfg, &mut h, job("m", &body), json!({"stopWords": [body.clone()]})).unwrap();
+            store::update::<TaskRecord, _>(&mut h, &store::task_key(uid), |t| {
+                let mut t = t.cloned()?;
+                t.status = "succeeded".into();
+                t.finished_ms = Some(1);
+                Some(t)
+            })
+            .unwrap();
+            release_job(&cfg, &mut h, uid);
+        }
+        let queued: TaskRecord = store::read(&h, &store::task_key(stuck)).unwrap().expect("a queued task is kept");
+        assert_eq!(queued.status, "enqueued");
+        // No job record of an ended job is left: no body, no client credentials.
+        let envoy_ref = envoy.borrow();
+        let jobs: Vec<&String> =
+            envoy_ref.shared.map.iter().filter(|(k, (v, _))| k.contains("/job/") && !v.is_empty()).map(|(k, _)| k).collect();
+        assert_eq!(jobs, vec![&store::job_key(stuck)]);
+        let secrets = envoy_ref.shared.map.values().filter(|(v, _)| String::from_utf8_lossy(v).contains("client-secret")).count();
+        assert_eq!(secrets, 1, "only the job still queued holds the credentials");
+        drop(envoy_ref);
+        // The documented bound: task_retention finished tasks (each about its details), the
+        // jobs still queued, and a few small records.
+        let per_task = body.len() + 2_048;
+        let bound = retention as usize * per_task + 64 * 1024;
+        assert!(shared_bytes(&envoy) <= bound, "{} bytes > {bound}", shared_bytes(&envoy));
+        // Once the stuck task ends outside the window, it goes too.
+        release_job(&cfg, &mut h, stuck);
+        assert!(store::read::<TaskRecord>(&h, &store::task_key(stuck)).unwrap().is_none());
+    }
+}

@@ -50,7 +50,7 @@ pub struct Lease {
     pub expires_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct FrozenRecord {
     pub reason: String,
     /// Ids of the nodes that disagreed.

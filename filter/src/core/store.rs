@@ -187,3 +187,48 @@ pub fn seed(host: &mut dyn Host, key: &str, value: &[u8]) -> Result<(), StoreErr
     }
     create(host, key, value).map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fake_host::{new_envoy, FakeHost, HookAt, HookedHost};
+
+    fn push(host: &mut dyn Host, key: &str, item: &str) {
+        update::<Vec<String>, _>(host, key, |list| {
+            let mut list = list.cloned().unwrap_or_default();
+            if list.iter().any(|i| i == item) {
+                return None;
+            }
+            list.push(item.to_string());
+            Some(list)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn two_workers_creating_one_key_keep_both_values() {
+        let envoy = new_envoy(0);
+        seed(&mut FakeHost::new(envoy.clone()), TASK_COUNTER_KEY, b"0").unwrap();
+        // Worker A reads "missing"; before it writes, worker B creates the key with its item.
+        let other = envoy.clone();
+        let mut a = HookedHost::new(envoy.clone(), HookAt::Get, "k", move || push(&mut FakeHost::new(other), "k", "b"));
+        push(&mut a, "k", "a");
+        assert!(a.fired());
+        let list: Vec<String> = read(&FakeHost::new(envoy), "k").unwrap().unwrap();
+        assert_eq!(list, vec!["b".to_string(), "a".to_string()], "neither create is lost");
+    }
+
+    #[test]
+    fn a_creation_lock_left_by_a_crashed_worker_expires() {
+        let envoy = new_envoy(5_000);
+        let mut h = FakeHost::new(envoy.clone());
+        h.shared_set(CREATE_LOCK_KEY, b"5500 dead", None).unwrap();
+        // Held until 5500: creating now gives up (bounded), then succeeds once it has expired.
+        assert!(matches!(create(&mut h, "k", b"1"), Err(StoreError::Contended(_))));
+        envoy.borrow_mut().now_ms = 5_500;
+        assert_eq!(create(&mut h, "k", b"1"), Ok(true));
+        assert_eq!(create(&mut h, "k", b"2"), Ok(false), "exists: not overwritten");
+        assert_eq!(read_raw(&h, "k").unwrap().0.unwrap(), b"1");
+        assert_eq!(read_raw(&h, CREATE_LOCK_KEY).unwrap().0, None, "released");
+    }
+}
