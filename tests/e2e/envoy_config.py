@@ -4,11 +4,18 @@ One generator serves the tests (ephemeral ports), `make run` (port 7700), the ba
 filter and benchmarks with another wasm module, so every Envoy started by this project is shaped
 the same way (DESIGN §1):
 
-    listener ─► HTTP connection manager ─► [wasm: miroir] ─► router
-        route 1: routing header present ─► cluster named by that header (a pinned read, §6)
-        route 2: "/"                     ─► meili_all (every node, round robin)
+    listener ─► HTTP connection manager ─► [wasm: miroir] ─► [buffer] ─► router
+        route 1: x-miroir-hold present   ─► meili_all (held by the buffer filter; the filter answers)
+        route 2: routing header present  ─► cluster named by that header (a pinned read, §6)
+        route 3: GET/HEAD, POST searches ─► meili_all, retried on another node on connect failure,
+                                            reset or gateway error (reads are safe to repeat)
+        route 4: "/"                     ─► meili_all, retried only when the node never got the
+                                            request (connect failure, refused stream)
     clusters: meili_node_0 … meili_node_{N-1} (one endpoint each, targets of the filter's
-              callouts) and meili_all.
+              callouts) and meili_all (active health checks on GET /health, outlier detection).
+    The wasm filter runs with failure_policy FAIL_RELOAD: a VM that traps is replaced.
+
+The shipped bootstraps under envoy/ carry the same pieces (a test compares them).
 
 Run it as a script to print a bootstrap:  python envoy_config.py --node-port 7701 --node-port 7702
 """
@@ -16,6 +23,7 @@ Run it as a script to print a bootstrap:  python envoy_config.py --node-port 770
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from dataclasses import dataclass
@@ -36,6 +44,50 @@ CONNECT_TIMEOUT = "2s"
 DEFAULT_ROUTING_HEADER = "x-miroir-node"
 # Envoy environment variables the filter may read through WASI (DESIGN §3 drift check, §8 admin).
 HOST_ENV_KEYS = ["MIROIR_ADMIN_API_KEY", "MIROIR_NODE_API_KEY"]
+# What Envoy does with a filter VM that hit a runtime error (a Rust panic traps the VM). The
+# default, FAIL_CLOSED, answers 503 to every later request of that worker until Envoy restarts;
+# FAIL_RELOAD also answers 503 (never bypasses the filter) but starts a new VM for new requests,
+# after a backoff (1 s base by default). State in shared data survives; the dead VM's own
+# in-memory state and callouts do not.
+WASM_FAILURE_POLICY = "FAIL_RELOAD"
+
+# --- meili_all: what happens when a node dies ------------------------------------------------------
+# Active health check on Meilisearch's GET /health (200 {"status":"available"}; no key needed).
+# Shipped default: every 5 s, out after 2 failures, back after 1 success. Tests use 1 s.
+HEALTH_CHECK_INTERVAL = "5s"
+HEALTH_CHECK_TIMEOUT = "2s"
+HEALTH_CHECK_PATH = "/health"
+# Passive: a node that fails requests is ejected at once (not at the next health check).
+# Gateway failures (connect failure, reset, 502/503/504) are not enforced by Envoy's default, so
+# they are here; at most half the nodes are ejected (with 3 nodes: one).
+OUTLIER_DETECTION = {
+    "consecutive_5xx": 5,
+    "consecutive_gateway_failure": 2,
+    "enforcing_consecutive_gateway_failure": 100,
+    "interval": "5s",
+    "base_ejection_time": "30s",
+    "max_ejection_percent": 50,
+}
+# Each retry goes to another node than the ones already tried.
+_OTHER_HOST = {
+    "retry_host_predicate": [{
+        "name": "envoy.retry_host_predicates.previous_hosts",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+        },
+    }],
+    "host_selection_retry_max_attempts": 3,
+}
+# Reads (GET/HEAD, and the POST search routes, which change nothing) may be repeated whatever
+# happened to the first try.
+READ_RETRY_POLICY = {"retry_on": "connect-failure,refused-stream,reset,gateway-error", "num_retries": 2, **_OTHER_HOST}
+# Everything else (document and index writes, …) only when the node never received the request:
+# a reset or a 5xx after the request was sent may mean the write was applied, and Meilisearch
+# writes are not idempotent (each enqueues a task).
+WRITE_RETRY_POLICY = {"retry_on": "connect-failure,refused-stream", "num_retries": 2, **_OTHER_HOST}
+# Methods and paths the read route takes (the path regex sees the path without its query).
+READ_METHODS_REGEX = "^(GET|HEAD)$"
+SEARCH_PATH_REGEX = "^/(indexes/[^/]+/(search|facet-search|similar)|multi-search)$"
 
 
 @dataclass(frozen=True)
@@ -89,6 +141,7 @@ def wasm_filter(wasm_path: Path, plugin_config: dict[str, Any]) -> dict[str, Any
             "config": {
                 "name": "miroir",
                 "root_id": "miroir",
+                "failure_policy": WASM_FAILURE_POLICY,
                 "vm_config": {
                     "vm_id": "miroir",
                     "runtime": "envoy.wasm.runtime.v8",
@@ -120,6 +173,18 @@ def stdout_access_log() -> dict[str, Any]:
             "log_format": {"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
         },
     }
+
+
+def health_checks(interval: str = HEALTH_CHECK_INTERVAL) -> list[dict[str, Any]]:
+    return [{
+        "timeout": HEALTH_CHECK_TIMEOUT,
+        "interval": interval,
+        # Envoy checks a cluster without traffic only every 60 s unless told otherwise.
+        "no_traffic_interval": interval,
+        "unhealthy_threshold": 2,
+        "healthy_threshold": 1,
+        "http_health_check": {"path": HEALTH_CHECK_PATH},
+    }]
 
 
 def static_cluster(name: str, endpoints: Sequence[Node]) -> dict[str, Any]:
@@ -157,10 +222,12 @@ def bootstrap(
     plugin_overrides: dict[str, Any] | None = None,
     routing_header: str = DEFAULT_ROUTING_HEADER,
     access_log: bool = False,
+    health_check_interval: str = HEALTH_CHECK_INTERVAL,
 ) -> dict[str, Any]:
     """The whole Envoy bootstrap. `wasm_path=None` gives the baseline: the same listener, routes and
     clusters with no wasm filter at all. `access_log` writes one line per request to Envoy's stdout
-    (tests turn it on to see where each request went; benchmarks leave it off)."""
+    (tests turn it on to see where each request went; benchmarks leave it off).
+    `health_check_interval` is meili_all's active health-check period (tests shorten it)."""
     if not nodes:
         raise ValueError("at least one node is needed to build the clusters")
     http_filters: list[dict[str, Any]] = []
@@ -204,8 +271,20 @@ def bootstrap(
             "typed_per_filter_config": buffer_off,
         },
         {
+            "match": {"prefix": "/", "headers": [
+                {"name": ":method", "string_match": {"safe_regex": {"regex": READ_METHODS_REGEX}}}]},
+            "route": {"cluster": "meili_all", "timeout": ROUTE_TIMEOUT, "retry_policy": copy.deepcopy(READ_RETRY_POLICY)},
+            "typed_per_filter_config": buffer_off,
+        },
+        {
+            "match": {"safe_regex": {"regex": SEARCH_PATH_REGEX}, "headers": [
+                {"name": ":method", "string_match": {"exact": "POST"}}]},
+            "route": {"cluster": "meili_all", "timeout": ROUTE_TIMEOUT, "retry_policy": copy.deepcopy(READ_RETRY_POLICY)},
+            "typed_per_filter_config": buffer_off,
+        },
+        {
             "match": {"prefix": "/"},
-            "route": {"cluster": "meili_all", "timeout": ROUTE_TIMEOUT},
+            "route": {"cluster": "meili_all", "timeout": ROUTE_TIMEOUT, "retry_policy": copy.deepcopy(WRITE_RETRY_POLICY)},
             "typed_per_filter_config": buffer_off,
         },
     ]
@@ -235,7 +314,10 @@ def bootstrap(
         "filter_chains": [{"filters": [connection_manager]}],
     }
     clusters = [static_cluster(n.cluster, [n]) for n in nodes]
-    clusters.append(static_cluster("meili_all", nodes))
+    all_nodes = static_cluster("meili_all", nodes)
+    all_nodes["health_checks"] = health_checks(health_check_interval)
+    all_nodes["outlier_detection"] = copy.deepcopy(OUTLIER_DETECTION)
+    clusters.append(all_nodes)
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "stats_config": {"stats_tags": load_stats_tags()},

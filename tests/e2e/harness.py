@@ -23,11 +23,16 @@ __all__ = [
 ]
 
 
+# meili_all's active health checks run every second in tests (5 s in the shipped configs), so a
+# node that goes down is marked unhealthy within about two seconds.
+TEST_HEALTH_CHECK_INTERVAL = "1s"
+
+
 def envoy_for(fleet: Fleet, workdir: Path, *, wasm: Path | None = None, plugin_overrides: dict[str, Any] | None = None,
               env: dict[str, str] | None = None, access_log: bool = True, **kwargs: Any) -> Envoy:
     """An Envoy (not started) in front of `fleet`: with the filter module `wasm`, or the baseline
     without any filter when `wasm` is None. The access log is on: failure reports show where each
     request went."""
     config = envoy_config.bootstrap(fleet.envoy_nodes, wasm_path=wasm, plugin_overrides=plugin_overrides,
-                                    access_log=access_log)
+                                    access_log=access_log, health_check_interval=TEST_HEALTH_CHECK_INTERVAL)
     return Envoy(config, workdir, env=env, **kwargs)

@@ -326,15 +326,17 @@ def test_shipped_bootstrap_has_the_shape_the_filter_needs(path: Path) -> None:
             plugin.get("node_api_key_env", "MIROIR_NODE_API_KEY")} <= set(vm_config["environment_variables"]["host_env_keys"])
 
     routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
-    hold, pinned, catch_all = routes
+    hold, pinned, reads, searches, catch_all = routes
     routing_header = plugin.get("routing_header", "x-miroir-node")
     assert hold["match"]["headers"] == [{"name": HOLD_HEADER, "present_match": True}]
     assert BUFFER_FILTER not in hold.get("typed_per_filter_config", {}), "the hold route must buffer"
     assert pinned["match"]["headers"] == [{"name": routing_header, "present_match": True}]
     assert pinned["route"]["cluster_header"] == routing_header
     assert catch_all["match"] == {"prefix": "/"} and catch_all["route"]["cluster"] == "meili_all"
-    for route in (pinned, catch_all):
+    for route in (pinned, reads, searches, catch_all):
         assert route["typed_per_filter_config"][BUFFER_FILTER]["disabled"] is True
+    for route in (reads, searches):
+        assert route["route"]["cluster"] == "meili_all"
 
     # Buffers hold the largest settings body the filter accepts.
     max_body = plugin.get("max_body_bytes", 10485760)
@@ -342,6 +344,112 @@ def test_shipped_bootstrap_has_the_shape_the_filter_needs(path: Path) -> None:
     assert listener["per_connection_buffer_limit_bytes"] >= max_body
     buffer_filter = next(f for f in hcm["http_filters"] if f["name"] == BUFFER_FILTER)
     assert buffer_filter["typed_config"]["max_request_bytes"] >= max_body
+
+
+def retry_conditions(route: dict[str, Any]) -> set[str]:
+    return set(route["route"].get("retry_policy", {}).get("retry_on", "").split(",")) - {""}
+
+
+@pytest.mark.parametrize("path", SHIPPED_BOOTSTRAPS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_bootstrap_fails_safe_like_the_test_harness(path: Path) -> None:
+    """What the end-to-end tests run is what users run: the shipped bootstrap has the generator's
+    wasm failure policy, read/write routes and retry policies, and meili_all's health checks (only
+    the interval differs: 5 s shipped, 1 s in tests) and outlier detection."""
+    shipped = load_yaml(path)
+    generated = envoy_config.bootstrap(envoy_config.nodes_on([7701, 7702, 7703]), wasm_path=Path("m.wasm"))
+
+    assert wasm_plugin_config(shipped)["failure_policy"] == "FAIL_RELOAD"
+    assert wasm_plugin_config(shipped)["failure_policy"] == wasm_plugin_config(generated)["failure_policy"]
+
+    def routes(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"match": r["match"], "retry_policy": r["route"].get("retry_policy")}
+                for r in connection_manager(bootstrap)["route_config"]["virtual_hosts"][0]["routes"]]
+
+    assert routes(shipped) == routes(generated)
+    hold, pinned, reads, searches, writes = connection_manager(shipped)["route_config"]["virtual_hosts"][0]["routes"]
+    # Writes are retried only when the node never got them; reads whatever happened.
+    assert retry_conditions(writes) == {"connect-failure", "refused-stream"}
+    assert {"connect-failure", "reset"} <= retry_conditions(reads) == retry_conditions(searches)
+    assert retry_conditions(hold) == retry_conditions(pinned) == set()
+    assert 1 <= writes["route"]["retry_policy"]["num_retries"] <= 3
+
+    def meili_all(bootstrap: dict[str, Any]) -> dict[str, Any]:
+        return next(c for c in bootstrap["static_resources"]["clusters"] if c["name"] == "meili_all")
+
+    assert meili_all(shipped)["outlier_detection"] == meili_all(generated)["outlier_detection"]
+    assert meili_all(shipped)["health_checks"] == meili_all(generated)["health_checks"]
+    (check,) = meili_all(shipped)["health_checks"]
+    assert check["http_health_check"]["path"] == "/health"
+    assert check["interval"] == envoy_config.HEALTH_CHECK_INTERVAL == "5s"
+    assert (check["unhealthy_threshold"], check["healthy_threshold"]) == (2, 1)
+    for cluster in shipped["static_resources"]["clusters"]:
+        if cluster["name"] != "meili_all":
+            assert "health_checks" not in cluster and "outlier_detection" not in cluster, cluster["name"]
+
+
+READS_WITH_A_NODE_DOWN = 60
+
+
+def reads_with_node_1_down(envoy: Envoy, fleet: Fleet) -> list[int]:
+    """Statuses of consecutive searches through `envoy` (GET and POST, as the SDKs send them) while
+    node 1 refuses connections."""
+    create_index_everywhere(fleet, "movies")
+    session = requests.Session()
+    session.headers.update(auth())
+    assert session.get(f"{envoy.url}/indexes/movies/search?q=dune", timeout=10).status_code == 200
+    fleet.fault(1, down=True)
+    statuses = []
+    for i in range(READS_WITH_A_NODE_DOWN):
+        if i % 2:
+            response = session.post(f"{envoy.url}/indexes/movies/search", json={"q": "dune"}, timeout=10)
+        else:
+            response = session.get(f"{envoy.url}/indexes/movies/search?q=dune", timeout=10)
+        statuses.append(response.status_code)
+    session.close()
+    return statuses
+
+
+@pytest.mark.parametrize("source", ["harness", "envoy/local.yaml"])
+def test_reads_skip_a_dead_node(source: str, make_fleet: Callable[..., Fleet],
+                                start_envoy: Callable[[dict[str, Any]], Envoy]) -> None:
+    """With one of three nodes down, every read through the gateway succeeds: the first failures
+    on the dead node are retried on another one, then the node is ejected (outlier detection) and
+    marked unhealthy (active health check)."""
+    fleet = make_fleet(3)
+    if source == "harness":
+        config = envoy_config.bootstrap(fleet.envoy_nodes, wasm_path=filter_wasm_required(), access_log=True,
+                                        health_check_interval="1s")
+    else:
+        config = retarget_bootstrap(load_yaml(ROOT / source), fleet, 0)
+    envoy = start_envoy(config)
+
+    statuses = reads_with_node_1_down(envoy, fleet)
+
+    assert statuses == [200] * READS_WITH_A_NODE_DOWN, {s: statuses.count(s) for s in set(statuses)}
+    assert envoy.stat("cluster.meili_all.upstream_rq_retry_success") >= 1, "the dead node was never tried"
+    assert envoy.stat("cluster.meili_all.outlier_detection.ejections_enforced_total") >= 1
+    if source == "harness":  # 1 s health checks: the node is marked unhealthy within seconds
+        envoy.wait_for_stat("cluster.meili_all.membership_healthy", lambda v: v == 2, timeout=15)
+        fleet.clear(1)
+        envoy.wait_for_stat("cluster.meili_all.membership_healthy", lambda v: v == 3, timeout=15)
+
+
+def test_without_retries_and_ejection_reads_fail_on_a_dead_node(
+        make_fleet: Callable[..., Fleet], start_envoy: Callable[[dict[str, Any]], Envoy]) -> None:
+    """Control for the test above: the same Envoy without retry policies, health checks and outlier
+    detection answers 503 to the reads that land on the dead node (about one in three)."""
+    fleet = make_fleet(3)
+    config = envoy_config.bootstrap(fleet.envoy_nodes, wasm_path=filter_wasm_required(), access_log=True)
+    for cluster in config["static_resources"]["clusters"]:
+        cluster.pop("health_checks", None)
+        cluster.pop("outlier_detection", None)
+    for route in connection_manager(config)["route_config"]["virtual_hosts"][0]["routes"]:
+        route["route"].pop("retry_policy", None)
+    envoy = start_envoy(config)
+
+    statuses = reads_with_node_1_down(envoy, fleet)
+
+    assert statuses.count(503) >= READS_WITH_A_NODE_DOWN // 6, {s: statuses.count(s) for s in set(statuses)}
 
 
 def test_compose_bootstrap_runs_the_filter_and_serves_labelled_metrics(
@@ -604,7 +712,8 @@ def test_istio_schema_check_rejects_a_broken_manifest(tmp_path: Path) -> None:
 def test_wasm_plugin_settings() -> None:
     spec = wasm_plugin()["spec"]
     assert spec["url"].startswith("oci://")
-    assert spec["failStrategy"] == "FAIL_CLOSE"
+    # Fails closed and replaces a crashed VM (Envoy's FAIL_RELOAD); never FAIL_OPEN.
+    assert spec["failStrategy"] == "FAIL_RELOAD"
     assert spec["phase"] == "STATS", "after Istio's authn/authz filters"
     plugin = spec["pluginConfig"]
     env = {e["name"]: e for e in spec["vmConfig"]["env"]}
@@ -677,6 +786,33 @@ def test_istio_cluster_names_are_those_of_the_per_node_services() -> None:
     assert "match" not in http[-1], "the catch-all route comes last"
     all_nodes = documents[("Service", http[-1]["route"][0]["destination"]["host"].split(".")[0])]
     assert all_nodes["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_istio_reads_skip_a_dead_node_and_writes_are_not_replayed() -> None:
+    """The Istio counterpart of the shipped bootstraps' meili_all settings: outlier detection on the
+    all-nodes Service, retries on the read route (reset included) and on the catch-all only for
+    requests a node never received. Active health checking is the pods' readiness probe."""
+    documents = istio_documents()
+    http = documents[("VirtualService", "miroir-gateway")]["spec"]["http"]
+    all_nodes_host = http[-1]["route"][0]["destination"]["host"]
+    rule = next(d for (kind, _), d in documents.items() if kind == "DestinationRule" and d["spec"]["host"] == all_nodes_host)
+    outlier = rule["spec"]["trafficPolicy"]["outlierDetection"]
+    assert outlier["consecutiveGatewayErrors"] == envoy_config.OUTLIER_DETECTION["consecutive_gateway_failure"]
+    assert outlier["consecutive5xxErrors"] == envoy_config.OUTLIER_DETECTION["consecutive_5xx"]
+    assert outlier["maxEjectionPercent"] == envoy_config.OUTLIER_DETECTION["max_ejection_percent"]
+
+    reads = next(r for r in http if r.get("name") == "miroir-reads")
+    writes = http[-1]
+    assert reads["route"] == writes["route"], "reads and writes both go to every node"
+    assert {"method": {"regex": envoy_config.READ_METHODS_REGEX}} in reads["match"]
+    assert {"method": {"exact": "POST"}, "uri": {"regex": envoy_config.SEARCH_PATH_REGEX}} in reads["match"]
+    assert {"connect-failure", "reset"} <= set(reads["retries"]["retryOn"].split(","))
+    assert set(writes["retries"]["retryOn"].split(",")) == {"connect-failure", "refused-stream"}
+    assert 1 <= writes["retries"]["attempts"] <= 3
+
+    statefulset = next(d for (kind, _), d in documents.items() if kind == "StatefulSet")
+    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == envoy_config.HEALTH_CHECK_PATH
 
 
 def istio_shaped_bootstrap(fleet: Fleet, *, with_envoy_filter: bool) -> dict[str, Any]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from conftest import filter_wasm_required
@@ -134,3 +136,109 @@ def test_validation_rejects_a_broken_bootstrap(tmp_path: Path) -> None:
     result = validate(path)
     assert result.returncode != 0
     assert "no_such_cluster" in result.stdout + result.stderr
+
+
+# --- failure_policy: FAIL_RELOAD really replaces a crashed VM --------------------------------------
+#
+# The filter must not crash, so the test crashes a module of its own: the smallest proxy-wasm
+# module (ABI 0.2.1) Envoy loads, assembled below, whose proxy_on_request_headers executes
+# `unreachable` (a trap, what a Rust panic becomes) when a request has more than CRASH_HEADERS
+# headers, and lets every other request through. Its VM keeps no state, so a new VM behaves like
+# the first one.
+
+CRASH_HEADERS = 40
+
+
+def _uleb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _section(section_id: int, payload: bytes) -> bytes:
+    return bytes([section_id]) + _uleb(len(payload)) + payload
+
+
+def _vector(items: list[bytes]) -> bytes:
+    return _uleb(len(items)) + b"".join(items)
+
+
+def _name(text: str) -> bytes:
+    return _uleb(len(text)) + text.encode()
+
+
+def crash_on_many_headers_module() -> bytes:
+    i32 = 0x7F
+    functype = lambda params, results: bytes([0x60]) + _vector([bytes([p]) for p in params]) + _vector(  # noqa: E731
+        [bytes([r]) for r in results])
+    types = [functype([], []), functype([i32, i32], []), functype([i32, i32], [i32]),
+             functype([i32, i32, i32], [i32]), functype([i32], [i32])]
+    # (export name, type index, body: locals vector + instructions + end)
+    functions = [
+        ("proxy_abi_version_0_2_1", 0, b"\x00\x0b"),
+        ("proxy_on_context_create", 1, b"\x00\x0b"),
+        ("proxy_on_vm_start", 2, b"\x00\x41\x01\x0b"),          # i32.const 1 (ok)
+        ("proxy_on_configure", 2, b"\x00\x41\x01\x0b"),
+        # if (num_headers > CRASH_HEADERS) unreachable; return 0 (Continue)
+        ("proxy_on_request_headers", 3,
+         b"\x00\x20\x01\x41" + _uleb(CRASH_HEADERS) + b"\x4b\x04\x40\x00\x0b\x41\x00\x0b"),
+        ("malloc", 4, b"\x00\x41\x80\x08\x0b"),                # a fixed address; never called here
+    ]
+    module = b"\x00asm\x01\x00\x00\x00"
+    module += _section(1, _vector(types))
+    module += _section(3, _vector([_uleb(t) for _, t, _ in functions]))
+    module += _section(5, _vector([b"\x00\x01"]))  # one memory, at least one page
+    exports = [_name("memory") + b"\x02\x00"] + [_name(n) + b"\x00" + _uleb(i) for i, (n, _, _) in enumerate(functions)]
+    module += _section(7, _vector(exports))
+    module += _section(10, _vector([_uleb(len(body)) + body for _, _, body in functions]))
+    return module
+
+
+@pytest.fixture
+def crash_module(tmp_path: Path) -> Path:
+    path = tmp_path / "crash_on_many_headers.wasm"
+    path.write_bytes(crash_on_many_headers_module())
+    return path
+
+
+def statuses_after_a_crash(envoy: Any, session: Any, seconds: float) -> tuple[int, list[int]]:
+    crash_headers = {f"x-pad-{i}": "1" for i in range(CRASH_HEADERS + 10)}
+    crashed = session.get(f"{envoy.url}/health", headers=crash_headers, timeout=10).status_code
+    later = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        later.append(session.get(f"{envoy.url}/health", timeout=10).status_code)
+        time.sleep(0.2)
+    return crashed, later
+
+
+@pytest.mark.parametrize("policy", ["FAIL_RELOAD", "FAIL_CLOSED"])
+def test_a_crashed_vm_is_reloaded_under_the_shipped_failure_policy(
+        policy: str, crash_module: Path, make_fleet: Any, make_envoy: Any) -> None:
+    """With the harness's (and the shipped configs') FAIL_RELOAD, requests after a VM trap get 503
+    only until the new VM is up (backoff 1 s), then pass again; with Envoy's default FAIL_CLOSED
+    (the control) the worker answers 503 for good. One worker, so every request meets that VM."""
+    fleet = make_fleet(1)
+    envoy = make_envoy(fleet, wasm=crash_module, start=False, concurrency=1)
+    config = yaml.safe_load(envoy.config_path.read_text())
+    wasm = next(f for f in config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+                ["typed_config"]["http_filters"] if f["name"] == "envoy.filters.http.wasm")
+    assert wasm["typed_config"]["config"]["failure_policy"] == envoy_config.WASM_FAILURE_POLICY == "FAIL_RELOAD"
+    wasm["typed_config"]["config"]["failure_policy"] = policy
+    envoy.config_path.write_text(yaml.safe_dump(config))
+    envoy.start()
+
+    with requests.Session() as session:
+        assert session.get(f"{envoy.url}/health", timeout=10).status_code == 200, "the module lets requests through"
+        crashed, later = statuses_after_a_crash(envoy, session, seconds=4)
+
+    assert crashed == 503, "the module did not trap"
+    assert "proxy_on_request_headers failed: Uncaught RuntimeError: unreachable" in envoy.log_text()
+    if policy == "FAIL_RELOAD":
+        assert later[-5:] == [200] * 5, later
+        assert envoy.stat("wasm.miroir.vm_reload_success") >= 1
+    else:
+        assert set(later) == {503}, later
