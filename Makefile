@@ -3,6 +3,7 @@
 #   make build     the filter (.wasm, release) and the dev node (release)
 #   make test      everything: core tests (native), core on wasm, end to end with the real Envoy
 #   make e2e       only the end-to-end suite (builds what it needs)
+#   make fuzz      the property tests (filter/tests/prop_*.rs) with many more cases (FUZZ_CASES)
 #   make run       3 dev nodes (or real Meilisearch: MEILISEARCH_BIN=...) behind Envoy on :7700
 #   make bench     benchmarks (not tests): hot-path overhead, commit latency, fingerprint, footprint
 #   make compose-up / compose-down   docker-compose deployment (needs deploy/.env)
@@ -29,6 +30,10 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 FILTER_WASM := $(TARGET_DIR)/$(WASM_TARGET)/release/miroir_filter.wasm
 DEVNODE_BIN := $(TARGET_DIR)/release/devnode
 PYTEST_ARGS ?= -q
+# `make fuzz`: cases per property (`make test` runs each with its small default) and a time bound.
+FUZZ_CASES ?= 20000
+FUZZ_TIMEOUT_S ?= 1200
+PROP_TESTS := $(sort $(basename $(notdir $(wildcard filter/tests/prop_*.rs))))
 ARGS ?=
 
 say = @printf '\n==> %s\n' "$(1)"
@@ -38,7 +43,7 @@ COMPOSE_ENV := deploy/.env
 # docker compose v2 plugin when present, else Debian's docker-compose (v1).
 COMPOSE = $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 
-.PHONY: help toolchain build build-filter build-devnode venv test test-core test-wasm e2e run bench \
+.PHONY: help toolchain build build-filter build-devnode venv test test-core test-wasm e2e fuzz run bench \
 	deploy-tools compose-up compose-down clean
 
 help:
@@ -85,6 +90,13 @@ test-wasm: toolchain
 	$(call say,core tests on wasm)
 	@if [ -f scripts/wasm-test.sh ]; then bash scripts/wasm-test.sh; \
 	else echo "scripts/wasm-test.sh not present yet: nothing to run"; fi
+
+# proptest reads PROPTEST_CASES; failure-persistence files are off (tests/common), so a failure
+# prints its minimal input and writes nothing into the tree.
+fuzz:
+	$(call say,property tests: $(FUZZ_CASES) cases each (at most $(FUZZ_TIMEOUT_S) s))
+	PROPTEST_CASES=$(FUZZ_CASES) timeout $(FUZZ_TIMEOUT_S) \
+		$(CARGO) test -p miroir-filter $(addprefix --test ,$(PROP_TESTS))
 
 # The suite runs exactly what `build` just made (not a newer debug build lying around).
 e2e: build venv

@@ -129,6 +129,8 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-miroir-min-settings-version",
     "x-miroir-settings-version",
     "x-miroir-settings-inconsistent",
+    // The glue's hold header: set on a pinned read it would send the read to the hold route.
+    "x-miroir-hold",
 ];
 
 impl Default for BroadcastConfig {
@@ -458,7 +460,8 @@ fn check_routing_header(name: &str) -> Result<(), ConfigError> {
             "must be a lower-case HTTP header name using only [a-z0-9-]",
         ));
     }
-    if RESERVED_HEADERS.contains(&name) {
+    // Every `content-*` header describes the body (docs/operations.md reserves them all).
+    if RESERVED_HEADERS.contains(&name) || name.starts_with("content-") {
         return Err(err(
             "routing_header",
             "names a header the filter must not overwrite on client requests; pick a dedicated \
@@ -1158,6 +1161,18 @@ mod tests {
             ),
             (
                 with(r#""routing_header":"x-miroir-min-settings-version""#),
+                "routing_header",
+                "must not overwrite",
+            ),
+            // Found by tests/prop_config.rs: the reference reserves every `content-*` header,
+            // and the hold header would route a pinned read to the hold route.
+            (
+                with(r#""routing_header":"content-language""#),
+                "routing_header",
+                "must not overwrite",
+            ),
+            (
+                with(r#""routing_header":"x-miroir-hold""#),
                 "routing_header",
                 "must not overwrite",
             ),

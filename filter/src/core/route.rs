@@ -8,7 +8,10 @@
 //! - the query (`?…`) and fragment are not part of the path;
 //! - runs of `/` count as one and trailing `/` are dropped (actix `NormalizePath`, `Trim`);
 //! - percent-escapes are decoded before matching (`/indexes/movies/%73ettings` is the settings
-//!   route to actix), so every segment is compared decoded, and the index uid is returned decoded.
+//!   route to actix), so every segment is compared decoded, and the index uid is returned decoded;
+//!   the uid (and a task uid) is decoded twice, as actix's extractor does (`decode_param`).
+
+use std::borrow::Cow;
 
 /// One per-setting sub-route, `/indexes/{uid}/settings/{segment}` (reference §2).
 #[derive(Debug, PartialEq, Eq)]
@@ -153,8 +156,9 @@ fn is_read_method(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 
-/// Read endpoints that take a body, so are called with POST.
-const POST_READS: &[&str] = &["search", "facet-search", "similar"];
+/// Read endpoints that take a body, so are called with POST (reference: "Reads that use POST";
+/// `fields` lists an index's fields).
+const POST_READS: &[&str] = &["search", "facet-search", "similar", "fields"];
 
 fn classify_index<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
     let Some(raw_uid) = rest.next() else {
@@ -253,34 +257,33 @@ fn is_index_uid_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-/// The decoded uid if it is a valid Meilisearch index uid. Checked before anything is allocated.
+/// The decoded uid if it is a valid Meilisearch index uid.
 fn decode_index_uid(raw: &str) -> Option<String> {
-    let mut len = 0usize;
-    for b in PercentDecoded::new(raw) {
-        if !is_index_uid_byte(b) {
-            return None;
-        }
-        len += 1;
-    }
-    if len == 0 || len > MAX_INDEX_UID_LEN {
+    let uid = decode_param(raw);
+    if uid.is_empty() || uid.len() > MAX_INDEX_UID_LEN || !uid.iter().all(|&b| is_index_uid_byte(b))
+    {
         return None;
     }
     // Every byte is ASCII, so each maps to exactly one char.
-    Some(PercentDecoded::new(raw).map(char::from).collect())
+    Some(uid.iter().map(|&b| char::from(b)).collect())
 }
 
-/// Only ASCII digits (no sign, no spaces), decoded, fitting u64.
+/// Decoded ASCII digits fitting u64, after at most one `+`: what `str::parse::<u32>` (Meilisearch's
+/// task uid parse) accepts, widened; no `-`, no spaces.
 fn parse_task_uid(raw: &str) -> Option<u64> {
+    let decoded = decode_param(raw);
+    let digits = decoded.strip_prefix(b"+").unwrap_or(&decoded);
+    if digits.is_empty() {
+        return None;
+    }
     let mut uid: u64 = 0;
-    let mut digits = 0usize;
-    for b in PercentDecoded::new(raw) {
+    for &b in digits {
         if !b.is_ascii_digit() {
             return None;
         }
         uid = uid.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-        digits += 1;
     }
-    (digits > 0).then_some(uid)
+    Some(uid)
 }
 
 /// Whether the query of `path` sets the parameter `name` to `true`, both percent-decoded: a
@@ -294,25 +297,44 @@ pub fn query_flag(path: &str, name: &str) -> bool {
     })
 }
 
-/// Whether `raw`, percent-decoded, equals `literal`; no allocation.
+/// Whether `raw`, percent-decoded, equals `literal`; no allocation. Route literals hold no `%`,
+/// `/` or `+`, so one full decode gives the same answer as actix's match on its partly decoded
+/// path (a segment that equals a literal there has no escape left, protected or not).
 fn decoded_eq(raw: &str, literal: &str) -> bool {
     if !raw.contains('%') {
         return raw == literal;
     }
-    PercentDecoded::new(raw).eq(literal.bytes())
+    PercentDecoded::new(raw.as_bytes(), b"").eq(literal.bytes())
 }
 
-/// The bytes of a path segment with `%XX` escapes decoded. A `%` not followed by two hex digits
+/// Escapes actix-router leaves encoded in the path it matches routes on (`Url`'s quoter).
+const ROUTING_PROTECTED: &[u8] = b"%/+";
+
+/// The bytes of a `{param}` segment (index uid, task uid) as Meilisearch's handler gets them.
+/// Decoded twice, as actix does: the path is matched with every escape decoded but those of
+/// `ROUTING_PROTECTED`, then the `web::Path` extractor decodes the captured segment once more,
+/// fully. So `%%341` is `%41` to the router and `A` to the handler, and `%2541` is `%41` to
+/// both. (actix reads the bytes as UTF-8 lossily between the passes; that only replaces bytes
+/// above 0x7F, which no uid holds, so it cannot change whether a uid is valid.)
+fn decode_param(raw: &str) -> Cow<'_, [u8]> {
+    if !raw.contains('%') {
+        return Cow::Borrowed(raw.as_bytes());
+    }
+    let routed: Vec<u8> = PercentDecoded::new(raw.as_bytes(), ROUTING_PROTECTED).collect();
+    Cow::Owned(PercentDecoded::new(&routed, b"").collect())
+}
+
+/// The bytes of a path segment with `%XX` escapes decoded, in one left-to-right pass, except
+/// escapes of a `protected` byte, which stay as written. A `%` not followed by two hex digits
 /// stays a literal `%` (actix does the same), which no literal or uid matches.
 struct PercentDecoded<'a> {
     bytes: &'a [u8],
+    protected: &'a [u8],
 }
 
 impl<'a> PercentDecoded<'a> {
-    fn new(raw: &'a str) -> Self {
-        PercentDecoded {
-            bytes: raw.as_bytes(),
-        }
+    fn new(bytes: &'a [u8], protected: &'a [u8]) -> Self {
+        PercentDecoded { bytes, protected }
     }
 }
 
@@ -324,8 +346,11 @@ impl Iterator for PercentDecoded<'_> {
         if first == b'%' {
             if let [hi, lo, after @ ..] = rest {
                 if let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) {
-                    self.bytes = after;
-                    return Some(hi << 4 | lo);
+                    let decoded = hi << 4 | lo;
+                    if !self.protected.contains(&decoded) {
+                        self.bytes = after;
+                        return Some(decoded);
+                    }
                 }
             }
         }
@@ -514,6 +539,11 @@ mod tests {
             ("POST", "/indexes/movies/similar", read("movies")),
             ("GET", "/indexes/movies/similar", read("movies")),
             ("POST", "/indexes/movies/search/x", write("movies")),
+            // Found by tests/prop_route.rs: was fenced as a write on a frozen index.
+            ("POST", "/indexes/movies/fields", read("movies")),
+            ("POST", "/indexes/movies/%66ields", read("movies")),
+            // Any other verb there is answered 405 by the node; nothing to fence.
+            ("PUT", "/indexes/movies/fields", read("movies")),
             // Other index routes.
             ("GET", "/indexes/movies/stats", read("movies")),
             ("POST", "/indexes/movies/compact", write("movies")),
@@ -704,7 +734,12 @@ mod tests {
             ),
             ("GET", "/tasks/18446744073709551616", Route::Other),
             ("GET", "/tasks/abc", Route::Other),
-            ("GET", "/tasks/+5", Route::Other),
+            // Meilisearch parses the uid with `str::parse::<u32>`, which takes one leading `+`.
+            ("GET", "/tasks/+5", Route::TaskGet { uid: 5 }),
+            ("GET", "/tasks/%2B5", Route::TaskGet { uid: 5 }),
+            ("GET", "/tasks/++5", Route::Other),
+            ("GET", "/tasks/+", Route::Other),
+            ("GET", "/tasks/5+", Route::Other),
             ("GET", "/tasks/-5", Route::Other),
             ("GET", "/tasks/5a", Route::Other),
             ("GET", "/tasks/%20", Route::Other),
@@ -795,7 +830,7 @@ mod tests {
 
     #[test]
     fn percent_decoder_edge_cases() {
-        let decode = |s: &str| PercentDecoded::new(s).collect::<Vec<u8>>();
+        let decode = |s: &str| PercentDecoded::new(s.as_bytes(), b"").collect::<Vec<u8>>();
         assert_eq!(decode("a%41%6a"), b"aAj");
         assert_eq!(decode("%"), b"%");
         assert_eq!(decode("%4"), b"%4");
@@ -806,5 +841,48 @@ mod tests {
         assert!(decoded_eq("settings", "settings"));
         assert!(!decoded_eq("setting", "settings"));
         assert!(!decoded_eq("settings%", "settings"));
+        let routed =
+            |s: &str| PercentDecoded::new(s.as_bytes(), ROUTING_PROTECTED).collect::<Vec<u8>>();
+        assert_eq!(routed("a%2Fb%2f%2B%25%41"), b"a%2Fb%2f%2B%25A");
+        assert_eq!(routed("%%341"), b"%41");
+        assert_eq!(decode_param("%%341"), &b"A"[..]);
+        assert_eq!(decode_param("%4%31"), &b"A"[..]);
+        assert_eq!(decode_param("%2541"), &b"%41"[..]);
+        assert_eq!(decode_param("%252B"), &b"%2B"[..]);
+        assert_eq!(decode_param("%2B%2F%25"), &b"+/%"[..]);
+        assert!(matches!(decode_param("movies"), Cow::Borrowed(b"movies")));
+    }
+
+    /// Found by `tests/prop_route.rs`: actix decodes a uid twice (router, then extractor), so a
+    /// stray `%` in front of an escaped hex digit names a valid index to a node. Before the fix
+    /// these were `Other`: a settings write that reached one node unbroadcast.
+    #[test]
+    fn uids_are_decoded_twice_like_actix() {
+        check(&[
+            ("PATCH", "/indexes/%%341/settings", settings("A", None)),
+            ("PATCH", "/indexes/%4%31/settings", settings("A", None)),
+            (
+                "PATCH",
+                "/indexes/%%36%64ovies/settings",
+                settings("movies", None),
+            ),
+            (
+                "PUT",
+                "/indexes/%%373ettings/settings/stop-words",
+                settings("settings", Some("stop-words")),
+            ),
+            ("GET", "/indexes//%%373ettings", read("settings")),
+            ("POST", "/indexes/%%341/documents", write("A")),
+            (
+                "GET",
+                "/_miroir/indexes/%%341",
+                admin("A", AdminAction::Show),
+            ),
+            ("GET", "/tasks/%%335", Route::TaskGet { uid: 5 }),
+            // `%25` is protected from the router's pass, so it is decoded only once.
+            ("PATCH", "/indexes/%2541/settings", Route::Other),
+            // Literal segments are matched after the router's pass only.
+            ("PATCH", "/indexes/movies/%%373ettings", write("movies")),
+        ]);
     }
 }
