@@ -159,11 +159,14 @@ pub enum HookAt {
     Set,
 }
 
+/// Another worker's work, run once between two hostcalls of this one.
+type Hook = (HookAt, String, Box<dyn FnOnce()>);
+
 /// A worker whose next read or write of one key is followed at once by another worker's work
 /// (`hook`): the interleaving two threads can produce between two hostcalls, made deterministic.
 pub struct HookedHost {
     pub inner: FakeHost,
-    hook: RefCell<Option<(HookAt, String, Box<dyn FnOnce()>)>>,
+    hook: RefCell<Option<Hook>>,
 }
 
 impl HookedHost {
