@@ -2,13 +2,12 @@
 //! variable named by `admin_api_key_env`; every call needs `Authorization: Bearer <that key>`,
 //! compared in constant time. Answers never contain desired settings or any secret.
 
-use serde_json::{json, Value};
-
-use super::engine::{self, Engine, VerifyResult};
+use super::admin_views::{reply_json, show_json, VerifyPurpose};
+use super::engine::{self, Engine};
 use super::errors::{ErrorType, MeiliError};
-use super::front::RequestHead;
 use super::host::{Host, LocalReply};
-use super::records::{IndexRecord, TaskRecord};
+use super::records::IndexRecord;
+use super::request::RequestHead;
 use super::route::{query_flag, AdminAction};
 use super::store;
 use super::tasks;
@@ -18,18 +17,6 @@ pub enum AdminOutcome {
     Reply(LocalReply),
     /// Verify `index` against every node now, then answer as `purpose` says.
     Verify { index: String, purpose: VerifyPurpose },
-}
-
-/// Why an operator asked for a one-index verify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyPurpose {
-    /// `verify`: report what the nodes hold (a converged fleet lifts a freeze by itself).
-    Report,
-    /// `unfreeze`: the answer is an error unless the fleet is converged and the freeze lifted.
-    Unfreeze,
-    /// `repair`: when the nodes differ, even on a frozen index, queue a job that re-sends the
-    /// reference settings to the odd nodes; its commit lifts the freeze.
-    Repair,
 }
 
 pub fn handle(engine: &Engine, host: &mut dyn Host, index: &str, action: AdminAction, head: &RequestHead) -> AdminOutcome {
@@ -62,55 +49,9 @@ fn authorize(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> Option
     None
 }
 
-/// The answer to a verify (or an unfreeze, which is a verify that must find the fleet converged;
-/// a converged verify lifts the freeze by itself).
-pub fn verify_reply(engine: &Engine, host: &mut dyn Host, index: &str, result: &VerifyResult, purpose: VerifyPurpose) -> LocalReply {
-    let frozen = store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten().and_then(|r| r.frozen);
-    if purpose == VerifyPurpose::Repair && !result.converged {
-        // The repair runs as a task: 202 with the task, like any write Meilisearch accepts.
-        let task = result.repair_task.and_then(|uid| store::read::<TaskRecord>(host, &store::task_key(uid)).ok().flatten());
-        return match task {
-            Some(task) => tasks::summarized_reply(&task),
-            None => tasks::error_reply(&MeiliError::new(
-                409,
-                "miroir_index_not_repairable",
-                ErrorType::InvalidRequest,
-                format!(
-                    "Index `{index}` cannot be repaired automatically ({}); fix the nodes by hand, then verify or unfreeze.",
-                    if result.detail.is_empty() { "fingerprints differ" } else { result.detail.as_str() }
-                ),
-            )),
-        };
-    }
-    if purpose == VerifyPurpose::Unfreeze && (!result.converged || frozen.is_some()) {
-        return tasks::error_reply(&MeiliError::new(
-            409,
-            "miroir_index_still_diverged",
-            ErrorType::InvalidRequest,
-            format!(
-                "Index `{index}` is still diverged across nodes ({}); fix the nodes and retry, or add `?force=true`.",
-                if result.detail.is_empty() { "fingerprints differ" } else { result.detail.as_str() }
-            ),
-        ));
-    }
-    let state = show_json(engine, host, index);
-    reply_json(
-        200,
-        &json!({"converged": result.converged, "detail": result.detail, "fingerprints": result.fingerprints, "index": state}),
-    )
-}
-
-fn reply_json(status: u16, v: &Value) -> LocalReply {
-    LocalReply {
-        status,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: serde_json::to_vec(v).unwrap_or_default(),
-    }
-}
-
 fn show(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
     match store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten() {
-        Some(_) => reply_json(200, &show_json(engine, host, index)),
+        Some(_) => reply_json(200, &show_json(engine.config(), host, index)),
         None => tasks::error_reply(&MeiliError::new(
             404,
             "index_not_found",
@@ -118,31 +59,6 @@ fn show(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
             format!("The filter holds no settings state for index `{index}`."),
         )),
     }
-}
-
-fn show_json(engine: &Engine, host: &mut dyn Host, index: &str) -> Value {
-    let rec: IndexRecord = store::read(host, &store::index_key(index)).ok().flatten().unwrap_or_default();
-    let nodes: Vec<Value> = engine
-        .config()
-        .nodes
-        .iter()
-        .map(|n| {
-            json!({
-                "id": n.id,
-                "settingsVersion": rec.node_version(&n.id),
-                "fingerprint": rec.node_fingerprints.get(&n.id).cloned().flatten(),
-            })
-        })
-        .collect();
-    json!({
-        "indexUid": index,
-        "settingsVersion": rec.version,
-        "phase": rec.phase.name(),
-        "fingerprint": rec.fingerprint,
-        "nodes": nodes,
-        "frozen": rec.frozen,
-        "queuedTasks": rec.queue,
-    })
 }
 
 fn force_unfreeze(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-use super::admin::VerifyPurpose;
+use super::admin_views::{self, VerifyPurpose};
 use super::config::{Config, Strategy};
 use super::errors::MeiliError;
 use super::fingerprint::fingerprint;
@@ -20,12 +20,14 @@ use super::metrics;
 use super::proposal::Proposal;
 use super::queue::{self, activate};
 use super::index_store::{self, update_index};
-use super::records::{FrozenRecord, IndexRecord, JobRecord, Lease, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord};
+use super::records::{
+    verify_result_key, FrozenRecord, IndexRecord, JobRecord, Lease, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord, VerifyResult,
+};
 use super::store::{self, StoreError};
 use super::tasks;
 
 mod drift;
-pub use drift::{verify_result_key, VerifyResult};
+
 
 /// A lease outlives a missed renewal or two; a worker whose VM is gone loses it after this long.
 pub const LEASE_TTL_MS: u64 = 10_000;
@@ -233,7 +235,7 @@ impl Engine {
         for w in std::mem::take(&mut self.verify_waiters) {
             let result: Option<VerifyResult> = store::read(host, &verify_result_key(&w.index)).ok().flatten();
             let reply = match result {
-                Some(r) if r.at_ms >= w.since_ms => super::admin::verify_reply(self, host, &w.index, &r, w.purpose),
+                Some(r) if r.at_ms >= w.since_ms => admin_views::verify_reply(&self.cfg, host, &w.index, &r, w.purpose),
                 _ if now >= w.since_ms + patience => tasks::error_reply(&MeiliError::new(
                     504,
                     "miroir_verify_timeout",
@@ -1077,7 +1079,7 @@ impl Engine {
             };
             if let Some(mut reply) = reply {
                 if let Some(t) = &task {
-                    for (name, value) in super::front::response_headers(host, &t.index_uid) {
+                    for (name, value) in super::headers::response_headers(host, &t.index_uid) {
                         reply.headers.push((name.to_string(), value));
                     }
                 }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::admin::VerifyPurpose;
+use super::admin_views::VerifyPurpose;
 use super::config::Config;
 use super::engine::{read_hot, Engine, LEASE_TTL_MS};
 use super::fake_host::{new_envoy, EnvoyRef, FakeHost};

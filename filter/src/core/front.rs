@@ -12,25 +12,14 @@ use super::host::{Host, LocalReply};
 use super::metrics;
 use super::proposal::Proposal;
 use super::queue;
+use super::admin_views::VerifyPurpose;
 use super::records::{IndexRecord, JobRecord, TaskRecord};
 use super::route::{classify, Route};
 use super::store;
 use super::tasks;
 
-pub const HEADER_VERSION: &str = "x-miroir-settings-version";
-pub const HEADER_INCONSISTENT: &str = "x-miroir-settings-inconsistent";
-pub const HEADER_MIN_VERSION: &str = "x-miroir-min-settings-version";
-
-/// The parts of a request head the filter looks at.
-#[derive(Debug, Clone, Default)]
-pub struct RequestHead {
-    pub method: String,
-    pub path: String,
-    pub authorization: Option<String>,
-    pub content_type: Option<String>,
-    pub min_settings_version: Option<String>,
-    pub end_of_stream: bool,
-}
+pub use super::headers::response_headers;
+pub use super::request::{RequestHead, HEADER_MIN_VERSION};
 
 /// A settings write whose body is being buffered.
 #[derive(Debug, Clone)]
@@ -50,7 +39,7 @@ pub enum HeadersDecision {
     Pin { index: String, cluster: String },
     Reply(LocalReply),
     /// Admin verify/unfreeze/repair: hand to the engine (`Engine::request_verify`) and wait.
-    AdminVerify { index: String, purpose: super::admin::VerifyPurpose },
+    AdminVerify { index: String, purpose: VerifyPurpose },
     /// A settings write: buffer the body, then call `on_settings_body`.
     Buffer(PendingWrite),
 }
@@ -222,17 +211,4 @@ fn enqueue(
         lifts_freeze: false,
     };
     queue::enqueue_job(engine.config(), host, job, proposal.details())
-}
-
-/// Headers stamped on responses for `index`.
-pub fn response_headers(host: &dyn Host, index: &str) -> Vec<(&'static str, String)> {
-    let hot = engine::read_hot(host, index);
-    let mut out = Vec::new();
-    if hot.version > 0 {
-        out.push((HEADER_VERSION, hot.version.to_string()));
-    }
-    if hot.inconsistent {
-        out.push((HEADER_INCONSISTENT, "true".to_string()));
-    }
-    out
 }

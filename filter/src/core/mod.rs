@@ -18,6 +18,9 @@ pub mod job;
 pub mod engine;
 pub mod tasks;
 pub mod admin;
+pub mod admin_views;
+pub mod headers;
+pub mod request;
 pub mod front;
 #[cfg(test)]
 mod fake_host;

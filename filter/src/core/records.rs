@@ -205,3 +205,20 @@ pub struct TaskRecord {
     /// SHA-256 of the creating request's Authorization header: only the same credentials read it.
     pub auth_hash: Option<String>,
 }
+
+/// Outcome of the last check of one index, read by the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyResult {
+    pub at_ms: u64,
+    pub converged: bool,
+    /// Node id → fingerprint (None: index missing or node unreachable).
+    pub fingerprints: BTreeMap<String, Option<String>>,
+    pub detail: String,
+    /// The repair job this check queued, if any.
+    #[serde(default)]
+    pub repair_task: Option<u64>,
+}
+
+pub fn verify_result_key(index: &str) -> String {
+    format!("{}verified/{index}", super::store::PREFIX)
+}

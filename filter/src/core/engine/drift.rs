@@ -20,7 +20,7 @@ use crate::core::host::{Callout, CalloutResponse, Host};
 use crate::core::metrics;
 use crate::core::proposal::Proposal;
 use crate::core::index_store;
-use crate::core::records::{FrozenRecord, IndexRecord, JobRecord, Lease, Phase};
+use crate::core::records::{verify_result_key, FrozenRecord, IndexRecord, JobRecord, Lease, Phase, VerifyResult};
 use crate::core::store;
 
 /// The drift lease and schedule, shared by every worker.
@@ -28,23 +28,6 @@ use crate::core::store;
 pub struct DriftSchedule {
     pub lease: Option<Lease>,
     pub next_run_ms: u64,
-}
-
-/// Outcome of the last check of one index, read by the admin API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifyResult {
-    pub at_ms: u64,
-    pub converged: bool,
-    /// Node id → fingerprint (None: index missing or node unreachable).
-    pub fingerprints: BTreeMap<String, Option<String>>,
-    pub detail: String,
-    /// The repair job this check queued, if any.
-    #[serde(default)]
-    pub repair_task: Option<u64>,
-}
-
-pub fn verify_result_key(index: &str) -> String {
-    format!("{}verified/{index}", store::PREFIX)
 }
 
 /// A run in flight on this worker. Indexes are read a few at a time (`max_reads_in_flight`
