@@ -2,7 +2,7 @@
 
 One generator serves the tests (ephemeral ports), `make run` (port 7700), the baseline without the
 filter and benchmarks with another wasm module, so every Envoy started by this project is shaped
-the same way (DESIGN §1):
+the same way (docs/architecture.md §1):
 
     listener ─► HTTP connection manager ─► [wasm: miroir] ─► [buffer] ─► router
         route 1: x-miroir-hold present   ─► meili_all (held by the buffer filter; the filter answers)
@@ -42,7 +42,7 @@ BUFFER_LIMIT_BYTES = 16 * 1024 * 1024
 ROUTE_TIMEOUT = "60s"
 CONNECT_TIMEOUT = "2s"
 DEFAULT_ROUTING_HEADER = "x-miroir-node"
-# Envoy environment variables the filter may read through WASI (DESIGN §3 drift check, §8 admin).
+# Envoy environment variables the filter may read through WASI (docs/architecture.md §3: drift check and admin API).
 HOST_ENV_KEYS = ["MIROIR_ADMIN_API_KEY", "MIROIR_NODE_API_KEY"]
 # What Envoy does with a filter VM that hit a runtime error (a Rust panic traps the VM). The
 # default, FAIL_CLOSED, answers 503 to every later request of that worker until Envoy restarts;
@@ -116,7 +116,7 @@ def nodes_on(ports: Sequence[int], host: str = "127.0.0.1") -> list[Node]:
 
 
 def plugin_configuration(nodes: Sequence[Node], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The filter's JSON configuration (DESIGN §7): the node list plus any top-level overrides.
+    """The filter's JSON configuration (docs/operations.md, configuration reference): the node list plus any top-level overrides.
 
     An override of `nodes` replaces the generated list (used to test invalid configurations)."""
     config: dict[str, Any] = {

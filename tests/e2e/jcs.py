@@ -1,6 +1,6 @@
 """RFC 8785 (JSON Canonicalization Scheme) and the settings fingerprint, written independently of
 the filter so a test can check the filter's fingerprints against an operator's own computation
-(DESIGN §3 step 4: fingerprint = lower-case hex sha256 of the JCS form of a node's GET settings body).
+(docs/architecture.md §3, verify: fingerprint = lower-case hex sha256 of the JCS form of a node's GET settings body).
 
 Scope: what `json.loads` produces (dict, list, str, int, float, bool, None). Numbers follow the
 ECMAScript Number-to-String rule the RFC names: integers in the double range print as integers,

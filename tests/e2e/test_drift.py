@@ -1,4 +1,4 @@
-"""The drift check end to end (DESIGN §3 "Drift check", §8 admin verify/unfreeze; issue 4): settings
+"""The drift check end to end (docs/architecture.md §3, drift check and admin API; issue 4): settings
 changed behind the proxy's back are found, counted and repaired from the committed settings (or the
 majority), an index deleted on one node is recreated, `auto_repair: false` only reports, drift in
 masked embedder secrets freezes until an operator unfreezes, and the background calls use the node

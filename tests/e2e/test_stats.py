@@ -1,4 +1,4 @@
-"""The filter's metrics as Prometheus scrapes them (DESIGN §10, issue 5): after a commit, a repair, a
+"""The filter's metrics as Prometheus scrapes them (docs/operations.md, metrics; issue 5): after a commit, a repair, a
 frozen write, a write while a node is down and a drift repair, `/stats/prometheus` of the real
 Envoy (`--concurrency 2`, the shipped `stats_tags`) has each metric with the right labels, types
 and values.

@@ -1,4 +1,4 @@
-//! Admin API under `/_miroir/` (DESIGN §8). Off unless an admin key is set in the environment
+//! Admin API under `/_miroir/` (docs/architecture.md §2). Off unless an admin key is set in the environment
 //! variable named by `admin_api_key_env`; every call needs `Authorization: Bearer <that key>`,
 //! compared in constant time. Answers never contain desired settings or any secret.
 

@@ -1,4 +1,4 @@
-//! What the admin API answers (DESIGN §8), built from the state alone: read by the HTTP side
+//! What the admin API answers (docs/architecture.md §2), built from the state alone: read by the HTTP side
 //! (`admin`) and by the engine when an operator's check finishes. Never a desired setting or a
 //! secret.
 

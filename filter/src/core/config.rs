@@ -1,4 +1,4 @@
-//! The plugin configuration (DESIGN §7): parsed from the JSON Envoy hands to `on_configure`.
+//! The plugin configuration (docs/operations.md, configuration reference): parsed from the JSON Envoy hands to `on_configure`.
 //!
 //! Validation is done by hand over `serde_json::Value` rather than with serde derive, so that
 //! every refusal names the exact dotted path of the offending key (`nodes[1].cluster`,
@@ -22,7 +22,7 @@ pub struct NodeConfig {
     pub authority: String,
 }
 
-/// How a settings write is applied to the fleet (DESIGN §3).
+/// How a settings write is applied to the fleet (docs/architecture.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
     /// Propose to every node in parallel, then verify, commit or repair. The default.
@@ -83,7 +83,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-// Defaults (DESIGN §7).
+// Defaults (docs/operations.md, configuration reference).
 pub const DEFAULT_PROPOSE_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_VERIFY_TIMEOUT_S: u64 = 60;
 pub const DEFAULT_TASK_TIMEOUT_S: u64 = 3_600;
@@ -645,7 +645,7 @@ fn optional_bool(
 mod tests {
     use super::*;
 
-    /// The full example of DESIGN §7, every key spelled out with its default.
+    /// The full example of docs/operations.md (configuration reference), every key spelled out with its default.
     const DESIGN_EXAMPLE: &str = r#"{
       "nodes": [{"id": "node-0", "cluster": "meili_node_0", "authority": "node-0:7700"}],
       "settings_broadcast": {
@@ -704,7 +704,7 @@ mod tests {
             Ok(expected.clone())
         );
         assert_eq!(Config::parse(with("").as_bytes()), Ok(expected.clone()));
-        // Spot-check the defaults against the literal numbers of DESIGN §7, not only the consts.
+        // Spot-check the defaults against the literal numbers of docs/operations.md (configuration reference), not only the consts.
         let b = &expected.settings_broadcast;
         assert_eq!(b.strategy, Strategy::TwoPhase);
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The broadcast engine of one worker VM: runs the settings jobs of the indexes whose lease this
 //! worker holds, from its root context (callouts owned by an HTTP context die with the stream).
 //!
-//! Life of a job (DESIGN §3): PROPOSE to the nodes → WAIT for their tasks → VERIFY by reading the
+//! Life of a job (docs/architecture.md §3): PROPOSE to the nodes → WAIT for their tasks → VERIFY by reading the
 //! settings back from every node → COMMIT a new version, or REPAIR the nodes that disagree (with
 //! backoff) and verify again → FROZEN when repair keeps failing. Everything other workers must
 //! see (queue, lease, versions, tasks) is in shared data; this struct only holds what is in flight.

@@ -1,4 +1,4 @@
-//! Errors in Meilisearch's own shape (DESIGN §9, reference §6): exactly
+//! Errors in Meilisearch's own shape (docs/operations.md, error codes): exactly
 //! `{"message", "code", "type", "link"}` in that order, so SDKs and clients parse the filter's
 //! errors exactly like a node's.
 //!

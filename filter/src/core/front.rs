@@ -1,4 +1,4 @@
-//! The front door: what the filter does with each client request (DESIGN §2), decided from the
+//! The front door: what the filter does with each client request (docs/architecture.md §2), decided from the
 //! request head (and the body for settings writes). Called from the HTTP contexts.
 //!
 //! Ordinary traffic costs one path classification and, for routes under `/indexes/{uid}`, one

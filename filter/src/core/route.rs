@@ -1,4 +1,4 @@
-//! Request classification (DESIGN §2): which of the filter's paths a request takes.
+//! Request classification (docs/architecture.md §2): which of the filter's paths a request takes.
 //!
 //! `classify` runs on every request, search traffic included, so it is a handful of byte
 //! comparisons and allocates nothing unless the request names an index (the uid is returned).
@@ -102,7 +102,7 @@ pub enum Route {
     IndexRead { index: String },
     /// `GET /tasks/{uid}` with a numeric uid; the caller decides whether it is the filter's.
     TaskGet { uid: u64 },
-    /// An admin route (DESIGN §8).
+    /// An admin route (docs/architecture.md §2).
     Admin { index: String, action: AdminAction },
     /// Any other path under `/_miroir`: answered 404 by the filter, never forwarded.
     AdminUnknown,

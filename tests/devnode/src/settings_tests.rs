@@ -1,4 +1,4 @@
-//! Settings logic pinned to the reference (/work/shared/reference/meilisearch-settings.md).
+//! Settings logic pinned to what Meilisearch v1.50 does (defaults, merge rules, normalizations, masks).
 
 use serde_json::{json, Value};
 

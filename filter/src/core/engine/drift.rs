@@ -1,4 +1,4 @@
-//! The drift check (DESIGN §3): catches settings changed behind the proxy's back. One worker at a
+//! The drift check (docs/architecture.md §3): catches settings changed behind the proxy's back. One worker at a
 //! time runs it (a lease in shared data), at start and every `interval_s`; an operator can also
 //! ask for one index through the admin API. It lists the indexes on every node, reads every
 //! index's settings from every node and compares fingerprints. A converged index gets every
