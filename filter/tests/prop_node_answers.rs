@@ -12,7 +12,7 @@ mod common;
 
 use miroir_filter::core::host::CalloutResponse;
 use miroir_filter::core::job::{
-    parse_propose, parse_task, unanimous_rejection, NodeTask, ProposeResult,
+    parse_propose, parse_task, unanimous_rejection, NodeTask, ProposeResult, TASK_LOST,
 };
 use miroir_filter::core::proposal::{default_settings, Proposal};
 use miroir_filter::core::records::HotRecord;
@@ -188,6 +188,11 @@ proptest! {
                     _ => prop_assert_eq!(task, NodeTask::Pending),
                 }
             }
+            // The node forgot its task: final, and left to the verify (whatever the body says).
+            (Some(404), _) => prop_assert!(
+                matches!(&result, Some((NodeTask::Failed(e), None)) if e["code"] == TASK_LOST),
+                "{:?}", result
+            ),
             _ => prop_assert_eq!(result, None),
         }
     }
