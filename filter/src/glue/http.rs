@@ -10,7 +10,7 @@ use super::root::SharedRef;
 use crate::core::errors::{ErrorType, MeiliError};
 use crate::core::front::{self, BodyDecision, HeadersDecision, PendingWrite, RequestHead, HEADER_MIN_VERSION};
 use crate::core::host::LocalReply;
-use crate::core::route::{classify, Route};
+use crate::core::route::{classify, may_be_routed, Route};
 use crate::core::tasks::error_reply;
 
 /// Routes a settings write to the hold route while its body is read (see `envoy/`).
@@ -75,10 +75,6 @@ fn invalid_content_type() -> MeiliError {
     )
 }
 
-/// Paths the filter may care about; everything else leaves at once.
-fn maybe_ours(path: &str) -> bool {
-    path.starts_with("/indexes/") || path.starts_with("/tasks/") || path.starts_with("/_miroir") || path.starts_with("//")
-}
 
 impl Context for Http {}
 
@@ -91,7 +87,7 @@ impl HttpContext for Http {
         let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, HOLD_HEADER, None);
         let raw_path = header_bytes(":path").unwrap_or_default();
         let path = String::from_utf8_lossy(&raw_path);
-        if !maybe_ours(&path) {
+        if !may_be_routed(&path) {
             return Action::Continue;
         }
         let path_is_utf8 = matches!(path, std::borrow::Cow::Borrowed(_));
