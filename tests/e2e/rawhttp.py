@@ -119,14 +119,29 @@ def http2(port: int, method: str, path: str, headers: Sequence[tuple[str | bytes
         ]
         ends_with_headers = body is None and not trailers
         conn.send_headers(stream, request_headers, end_stream=ends_with_headers)
-        if body is not None:
-            conn.send_data(stream, body, end_stream=not trailers)
-        if trailers:
+        if body is None and trailers:
             conn.send_headers(stream, list(trailers), end_stream=True)
         sock.sendall(conn.data_to_send())
         response = RawResponse(status=0)
+        pending = body or b""
+        body_open = body is not None
         done = False
         while not done:
+            # Send as much of the body as flow control allows, then the trailers.
+            while body_open:
+                window = min(conn.local_flow_control_window(stream), conn.max_outbound_frame_size)
+                if pending and window <= 0:
+                    break
+                piece, pending = pending[:window], pending[window:]
+                last = not pending
+                conn.send_data(stream, piece, end_stream=last and not trailers)
+                if last:
+                    body_open = False
+                    if trailers:
+                        conn.send_headers(stream, list(trailers), end_stream=True)
+            outgoing = conn.data_to_send()
+            if outgoing:
+                sock.sendall(outgoing)
             try:
                 data = sock.recv(65536)
             except ConnectionResetError:

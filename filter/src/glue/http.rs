@@ -76,6 +76,32 @@ fn invalid_content_type() -> MeiliError {
 }
 
 
+impl Http {
+    /// The whole body of the held settings write is buffered: read it (at most `max` bytes) and
+    /// let the core decide. Never lets the request continue to the router.
+    fn settings_body(&mut self, max: usize) -> Action {
+        let Some(pending) = self.pending.as_ref() else { return Action::Continue };
+        let body = abi::buffer_bytes(BufferType::HttpRequestBody, max).ok().flatten().unwrap_or_default();
+        let Ok(mut guard) = self.shared.try_borrow_mut() else { return send(&error_reply(&unavailable())) };
+        let Some(s) = guard.as_mut() else { return send(&error_reply(&unavailable())) };
+        match front::on_settings_body(&mut s.engine, &mut s.host, self.id, pending, &body) {
+            BodyDecision::Reply(reply) => send(&reply),
+            BodyDecision::Wait { .. } => Action::Pause,
+        }
+    }
+}
+
+/// The held write cannot be handled (the VM's state is busy or unconfigured): refuse it rather
+/// than pause it forever or let it reach one node.
+fn unavailable() -> MeiliError {
+    MeiliError::new(
+        503,
+        "miroir_unavailable",
+        ErrorType::System,
+        "The settings write could not be queued; nothing was changed. Retry later.",
+    )
+}
+
 impl Context for Http {}
 
 impl HttpContext for Http {
@@ -166,18 +192,29 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(pending) = self.pending.as_ref() else { return Action::Continue };
+        if self.pending.is_none() {
+            return Action::Continue;
+        }
         if !end_of_stream {
             return Action::Pause; // keep buffering
         }
-        let body = abi::buffer_bytes(BufferType::HttpRequestBody, body_size).ok().flatten().unwrap_or_default();
-        let Ok(mut guard) = self.shared.try_borrow_mut() else { return Action::Pause };
-        let Some(s) = guard.as_mut() else { return Action::Pause };
-        let decision = front::on_settings_body(&mut s.engine, &mut s.host, self.id, pending, &body);
-        match decision {
-            BodyDecision::Reply(reply) => send(&reply),
-            BodyDecision::Wait { .. } => Action::Pause,
+        self.settings_body(body_size)
+    }
+
+    /// With trailers (HTTP/2, gRPC-style clients) the body never ends the stream: the trailers do.
+    /// A held settings write must be decided here, or the SDK's default Continue hands it, body and
+    /// all, to the router and one node applies it.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.pending.is_none() {
+            return Action::Continue;
         }
+        let limit = match self.shared.try_borrow() {
+            Ok(guard) => guard.as_ref().map(|s| s.engine.config().max_body_bytes),
+            Err(_) => None,
+        };
+        // One byte over the limit is enough for the core to answer 413.
+        let max = limit.map_or(usize::MAX, |l| usize::try_from(l.saturating_add(1)).unwrap_or(usize::MAX));
+        self.settings_body(max)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
