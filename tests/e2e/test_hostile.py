@@ -10,7 +10,6 @@ The module ends by checking that Envoy's log has no wasm panic or trap."""
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +21,13 @@ import rawhttp
 from conftest import ADMIN_KEY, DEFAULT_NODES, NODE_KEY
 from harness import Envoy, Fleet, wait_until
 from rawhttp import RawResponse, build_http1
-from scenario import ERROR_KEYS, TASK_UID_BASE, TERMINAL, Proxy, fresh_uid, shared_envoy
+from scenario import TASK_UID_BASE, TERMINAL, Proxy, fresh_uid, shared_envoy
+from survival import PROBE_TASK_UID, assert_every_worker_serves, assert_meili_shape, assert_no_wasm_panic
 
 # Bodies up to 256 KiB are read by the filter (so 100 000-deep JSON reaches the parser); larger
 # ones are refused with 413.
 MAX_BODY_BYTES = 256 * 1024
 FAST_REPAIR = {"max_repair_retries": 1, "repair_backoff_base_ms": 50}
-# A task uid in the filter's range that no write will reach: answered by the filter, never a node.
-PROBE_TASK_UID = TASK_UID_BASE + 2**24 - 1
-PANIC = re.compile(r"panicked at|panic: |wasm trap|Uncaught RuntimeError|proxy_on_\w+ failed|Wasm VM failed")
 AUTH = (b"Authorization", f"Bearer {NODE_KEY}".encode())
 JSON = (b"Content-Type", b"application/json")
 
@@ -60,42 +57,6 @@ def world(module_fleet: Fleet, module_workdir: Path) -> Iterator[World]:
 
 
 # --- what must hold after every request --------------------------------------------------------------
-
-def worker_connections(envoy: Envoy) -> dict[str, int]:
-    """Connections accepted by each worker of the client listener."""
-    stats = envoy.stats(r"^listener\.127\.0\.0\.1_[0-9]+\.worker_[0-9]+\.downstream_cx_total$")
-    return {name: int(value) for name, value in stats.items()}
-
-
-def assert_every_worker_serves(envoy: Envoy) -> None:
-    """Ask the filter (a task uid only it answers) over fresh connections until each worker has
-    answered at least once; any answer other than the filter's 404 fails at once."""
-    before = worker_connections(envoy)
-    assert len(before) == 2, f"expected two workers: {before}"
-    for probe in range(64):
-        response = rawhttp.http1(envoy.port, build_http1(b"GET", f"/tasks/{PROBE_TASK_UID}".encode()))
-        assert response.status == 404, f"probe {probe}: a worker no longer serves: {response}"
-        assert_meili_shape(response, "task_not_found")
-        now = worker_connections(envoy)
-        if all(now[name] > count for name, count in before.items()):
-            return
-    raise AssertionError(f"64 probes did not reach both workers: {before} -> {worker_connections(envoy)}")
-
-
-def assert_no_wasm_panic(envoy: Envoy) -> None:
-    found = [line for line in envoy.log_text().splitlines() if PANIC.search(line)]
-    assert not found, "the filter panicked or trapped:\n" + "\n".join(found[:10])
-
-
-def assert_meili_shape(response: RawResponse, code: str | None = None) -> dict[str, Any]:
-    body = response.json()
-    assert list(body) == ERROR_KEYS, body
-    assert isinstance(body["message"], str) and body["message"], body
-    assert body["link"] == f"https://docs.meilisearch.com/errors#{body['code']}", body
-    if code is not None:
-        assert body["code"] == code, body
-    return body
-
 
 def writes_seen(fleet: Fleet, uid: str) -> list[list[tuple[str, str]]]:
     """Per node, every request other than a GET that named index `uid`, paths decoded the way a
