@@ -27,6 +27,19 @@ impl Http {
     pub fn new(id: u32, shared: SharedRef) -> Http {
         Http { id, shared, pending: None, stamp_index: None }
     }
+
+    /// The whole body of the held settings write is buffered: read it (at most `max` bytes) and
+    /// let the core decide. Never lets the request continue to the router.
+    fn settings_body(&mut self, max: usize) -> Action {
+        let Some(pending) = self.pending.as_ref() else { return Action::Continue };
+        let body = abi::buffer_bytes(BufferType::HttpRequestBody, max).ok().flatten().unwrap_or_default();
+        let Ok(mut guard) = self.shared.try_borrow_mut() else { return send(&error_reply(&unavailable())) };
+        let Some(s) = guard.as_mut() else { return send(&error_reply(&unavailable())) };
+        match front::on_settings_body(&mut s.engine, &mut s.host, self.id, pending, &body) {
+            BodyDecision::Reply(reply) => send(&reply),
+            BodyDecision::Wait { .. } => Action::Pause,
+        }
+    }
 }
 
 /// A request header as the client sent it, any bytes: clients (and Envoy's HTTP/1 codec) allow
@@ -73,22 +86,6 @@ fn invalid_content_type() -> MeiliError {
         ErrorType::InvalidRequest,
         "The Content-Type header is not valid UTF-8. Accepted value for the Content-Type header is: `application/json`.",
     )
-}
-
-
-impl Http {
-    /// The whole body of the held settings write is buffered: read it (at most `max` bytes) and
-    /// let the core decide. Never lets the request continue to the router.
-    fn settings_body(&mut self, max: usize) -> Action {
-        let Some(pending) = self.pending.as_ref() else { return Action::Continue };
-        let body = abi::buffer_bytes(BufferType::HttpRequestBody, max).ok().flatten().unwrap_or_default();
-        let Ok(mut guard) = self.shared.try_borrow_mut() else { return send(&error_reply(&unavailable())) };
-        let Some(s) = guard.as_mut() else { return send(&error_reply(&unavailable())) };
-        match front::on_settings_body(&mut s.engine, &mut s.host, self.id, pending, &body) {
-            BodyDecision::Reply(reply) => send(&reply),
-            BodyDecision::Wait { .. } => Action::Pause,
-        }
-    }
 }
 
 /// The held write cannot be handled (the VM's state is busy or unconfigured): refuse it rather
