@@ -132,7 +132,7 @@ class Fleet:
 
     def fault(self, i: int, **faults: Any) -> Any:
         """Inject faults on node i, e.g. `fault(1, down=True)`, `fault(2, delay_ms=500)`. Known faults:
-        down, delay_ms, task_ms, status_5xx, hang, drop_updates, apply_different, fail_tasks,
+        down, delay_ms, task_ms, status_5xx, hang, reset, drop_updates, apply_different, fail_tasks,
         reject_settings."""
         return self._control("POST", f"/nodes/{i}/faults", faults)
 

@@ -149,6 +149,14 @@ pub fn classify(method: &str, path: &str) -> Route {
     }
 }
 
+/// A cheap pre-check for the hot path: `false` only when `classify` would surely return
+/// `Route::Other`, so the caller may skip reading the method and classifying. Any `%` counts as
+/// "maybe": the first segment may be an escaped `indexes` (`/%69ndexes/...`), which actix routes.
+pub fn may_be_routed(path: &str) -> bool {
+    let rest = path.trim_start_matches('/');
+    rest.starts_with("indexes") || rest.starts_with("tasks") || rest.starts_with("_miroir") || path.contains('%')
+}
+
 /// Methods that never change an index. Everything else — including verbs Meilisearch does not
 /// know — is treated as a write: fencing an unknown write is safer than letting it through a
 /// freeze. OPTIONS is a read so that CORS preflights keep working on a frozen index.
@@ -414,6 +422,30 @@ mod tests {
     fn check(cases: &[(&str, &str, Route)]) {
         for (method, path, expected) in cases {
             assert_eq!(&classify(method, path), expected, "{method} {path}");
+            // The glue's pre-check never skips a path that classifies as one of ours.
+            if *expected != Route::Other {
+                assert!(may_be_routed(path), "pre-check would skip {method} {path}");
+            }
+        }
+    }
+
+    #[test]
+    fn pre_check_lets_every_spelling_of_our_routes_through() {
+        for path in [
+            "/%69ndexes/movies/documents",
+            "/%69ndexes/movies/settings",
+            "/%69%6e%64%65%78%65%73/movies/documents",
+            "/indexe%73/movies/documents",
+            "/%74asks/2130706432",
+            "/%5fmiroir/indexes/movies",
+            "//indexes/movies/settings",
+            "///%69ndexes//movies",
+        ] {
+            assert!(classify("POST", path) != Route::Other || classify("GET", path) != Route::Other, "{path}");
+            assert!(may_be_routed(path), "{path}");
+        }
+        for path in ["/health", "/multi-search", "/keys", "/", "", "/stats", "/version"] {
+            assert!(!may_be_routed(path), "{path}");
         }
     }
 

@@ -2,6 +2,7 @@
 //! owns the broadcast engine and its callouts, and an HTTP context per request that asks the core
 //! what to do. All logic lives in `crate::core`.
 
+mod abi;
 mod host;
 mod http;
 mod root;

@@ -11,6 +11,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MapType};
 
+use super::abi;
 use super::host::{wake_queue_name, WasmHost};
 use super::http::Http;
 use crate::core::config::Config;
@@ -65,12 +66,15 @@ fn new_worker_id(context_id: u32) -> String {
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        // A callout that failed (reset, response over the buffer limit, cluster gone) has no
+        // response headers at all: Envoy answers BadArgument, which is "no status" (unreachable)
+        // here, never a panic. Bytes, since a status line is not ours to trust either.
+        let status = abi::header_bytes(MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
-            .and_then(|s| s.parse::<u16>().ok());
+            .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
         let body = if body_size > 0 {
-            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
+            abi::buffer_bytes(BufferType::HttpCallResponseBody, body_size).ok().flatten().unwrap_or_default()
         } else {
             Vec::new()
         };

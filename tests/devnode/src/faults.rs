@@ -18,6 +18,9 @@ pub struct Faults {
     pub status_5xx: Option<u16>,
     /// Requests accepted and never answered; closed when the fault is cleared.
     pub hang: bool,
+    /// Requests answered with a status line, the headers and part of the body, then the connection
+    /// is reset (RST), as when a node dies mid-response. The request is not applied.
+    pub reset: bool,
     /// The next N settings updates are accepted and succeed but are not applied; -1 = forever.
     pub drop_updates: i64,
     /// Extra settings applied after every settings update task (raw body and parsed form).
@@ -41,6 +44,7 @@ impl Faults {
             match key.as_str() {
                 "down" => next.down = as_bool(key, v)?,
                 "hang" => next.hang = as_bool(key, v)?,
+                "reset" => next.reset = as_bool(key, v)?,
                 "delay_ms" => next.delay_ms = as_u64(key, v)?.unwrap_or(0),
                 "task_ms" => next.task_ms = as_u64(key, v)?,
                 "status_5xx" => {
@@ -96,6 +100,9 @@ impl Faults {
         }
         if self.hang {
             out.insert("hang".into(), json!(true));
+        }
+        if self.reset {
+            out.insert("reset".into(), json!(true));
         }
         if self.drop_updates != 0 {
             out.insert("drop_updates".into(), json!(self.drop_updates));
@@ -186,5 +193,16 @@ mod tests {
         let mut forever = Faults::default();
         forever.merge(&json!({"drop_updates": -1})).unwrap();
         assert!(forever.take_drop() && forever.take_drop());
+    }
+
+    #[test]
+    fn reset_is_a_boolean_fault() {
+        let mut f = Faults::default();
+        f.merge(&json!({"reset": true})).unwrap();
+        assert!(f.reset);
+        assert_eq!(f.to_json(), json!({"reset": true}));
+        assert!(f.merge(&json!({"reset": 1})).is_err());
+        f.merge(&json!({"reset": null})).unwrap();
+        assert!(!f.reset);
     }
 }

@@ -2,18 +2,24 @@
 //! control listener for faults, out-of-band changes and request logs.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Body, Bytes, Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
 
 use crate::errors::error_body;
 use crate::node::{Index, Node};
@@ -32,6 +38,96 @@ impl std::fmt::Display for HangUp {
 }
 
 impl std::error::Error for HangUp {}
+
+/// The `reset` fault's body: the first part of what the headers announce, a pause (so hyper
+/// flushes it to the socket), then an error, on which hyper drops the connection. The connection
+/// was marked for reset, so the socket closes with RST instead of FIN.
+struct CutBody {
+    part: Option<Bytes>,
+    pause: Pin<Box<Sleep>>,
+}
+
+#[derive(Debug)]
+struct ResetFault;
+
+impl std::fmt::Display for ResetFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset mid-response by the reset fault")
+    }
+}
+
+impl std::error::Error for ResetFault {}
+
+impl Body for CutBody {
+    type Data = Bytes;
+    type Error = ResetFault;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ResetFault>>> {
+        let this = self.get_mut();
+        if let Some(part) = this.part.take() {
+            return Poll::Ready(Some(Ok(Frame::data(part))));
+        }
+        match this.pause.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(ResetFault))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// What a node answers: a whole response, or one cut short by the `reset` fault.
+type NodeBody = Either<Full<Bytes>, CutBody>;
+
+/// A 202 whose headers announce a whole task body, of which only the start is sent.
+fn cut_response() -> Response<NodeBody> {
+    let whole = br#"{"taskUid":0,"indexUid":null,"status":"enqueued","type":"settingsUpdate","enqueuedAt":"1970-01-01T00:00:00Z"}"#;
+    let part = Bytes::from_static(whole.get(..whole.len() / 2).unwrap_or_default());
+    let body = CutBody { part: Some(part), pause: Box::pin(tokio::time::sleep(Duration::from_millis(50))) };
+    Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header("content-type", "application/json")
+        .header("content-length", whole.len())
+        .body(Either::Right(body))
+        .unwrap_or_else(|_| Response::new(Either::Left(Full::new(Bytes::new()))))
+}
+
+/// A node connection's socket, closed with RST (linger 0) instead of FIN once `reset` is set.
+struct NodeIo {
+    stream: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl Drop for NodeIo {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::SeqCst) {
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for NodeIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for NodeIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.reset.load(Ordering::SeqCst) {
+            // No FIN before the RST: the peer must see a reset, not a clean end.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_shutdown(cx)
+    }
+}
 
 pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await
@@ -118,11 +214,12 @@ async fn read_request(req: hyper::Request<Incoming>) -> Result<RawRequest, hyper
     Ok(RawRequest { request: Request { method, segments, query, content_type, authorization, body }, path_and_query })
 }
 
-/// One request to a node: logged, then faults (hang, delay, 5xx), then the Meilisearch API.
+/// One request to a node: logged, then faults (hang, reset, delay, 5xx), then the Meilisearch API.
 async fn node_request(
     node: Arc<Node>,
+    reset: Arc<AtomicBool>,
     req: hyper::Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Response<NodeBody>, Box<dyn std::error::Error + Send + Sync>> {
     let raw = read_request(req).await?;
     let r = &raw.request;
     node.log_request(json!({
@@ -139,21 +236,27 @@ async fn node_request(
         let _ = live.wait_for(|l| !l.hang || l.down).await;
         return Err(Box::new(HangUp));
     }
+    if faults.reset {
+        reset.store(true, Ordering::SeqCst);
+        return Ok(cut_response());
+    }
     if faults.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
     }
     if let Some(status) = faults.status_5xx {
         let body = error_body("Injected fault: the node answers every request with an error.", "internal", "internal");
-        return Ok(response(Reply::json(status, body)));
+        return Ok(response(Reply::json(status, body)).map(Either::Left));
     }
-    Ok(response(routes::handle(&node, r)))
+    Ok(response(routes::handle(&node, r)).map(Either::Left))
 }
 
 async fn serve_node_connection(node: Arc<Node>, stream: TcpStream) {
     let mut live = node.liveness();
     let svc_node = node.clone();
-    let svc = service_fn(move |req| node_request(svc_node.clone(), req));
-    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+    let reset = Arc::new(AtomicBool::new(false));
+    let io = NodeIo { stream, reset: reset.clone() };
+    let svc = service_fn(move |req| node_request(svc_node.clone(), reset.clone(), req));
+    let conn = http1::Builder::new().serve_connection(TokioIo::new(io), svc);
     tokio::select! {
         _ = conn => {}
         // `down`: drop the connection (closes the socket) mid-flight.

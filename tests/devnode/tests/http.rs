@@ -331,6 +331,56 @@ async fn delay_5xx_and_hang_faults() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_cuts_the_answer_short_and_resets_the_connection() {
+    let d = fleet(1, 0, None).await;
+    let port = d.node_ports()[0];
+    let set = control(&d, "POST", "/nodes/0/faults", Some(json!({"reset": true}))).await;
+    assert_eq!((set.status, set.body.clone()), (200, json!({"reset": true})));
+
+    let body = r#"{"stopWords":["a"]}"#;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let request = format!(
+        "PATCH /indexes/movies/settings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
+    .expect("the connection was neither answered nor closed");
+    let error = end.expect_err("the connection closed cleanly instead of being reset");
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+
+    // A status line, whole headers and part of the announced body.
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 202 Accepted\r\n"), "{text}");
+    let (head, partial) = text.split_once("\r\n\r\n").expect("no complete header block");
+    let announced: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.parse().ok())
+        .expect("no content-length");
+    assert!(!partial.is_empty() && partial.len() < announced, "{} of {announced} body bytes", partial.len());
+
+    // Logged, not applied; other requests are cut too until the fault is cleared.
+    let log = control(&d, "GET", "/nodes/0/requests", None).await.body;
+    assert_eq!(log.as_array().map(Vec::len), Some(1), "{log}");
+    assert!(raw_call(port, "GET", "/health", &[], None).await.is_err(), "a reset node answered");
+    control(&d, "DELETE", "/nodes/0/faults", None).await;
+    assert_eq!(call(port, "GET", "/health", None).await.status, 200);
+    assert_eq!(call(port, "GET", "/indexes/movies", None).await.status, 404, "the cut request was applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_task_faults() {
     let d = fleet(1, 0, None).await;
     let port = d.node_ports()[0];
