@@ -6,7 +6,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::abi;
-use super::root::SharedRef;
+use super::shared::SharedRef;
 use crate::core::errors::{ErrorType, MeiliError};
 use crate::core::front::{self, BodyDecision, HeadersDecision, PendingWrite, RequestHead, HEADER_MIN_VERSION};
 use crate::core::host::LocalReply;

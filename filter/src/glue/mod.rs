@@ -6,6 +6,7 @@ mod abi;
 mod host;
 mod http;
 mod root;
+mod shared;
 
 use proxy_wasm::types::LogLevel;
 

@@ -14,17 +14,11 @@ use proxy_wasm::types::{BufferType, ContextType, MapType};
 use super::abi;
 use super::host::{wake_queue_name, WasmHost};
 use super::http::Http;
+use super::shared::{Shared, SharedRef};
 use crate::core::config::Config;
 use crate::core::engine::Engine;
 use crate::core::host::CalloutResponse;
 
-/// What HTTP contexts of this VM share with the root (single-threaded VM: Rc + RefCell).
-pub struct Shared {
-    pub engine: Engine,
-    pub host: WasmHost,
-}
-
-pub type SharedRef = Rc<RefCell<Option<Shared>>>;
 
 pub struct Root {
     id: u32,
