@@ -50,9 +50,23 @@ def _decode_chunked(data: bytes) -> bytes:
     return bytes(out)
 
 
+def _complete(received: bytearray) -> bool:
+    """Whether `received` holds a whole response (by its Content-Length, or the last chunk). Reading
+    on to the server's close would wait out Envoy's `delayed_close_timeout` (1 s) on every call."""
+    head, sep, body = bytes(received).partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    fields = {k.strip().lower(): v.strip() for k, _, v in
+              (line.partition(b":") for line in head.split(b"\r\n")[1:])}
+    if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
+        return body.endswith(b"0\r\n\r\n")
+    length = fields.get(b"content-length")
+    return length is not None and length.isdigit() and len(body) >= int(length)
+
+
 def http1(port: int, request: bytes, *, timeout: float = TIMEOUT_SECONDS) -> RawResponse:
     """Send `request` (a whole HTTP/1.1 request, which should say `Connection: close`) and read the
-    answer until the server closes."""
+    answer until it is complete or the server closes."""
     received = bytearray()
     broken = False
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
@@ -61,7 +75,7 @@ def http1(port: int, request: bytes, *, timeout: float = TIMEOUT_SECONDS) -> Raw
         except OSError:
             broken = True  # the server may answer (and close) before reading a huge request
         try:
-            while True:
+            while not _complete(received):
                 chunk = sock.recv(65536)
                 if not chunk:
                     break
