@@ -756,3 +756,31 @@ fn a_late_answer_of_a_finished_job_is_not_taken_by_the_next_job() {
     assert_eq!(w.index("m").version, 2);
     let _ = late_call;
 }
+
+#[test]
+fn node_versions_follow_node_ids_when_the_configuration_lists_the_nodes_in_another_order() {
+    let w = World::new(3, 1, json!({}));
+    // node-0 was verified at version 2, the others at 1.
+    let mut host = FakeHost::new(w.envoy.clone());
+    super::index_store::update_index(&mut host, "m", |_| {
+        let mut rec = IndexRecord { version: 2, ..IndexRecord::default() };
+        rec.node_versions = [("node-0", 2), ("node-1", 1), ("node-2", 1)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Some(rec)
+    })
+    .unwrap();
+    // A new configuration lists the same nodes in another order (a reload keeps shared data).
+    let reordered = Config::parse(json!({"nodes": [
+        {"id": "node-2", "cluster": "meili_node_2", "authority": "n"},
+        {"id": "node-0", "cluster": "meili_node_0", "authority": "n"},
+        {"id": "node-1", "cluster": "meili_node_1", "authority": "n"},
+    ]}).to_string().as_bytes()).unwrap();
+    let engine = Engine::new(reordered, "w9".into());
+    let head = RequestHead { method: "GET".into(), path: "/indexes/m/search".into(), min_settings_version: Some("2".into()), ..RequestHead::default() };
+    for _ in 0..5 {
+        match front::on_headers(&engine, &mut host, &head) {
+            HeadersDecision::Pin { cluster, .. } => assert_eq!(cluster, "meili_node_0"),
+            other => panic!("{other:?}"),
+        }
+        w.envoy.borrow_mut().now_ms += 1;
+    }
+}
