@@ -22,7 +22,10 @@ pub mod admin_views;
 pub mod headers;
 pub mod request;
 pub mod front;
+pub mod http_flow;
 #[cfg(test)]
 mod fake_host;
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod http_flow_tests;
