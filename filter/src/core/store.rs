@@ -25,9 +25,10 @@ pub const DRIFT_LEASE_KEY: &str = "miroir/v1/drift_lease";
 pub const CREATE_LOCK_KEY: &str = "miroir/v1/create_lock";
 /// A holder that died mid-create (VM crash) frees the lock after this long.
 const CREATE_LOCK_TTL_MS: u64 = 1_000;
-/// The lock is held across a handful of hostcalls on another thread: spin a little longer than
-/// for a CAS, still bounded.
-const CREATE_LOCK_ATTEMPTS: usize = 4_096;
+/// The lock is held across a handful of hostcalls on another thread, which the OS may preempt for
+/// a few milliseconds: spin well past that (each attempt is one shared-data read, ~1 µs), still
+/// bounded. Creations are rare (a key is created once), so the worst case is rare too.
+const CREATE_LOCK_ATTEMPTS: usize = 1 << 16;
 
 pub fn index_key(uid: &str) -> String {
     format!("{PREFIX}index/{uid}")
