@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 use super::config::Config;
 use super::errors::{ErrorType, MeiliError};
 use super::host::{Host, LocalReply};
-use super::records::{IndexRecord, TaskRecord, VerifyResult};
-use super::store;
+use super::state::keys;
+use super::state::records::{IndexRecord, TaskRecord, VerifyResult};
+use super::state::store;
 use super::tasks;
 
 /// Why an operator asked for a one-index verify.
@@ -26,10 +27,10 @@ pub enum VerifyPurpose {
 /// The answer to a verify (or an unfreeze, which is a verify that must find the fleet converged;
 /// a converged verify lifts the freeze by itself).
 pub fn verify_reply(cfg: &Config, host: &mut dyn Host, index: &str, result: &VerifyResult, purpose: VerifyPurpose) -> LocalReply {
-    let frozen = store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten().and_then(|r| r.frozen);
+    let frozen = store::read::<IndexRecord>(host, &keys::index_key(index)).ok().flatten().and_then(|r| r.frozen);
     if purpose == VerifyPurpose::Repair && !result.converged {
         // The repair runs as a task: 202 with the task, like any write Meilisearch accepts.
-        let task = result.repair_task.and_then(|uid| store::read::<TaskRecord>(host, &store::task_key(uid)).ok().flatten());
+        let task = result.repair_task.and_then(|uid| store::read::<TaskRecord>(host, &keys::task_key(uid)).ok().flatten());
         return match task {
             Some(task) => tasks::summarized_reply(&task),
             None => tasks::error_reply(&MeiliError::new(
@@ -71,7 +72,7 @@ pub fn reply_json(status: u16, v: &Value) -> LocalReply {
 
 /// The state of one index as the admin API shows it (no desired settings, no secret).
 pub fn show_json(cfg: &Config, host: &mut dyn Host, index: &str) -> Value {
-    let rec: IndexRecord = store::read(host, &store::index_key(index)).ok().flatten().unwrap_or_default();
+    let rec: IndexRecord = store::read(host, &keys::index_key(index)).ok().flatten().unwrap_or_default();
     let nodes: Vec<Value> = cfg
         .nodes
         .iter()

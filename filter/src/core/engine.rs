@@ -18,12 +18,13 @@ use super::host::{Callout, CalloutResponse, Host, LocalReply};
 use super::job::{self, NodeTask, ProposeResult};
 use super::metrics;
 use super::proposal::Proposal;
-use super::queue::{self, activate};
-use super::index_store::{self, update_index};
-use super::records::{
-    verify_result_key, FrozenRecord, IndexRecord, JobRecord, Lease, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord, VerifyResult,
+use super::state::keys;
+use super::state::queue::{self, activate};
+use super::state::index_store::{self, update_index};
+use super::state::records::{
+    FrozenRecord, IndexRecord, JobRecord, Lease, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord, VerifyResult,
 };
-use super::store::{self, StoreError};
+use super::state::store::{self, StoreError};
 use super::tasks;
 
 mod drift;
@@ -188,13 +189,13 @@ impl Engine {
     /// Seed the global keys. Called from `on_configure`: the main-thread VM configures before any
     /// worker VM exists, so the "create if absent" race cannot happen there.
     pub fn seed(&self, host: &mut dyn Host) {
-        if let Err(e) = store::seed(host, store::CREATE_LOCK_KEY, b"") {
+        if let Err(e) = store::seed(host, keys::CREATE_LOCK_KEY, b"") {
             log::warn!("miroir: seeding the creation lock failed: {e}");
         }
-        if let Err(e) = store::seed(host, store::TASK_COUNTER_KEY, b"0") {
+        if let Err(e) = store::seed(host, keys::TASK_COUNTER_KEY, b"0") {
             log::warn!("miroir: seeding the task counter failed: {e}");
         }
-        if let Err(e) = store::seed(host, store::ACTIVE_KEY, b"[]") {
+        if let Err(e) = store::seed(host, keys::ACTIVE_KEY, b"[]") {
             log::warn!("miroir: seeding the active-index list failed: {e}");
         }
     }
@@ -233,7 +234,7 @@ impl Engine {
         let patience = self.cfg.settings_broadcast.verify_timeout_s * 1000 + VERIFY_GRACE_MS;
         let mut still = Vec::new();
         for w in std::mem::take(&mut self.verify_waiters) {
-            let result: Option<VerifyResult> = store::read(host, &verify_result_key(&w.index)).ok().flatten();
+            let result: Option<VerifyResult> = store::read(host, &keys::verify_result_key(&w.index)).ok().flatten();
             let reply = match result {
                 Some(r) if r.at_ms >= w.since_ms => admin_views::verify_reply(&self.cfg, host, &w.index, &r, w.purpose),
                 _ if now >= w.since_ms + patience => tasks::error_reply(&MeiliError::new(
@@ -299,7 +300,7 @@ impl Engine {
     fn claim_work(&mut self, host: &mut dyn Host) {
         let now = host.now_ms();
         let mut candidates: BTreeSet<String> = std::mem::take(&mut self.kicked);
-        match store::read::<Vec<String>>(host, store::ACTIVE_KEY) {
+        match store::read::<Vec<String>>(host, keys::ACTIVE_KEY) {
             Ok(Some(active)) => candidates.extend(active),
             Ok(None) => {}
             Err(e) => log::warn!("miroir: {e}"),
@@ -333,7 +334,7 @@ impl Engine {
     fn start_job(&mut self, host: &mut dyn Host, index: &str, task_uid: u64, rec: &IndexRecord) {
         let now = host.now_ms();
         log::debug!("miroir: worker {} starts task {task_uid} on index {index}", self.worker);
-        let job: JobRecord = match store::read(host, &store::job_key(task_uid)) {
+        let job: JobRecord = match store::read(host, &keys::job_key(task_uid)) {
             Ok(Some(j)) => j,
             _ => {
                 log::warn!("miroir: job {task_uid} on index {index} has no record; dropping it");
@@ -341,7 +342,7 @@ impl Engine {
                 return;
             }
         };
-        let task: Option<TaskRecord> = store::read(host, &store::task_key(task_uid)).ok().flatten();
+        let task: Option<TaskRecord> = store::read(host, &keys::task_key(task_uid)).ok().flatten();
         let client_answered = task.as_ref().is_some_and(|t| t.propose.is_some());
         let body: Option<Value> = job.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
         let proposal = match Proposal::from_request(&job.method, job.setting_key.as_deref(), body.as_ref()) {
@@ -880,7 +881,7 @@ impl Engine {
         let proposal = run.proposal.clone();
         if run.job.drift_repair {
             host.counter_add(&metrics::for_index(metrics::DRIFT_REPAIR_TOTAL, index), 1);
-        } else if let Err(e) = store::update::<Map<String, Value>, _>(host, &store::desired_key(index), |d| {
+        } else if let Err(e) = store::update::<Map<String, Value>, _>(host, &keys::desired_key(index), |d| {
             let mut next = d.cloned().unwrap_or_default();
             proposal.merge_into(&mut next);
             Some(next)
@@ -1000,14 +1001,14 @@ impl Engine {
 
     /// Drop `index` from the active list, then look again: a write queued in between re-adds it.
     fn deactivate(&mut self, host: &mut dyn Host, index: &str) {
-        let _ = store::update::<Vec<String>, _>(host, store::ACTIVE_KEY, |list| {
+        let _ = store::update::<Vec<String>, _>(host, keys::ACTIVE_KEY, |list| {
             let list = list?;
             if !list.iter().any(|i| i == index) {
                 return None;
             }
             Some(list.iter().filter(|i| *i != index).cloned().collect())
         });
-        if let Ok(Some(rec)) = store::read::<IndexRecord>(host, &store::index_key(index)) {
+        if let Ok(Some(rec)) = store::read::<IndexRecord>(host, &keys::index_key(index)) {
             if !rec.queue.is_empty() {
                 activate(host, index);
             }
@@ -1054,7 +1055,7 @@ impl Engine {
         let patience = self.cfg.settings_broadcast.propose_timeout_ms + 1000;
         let uids: Vec<u64> = self.waiting.keys().copied().collect();
         for uid in uids {
-            let task: Option<TaskRecord> = store::read(host, &store::task_key(uid)).ok().flatten();
+            let task: Option<TaskRecord> = store::read(host, &keys::task_key(uid)).ok().flatten();
             let Some(waiter) = self.waiting.get(&uid) else { continue };
             let reply = match &task {
                 Some(t) => match &t.propose {
@@ -1191,7 +1192,7 @@ impl Engine {
     }
 
     fn update_task(&self, host: &mut dyn Host, task_uid: u64, f: impl FnOnce(&mut TaskRecord)) {
-        let key = store::task_key(task_uid);
+        let key = keys::task_key(task_uid);
         if let Ok(Some(mut task)) = store::read::<TaskRecord>(host, &key) {
             f(&mut task);
             if let Err(e) = store::write(host, &key, &task) {
@@ -1273,7 +1274,7 @@ enum Outcome {
     Dropped,
 }
 
-pub use super::index_store::read_hot;
+pub use super::state::index_store::read_hot;
 
 /// Lift a freeze: the record first, then the hot-path fence (the reverse of freezing), then the
 /// alert. Used by a verify that finds the fleet converged and by an operator's forced unfreeze.

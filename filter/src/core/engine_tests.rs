@@ -11,8 +11,9 @@ use super::front::{self, BodyDecision, HeadersDecision, RequestHead};
 use super::host::{Callout, CalloutResponse};
 use super::metrics;
 use super::proposal::default_settings;
-use super::records::{IndexRecord, TaskRecord};
-use super::store;
+use super::state::keys;
+use super::state::records::{IndexRecord, TaskRecord};
+use super::state::store;
 
 /// A Meilisearch node reduced to what the engine sees: settings, tasks, and faults.
 #[derive(Default, Clone)]
@@ -208,11 +209,11 @@ impl World {
     }
 
     fn index(&self, uid: &str) -> IndexRecord {
-        store::read(&self.workers[0].host, &store::index_key(uid)).unwrap().unwrap()
+        store::read(&self.workers[0].host, &keys::index_key(uid)).unwrap().unwrap()
     }
 
     fn task(&self, uid: u64) -> TaskRecord {
-        store::read(&self.workers[0].host, &store::task_key(uid)).unwrap().unwrap()
+        store::read(&self.workers[0].host, &keys::task_key(uid)).unwrap().unwrap()
     }
 
     fn reply(&self, w: usize, ctx: u32) -> Option<(u16, Value)> {

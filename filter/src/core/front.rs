@@ -11,11 +11,12 @@ use super::errors::{ErrorType, MeiliError};
 use super::host::{Host, LocalReply};
 use super::metrics;
 use super::proposal::Proposal;
-use super::queue;
+use super::state::keys;
+use super::state::queue;
 use super::admin_views::VerifyPurpose;
-use super::records::{IndexRecord, JobRecord, TaskRecord};
+use super::state::records::{IndexRecord, JobRecord, TaskRecord};
 use super::route::{classify, Route};
-use super::store;
+use super::state::store;
 use super::tasks;
 
 pub use super::headers::response_headers;
@@ -84,7 +85,7 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
             if uid < base || uid >= base + (1 << 24) {
                 return HeadersDecision::Pass;
             }
-            let task: Option<TaskRecord> = store::read(host, &store::task_key(uid)).ok().flatten();
+            let task: Option<TaskRecord> = store::read(host, &keys::task_key(uid)).ok().flatten();
             HeadersDecision::Reply(tasks::task_reply(task.as_ref(), uid, head.authorization.as_deref()))
         }
         Route::Admin { index, action } => match super::admin::handle(engine, host, &index, action, head) {
@@ -99,7 +100,7 @@ fn refuse_if_frozen(host: &mut dyn Host, index: &str) -> Option<LocalReply> {
     if !engine::read_hot(host, index).frozen {
         return None;
     }
-    let reason = store::read::<IndexRecord>(host, &store::index_key(index))
+    let reason = store::read::<IndexRecord>(host, &keys::index_key(index))
         .ok()
         .flatten()
         .and_then(|r| r.frozen)
@@ -116,7 +117,7 @@ fn pin(engine: &Engine, host: &mut dyn Host, index: String, raw: &str) -> Header
             "`{HEADER_MIN_VERSION}` must be a non-negative integer."
         ))));
     };
-    let rec: IndexRecord = store::read(host, &store::index_key(&index)).ok().flatten().unwrap_or_default();
+    let rec: IndexRecord = store::read(host, &keys::index_key(&index)).ok().flatten().unwrap_or_default();
     let fresh: Vec<usize> =
         engine.config().nodes.iter().enumerate().filter(|(_, n)| min == 0 || rec.node_version(&n.id) >= min).map(|(i, _)| i).collect();
     if fresh.is_empty() {

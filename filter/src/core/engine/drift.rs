@@ -14,14 +14,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Engine, Purpose, Tag};
-use crate::core::queue::{self, activate};
+use crate::core::state::keys;
+use crate::core::state::queue::{self, activate};
 use crate::core::fingerprint::fingerprint;
 use crate::core::host::{Callout, CalloutResponse, Host};
 use crate::core::metrics;
 use crate::core::proposal::Proposal;
-use crate::core::index_store;
-use crate::core::records::{verify_result_key, FrozenRecord, IndexRecord, JobRecord, Lease, Phase, VerifyResult};
-use crate::core::store;
+use crate::core::state::index_store;
+use crate::core::state::records::{FrozenRecord, IndexRecord, JobRecord, Lease, Phase, VerifyResult};
+use crate::core::state::store;
 
 /// The drift lease and schedule, shared by every worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -85,12 +86,11 @@ fn same_state(a: &IndexRecord, b: &IndexRecord) -> bool {
 const DRIFT_LEASE_TTL_MS: u64 = 60_000;
 /// A long run renews its lease well before it runs out.
 const DRIFT_LEASE_RENEW_MS: u64 = 10_000;
-const WARNED_NODE_KEY: &str = "miroir/v1/warned_node_key";
 
 /// True for the first worker of this Envoy to claim the missing-node-key warning.
 fn first_warning(host: &mut dyn Host) -> bool {
     let mut first = false;
-    let _ = store::update::<bool, _>(host, WARNED_NODE_KEY, |warned| {
+    let _ = store::update::<bool, _>(host, keys::WARNED_NODE_KEY, |warned| {
         first = false;
         if warned.copied().unwrap_or(false) {
             return None;
@@ -119,7 +119,7 @@ impl Engine {
         let now = host.now_ms();
         let me = self.worker.clone();
         let interval = self.cfg.settings_drift_check.interval_s * 1000;
-        let claimed = store::update::<DriftSchedule, _>(host, store::DRIFT_LEASE_KEY, |s| {
+        let claimed = store::update::<DriftSchedule, _>(host, keys::DRIFT_LEASE_KEY, |s| {
             let s = s.cloned().unwrap_or_default();
             let free = s.lease.as_ref().is_none_or(|l| l.expires_ms <= now || l.owner == me);
             if now < s.next_run_ms || !free {
@@ -142,7 +142,7 @@ impl Engine {
         let Some(run) = self.drift.as_mut().filter(|r| r.scheduled && now >= r.renew_at_ms) else { return };
         run.renew_at_ms = now + DRIFT_LEASE_RENEW_MS;
         let me = self.worker.clone();
-        let _ = store::update::<DriftSchedule, _>(host, store::DRIFT_LEASE_KEY, |s| {
+        let _ = store::update::<DriftSchedule, _>(host, keys::DRIFT_LEASE_KEY, |s| {
             let s = s?;
             if s.lease.as_ref().is_none_or(|l| l.owner != me) {
                 return None;
@@ -183,7 +183,7 @@ impl Engine {
     /// Send the settings reads of `index` to every node.
     fn drift_read(&mut self, host: &mut dyn Host, index: &str) {
         let before = index_store::read_index(host, index).ok().flatten().unwrap_or_default();
-        let desired: Option<Map<String, Value>> = store::read(host, &store::desired_key(index)).ok().flatten();
+        let desired: Option<Map<String, Value>> = store::read(host, &keys::desired_key(index)).ok().flatten();
         let n = self.cfg.nodes.len();
         if let Some(run) = self.drift.as_mut() {
             run.reading.insert(index.to_string(), IndexReads { before, desired, nodes: vec![None; n], ..IndexReads::default() });
@@ -320,7 +320,7 @@ impl Engine {
         let Some(run) = self.drift.take() else { return };
         if run.scheduled {
             let me = self.worker.clone();
-            let _ = store::update::<DriftSchedule, _>(host, store::DRIFT_LEASE_KEY, |s| {
+            let _ = store::update::<DriftSchedule, _>(host, keys::DRIFT_LEASE_KEY, |s| {
                 let s = s?;
                 if s.lease.as_ref().is_none_or(|l| l.owner != me) {
                     return None;
@@ -345,7 +345,7 @@ impl Engine {
                 detail: "a settings write ran during the check; nothing concluded, retry".into(),
                 repair_task: None,
             };
-            let _ = store::write(host, &verify_result_key(index), &result);
+            let _ = store::write(host, &keys::verify_result_key(index), &result);
             return;
         }
         let fps: Vec<Option<String>> = reads
@@ -377,7 +377,7 @@ impl Engine {
             log::warn!("miroir: drift on index {index}: {detail}");
         }
         let result = VerifyResult { at_ms: now, converged, fingerprints, detail, repair_task };
-        if let Err(e) = store::write(host, &verify_result_key(index), &result) {
+        if let Err(e) = store::write(host, &keys::verify_result_key(index), &result) {
             log::warn!("miroir: index {index}: {e}");
         }
     }

@@ -218,7 +218,3 @@ pub struct VerifyResult {
     #[serde(default)]
     pub repair_task: Option<u64>,
 }
-
-pub fn verify_result_key(index: &str) -> String {
-    format!("{}verified/{index}", super::store::PREFIX)
-}
