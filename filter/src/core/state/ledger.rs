@@ -1,0 +1,111 @@
+//! The ledger: the domain operations the engine needs from shared state (issue #10), as one
+//! interface whose answers may come later. The engine submits an operation with a correlation
+//! id and goes on; the answer comes back either at once (`take`, the shared-data ledger in
+//! `shared_data.rs`) or later (`next_answer`, e.g. a store reached by callouts, or the test
+//! double in `delayed.rs`), and the engine continues from it. Nothing read from the store is
+//! used inline across an answer.
+
+use std::collections::BTreeMap;
+
+use super::records::{FrozenRecord, IndexRecord, JobRecord, Phase, TaskRecord};
+use super::store::StoreError;
+use super::task_change::TaskChange;
+use crate::core::host::Host;
+use crate::core::proposal::Proposal;
+
+/// Correlates an answer with the operation it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// The indexes with queued work.
+    ReadActive,
+    /// Take `index`'s lease for `owner` if there is work and nobody else holds it; answers the
+    /// head job (`Answer::Head`).
+    ClaimHead { index: String, owner: String, now_ms: u64 },
+    /// Extend the lease `owner` holds (`Answer::Renewed`).
+    RenewLease { index: String, owner: String, now_ms: u64 },
+    /// Record the running job's phase, as owner.
+    SetPhase { index: String, owner: String, phase: Phase },
+    /// Commit the verified settings as owner (`Answer::Committed`).
+    CommitAsOwner(Commit),
+    /// Fence the hot record, then record the freeze (`Answer::Done`).
+    Freeze(Freeze),
+    /// Take an ended job off the queue, unless another worker holds the lease.
+    Dequeue { index: String, owner: String, task_uid: u64 },
+    /// The job ended: clear its record; release the lease if nothing is queued; answer what
+    /// comes next (`Answer::Next`).
+    EndJob { index: String, owner: String, task_uid: u64, now_ms: u64 },
+    /// Drop `index` from the active list unless work was queued meanwhile.
+    Deactivate { index: String },
+    UpdateTask { task_uid: u64, change: TaskChange },
+    /// Merge a committed proposal into the index's desired settings.
+    MergeDesired { index: String, proposal: Proposal },
+    /// The task records of these uids, in order (`Answer::Tasks`).
+    ReadTasks { uids: Vec<u64> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub index: String,
+    pub owner: String,
+    pub task_uid: u64,
+    /// Versions to add (0 for a drift repair, which restores the committed settings).
+    pub bump: u64,
+    pub fingerprint: String,
+    /// Node id → fingerprint read back.
+    pub fingerprints: BTreeMap<String, Option<String>>,
+}
+
+/// One freeze path for jobs (as owner, taking the job off the queue) and the drift check.
+#[derive(Debug, Clone)]
+pub struct Freeze {
+    pub index: String,
+    pub record: FrozenRecord,
+    /// The owner and the job it freezes, for a job's freeze; None for the drift check's.
+    pub job: Option<(String, u64)>,
+}
+
+/// The head job of a claimed index.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub rec: IndexRecord,
+    pub task_uid: u64,
+    /// None when the record is gone or unreadable.
+    pub job: Option<JobRecord>,
+    pub task: Option<TaskRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Next {
+    /// The lease is still ours and the next job is at the head.
+    Start(Box<Head>),
+    /// More work is queued but another worker holds the lease.
+    Elsewhere,
+    /// Nothing queued (or the record is gone): the lease is released; the index's phase.
+    Idle(Phase),
+}
+
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Done,
+    Failed(StoreError),
+    Active(Vec<String>),
+    /// None: not claimed (nothing queued, or another worker holds the lease).
+    Head(Option<Box<Head>>),
+    Renewed(bool),
+    /// The new version, or None when the lease was lost before the commit.
+    Committed(Option<u64>),
+    Next(Next),
+    Tasks(Vec<Option<TaskRecord>>),
+}
+
+pub trait Ledger {
+    /// Start `op`. Its answer arrives now or later, exactly once, under `id`.
+    fn submit(&mut self, host: &mut dyn Host, id: OpId, op: Op);
+    /// The answer to `id`, if it has arrived and was not taken yet.
+    fn take(&mut self, id: OpId) -> Option<Answer>;
+    /// Any answer that has arrived and was not taken yet.
+    fn next_answer(&mut self) -> Option<(OpId, Answer)>;
+}
