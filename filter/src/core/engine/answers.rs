@@ -1,0 +1,108 @@
+//! How the engine talks to its ledger (state/ledger.rs): every operation goes out with what to
+//! do with its answer, and the engine continues from the answer when it comes — at once with
+//! the shared-data ledger (so the embedded default runs exactly as inline reads would), later
+//! with a ledger that answers later. No store result is used before its answer arrives.
+
+use std::collections::BTreeSet;
+
+use super::Engine;
+use crate::core::host::Host;
+use crate::core::state::ledger::{Answer, Op, OpId};
+use crate::core::state::store::StoreError;
+
+/// What an operation's answer is for.
+pub(super) enum Awaiting {
+    /// A write whose answer matters only if it failed: what to log then.
+    Logged(String),
+    /// The active list, to claim with the indexes kicked by this VM.
+    Active { kicked: BTreeSet<String> },
+    Claim { index: String },
+    Renew { index: String, task_uid: u64, now_ms: u64 },
+    Commit { index: String, task_uid: u64 },
+    Freeze { index: String, task_uid: u64, detail: String, reason: String },
+    Next { index: String },
+    Waiters { uids: Vec<u64> },
+}
+
+impl Engine {
+    /// Send `op` to the ledger; continue from its answer now if it is there, else when it comes.
+    pub(super) fn submit(&mut self, host: &mut dyn Host, op: Op, then: Awaiting) {
+        self.last_op += 1;
+        let id = OpId(self.last_op);
+        self.ledger.submit(host, id, op);
+        match self.ledger.take(id) {
+            Some(answer) => self.on_answer(host, then, answer),
+            None => {
+                self.awaiting.insert(id, then);
+            }
+        }
+    }
+
+    /// Continue from every answer the ledger has received, in the order it gives them.
+    pub fn on_ledger_answers(&mut self, host: &mut dyn Host) {
+        while let Some((id, answer)) = self.ledger.next_answer() {
+            match self.awaiting.remove(&id) {
+                Some(then) => self.on_answer(host, then, answer),
+                None => log::debug!("miroir: ledger answer {id:?} nobody waits for"),
+            }
+        }
+    }
+
+    fn on_answer(&mut self, host: &mut dyn Host, then: Awaiting, answer: Answer) {
+        match (then, answer) {
+            (Awaiting::Logged(what), Answer::Failed(e)) => log::warn!("miroir: {what}: {e}"),
+            (Awaiting::Logged(_), _) => {}
+            (Awaiting::Active { mut kicked }, answer) => {
+                match answer {
+                    Answer::Active(list) => kicked.extend(list),
+                    Answer::Failed(e) => log::warn!("miroir: {e}"),
+                    other => log::warn!("miroir: unexpected ledger answer {other:?} to the active list"),
+                }
+                self.claim_indexes(host, kicked);
+            }
+            (Awaiting::Claim { index }, answer) => {
+                self.claiming.remove(&index);
+                match answer {
+                    Answer::Head(Some(head)) => self.start_job(host, &index, *head),
+                    Answer::Head(None) => {}
+                    Answer::Failed(e) => log::warn!("miroir: claiming index {index}: {e}"),
+                    other => log::warn!("miroir: unexpected ledger answer {other:?} to a claim of {index}"),
+                }
+            }
+            (Awaiting::Renew { index, task_uid, now_ms }, answer) => {
+                let still_mine = matches!(answer, Answer::Renewed(true));
+                self.on_renewed(host, &index, task_uid, now_ms, still_mine);
+            }
+            (Awaiting::Commit { index, task_uid }, answer) => {
+                let version = match answer {
+                    Answer::Committed(v) => Ok(v),
+                    Answer::Failed(e) => Err(e),
+                    other => Err(unexpected(&other)),
+                };
+                self.on_committed(host, &index, task_uid, version);
+            }
+            (Awaiting::Freeze { index, task_uid, detail, reason }, answer) => {
+                let failed = match answer {
+                    Answer::Done => None,
+                    Answer::Failed(e) => Some(e),
+                    other => Some(unexpected(&other)),
+                };
+                self.on_frozen(host, &index, task_uid, &detail, &reason, failed);
+            }
+            (Awaiting::Next { index }, answer) => {
+                let next = match answer {
+                    Answer::Next(next) => Ok(next),
+                    Answer::Failed(e) => Err(e),
+                    other => Err(unexpected(&other)),
+                };
+                self.on_next(host, &index, next);
+            }
+            (Awaiting::Waiters { uids }, Answer::Tasks(tasks)) => self.answer_waiters(host, uids, tasks),
+            (Awaiting::Waiters { .. }, other) => log::warn!("miroir: unexpected ledger answer {other:?} to a task read"),
+        }
+    }
+}
+
+fn unexpected(answer: &Answer) -> StoreError {
+    StoreError::Host(format!("unexpected ledger answer {answer:?}"))
+}
