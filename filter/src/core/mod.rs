@@ -24,4 +24,8 @@ pub mod front;
 #[cfg(test)]
 mod fake_host;
 #[cfg(test)]
+mod test_world;
+#[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod engine_delayed_tests;
