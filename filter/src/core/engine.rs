@@ -19,7 +19,6 @@ use super::job::{self, NodeTask, ProposeResult};
 use super::metrics;
 use super::proposal::Proposal;
 use super::state::keys;
-use super::state::index_store::update_index;
 use super::state::lease::LEASE_RENEW_MS;
 use super::state::ledger::{Commit, Freeze, Head, Ledger, Next, Op, OpId};
 use super::state::records::{FrozenRecord, JobRecord, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord, VerifyResult};
@@ -147,6 +146,10 @@ pub struct Engine {
     awaiting: BTreeMap<OpId, Awaiting>,
     /// Indexes whose claim or next job is being asked of the ledger: not claimed again meanwhile.
     claiming: BTreeSet<String>,
+    /// A scheduled drift run is being claimed from the ledger.
+    drift_claim_pending: bool,
+    /// `drift_progress` is under way (answers that come at once call back into it).
+    drift_progressing: bool,
 }
 
 enum Verdict {
@@ -179,6 +182,8 @@ impl Engine {
             last_op: 0,
             awaiting: BTreeMap::new(),
             claiming: BTreeSet::new(),
+            drift_claim_pending: false,
+            drift_progressing: false,
         }
     }
 
@@ -1213,20 +1218,11 @@ enum Outcome {
 
 pub use super::state::index_store::read_hot;
 
-/// Lift a freeze: the record first, then the hot-path fence (the reverse of freezing), then the
-/// alert. Used by a verify that finds the fleet converged and by an operator's forced unfreeze.
+/// Lift a freeze for an operator's forced unfreeze (`admin.rs`): the record first (its hot
+/// projection follows), then the alert. A verify that finds the fleet converged lifts it through
+/// the ledger (`Op::RecordConverged`).
 pub fn lift_freeze(host: &mut dyn Host, index: &str) {
-    let cleared = update_index(host, index, |rec| {
-        let rec = rec?;
-        if rec.frozen.is_none() && rec.phase != Phase::Frozen {
-            return None;
-        }
-        let mut next = rec.clone();
-        next.frozen = None;
-        next.phase = Phase::Idle;
-        Some(next)
-    });
-    if let Err(e) = cleared {
+    if let Err(e) = super::state::shared_data::lift_freeze_record(host, index) {
         log::error!("miroir: unfreezing {index} failed: {e}");
         return;
     }

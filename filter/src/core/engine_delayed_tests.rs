@@ -234,3 +234,48 @@ fn a_job_longer_than_a_lease_renewal_keeps_its_lease_when_answers_come_late() {
         assert_eq!(proposes, 4, "one worker ran the job, once ({order:?})");
     }
 }
+
+#[test]
+fn drift_without_a_safe_reference_freezes_when_answers_come_late() {
+    for order in ORDERS {
+        let mut w = World::delayed(3, 1, json!({"settings_drift_check": {"interval_s": 1}}), order);
+        for (i, n) in w.nodes.iter_mut().enumerate() {
+            n.index = Some("m".into());
+            let key = if i == 0 { "sk-AAAXXXXXX..." } else { "sk-BBBXXXXXX..." };
+            n.settings.insert("embedders".into(), json!({"e": {"source": "openAi", "apiKey": key}}));
+        }
+        w.run(20, 10);
+        assert!(w.index("m").frozen.is_some(), "{order:?}");
+        assert!(read_hot(&w.workers[0].host, "m").frozen, "{order:?}");
+        assert!(w.workers[0].host.history.iter().all(|c| c.method == "GET"), "{order:?}");
+    }
+}
+
+#[test]
+fn the_drift_check_stays_bounded_when_answers_come_late() {
+    for order in ORDERS {
+        let mut w = World::delayed(3, 1, json!({"settings_drift_check": {"interval_s": 1, "max_reads_in_flight": 2}}), order);
+        for n in &mut w.nodes {
+            n.others = (0..9).map(|i| format!("idx{i}")).collect();
+        }
+        w.run(30, 10);
+        assert!(w.max_reads_in_flight <= 2, "{order:?}");
+        let reads = w.workers[0].host.history.iter().filter(|c| c.path.ends_with("/settings")).count();
+        assert_eq!(reads, 9 * 3, "every index read from every node ({order:?})");
+    }
+}
+
+#[test]
+fn an_index_missing_on_one_node_is_recreated_when_answers_come_late() {
+    for order in ORDERS {
+        let mut w = World::delayed(2, 1, json!({"settings_drift_check": {"interval_s": 1}}), order);
+        w.send(0, "PUT", "/indexes/m/settings/synonyms", Some(json!({"a": ["b"]})));
+        w.run(20, 10);
+        w.nodes[1].index = None;
+        w.nodes[1].settings = super::proposal::default_settings();
+        w.envoy.borrow_mut().now_ms += 1_000;
+        w.run(40, 10);
+        assert_eq!(w.nodes[1].index.as_deref(), Some("m"), "{order:?}");
+        assert_eq!(w.nodes[1].settings["synonyms"], json!({"a": ["b"]}), "{order:?}");
+    }
+}

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use super::Engine;
 use crate::core::host::Host;
+use crate::core::state::records::VerifyResult;
 use crate::core::state::ledger::{Answer, Op, OpId};
 use crate::core::state::store::StoreError;
 
@@ -22,6 +23,15 @@ pub(super) enum Awaiting {
     Freeze { index: String, task_uid: u64, detail: String, reason: String },
     Next { index: String },
     Waiters { uids: Vec<u64> },
+    DriftClaim,
+    NodeKeyWarning,
+    /// The record of an index whose nodes the drift run `epoch` is about to read.
+    DriftRead { index: String, epoch: u64 },
+    /// The record to judge an index's reads against.
+    DriftJudge { index: String, epoch: u64 },
+    Converged { index: String, lift_freeze: bool },
+    /// A drift repair job; `differ` names the nodes, `result` is the check to record.
+    RepairQueued { index: String, differ: String, result: VerifyResult },
 }
 
 impl Engine {
@@ -99,6 +109,35 @@ impl Engine {
             }
             (Awaiting::Waiters { uids }, Answer::Tasks(tasks)) => self.answer_waiters(host, uids, tasks),
             (Awaiting::Waiters { .. }, other) => log::warn!("miroir: unexpected ledger answer {other:?} to a task read"),
+            (Awaiting::DriftClaim, answer) => self.on_drift_claimed(host, matches!(answer, Answer::Claimed(true))),
+            (Awaiting::NodeKeyWarning, Answer::Claimed(true)) => log::warn!(
+                "miroir: drift check: nodes refuse unauthenticated reads; set the node key in ${}",
+                self.cfg.node_api_key_env
+            ),
+            (Awaiting::NodeKeyWarning, _) => {}
+            (Awaiting::DriftRead { index, epoch }, Answer::IndexState { rec, desired }) => {
+                self.on_drift_index_read(host, &index, epoch, *rec, desired);
+            }
+            (Awaiting::DriftJudge { index, epoch }, Answer::IndexState { rec, .. }) => self.on_drift_judge(host, &index, epoch, *rec),
+            (Awaiting::DriftRead { index, .. } | Awaiting::DriftJudge { index, .. }, other) => {
+                log::warn!("miroir: unexpected ledger answer {other:?} to a read of {index}");
+            }
+            (Awaiting::Converged { index, lift_freeze }, answer) => {
+                let failed = match answer {
+                    Answer::Done => None,
+                    Answer::Failed(e) => Some(e.to_string()),
+                    other => Some(unexpected(&other).to_string()),
+                };
+                self.on_converged(host, &index, lift_freeze, failed);
+            }
+            (Awaiting::RepairQueued { index, differ, result }, answer) => {
+                let uid = match answer {
+                    Answer::Enqueued(uid) => Ok(uid),
+                    Answer::Failed(e) => Err(e.to_string()),
+                    other => Err(unexpected(&other).to_string()),
+                };
+                self.on_repair_queued(&index, &differ, result, uid, host);
+            }
         }
     }
 }

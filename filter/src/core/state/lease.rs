@@ -2,11 +2,15 @@
 //! owner (docs/architecture.md §5). A lease outlives a missed renewal or two; a worker whose VM
 //! is gone stops renewing and another one takes over after expiry.
 
-use super::records::{IndexRecord, Lease};
+use super::records::{DriftSchedule, IndexRecord, Lease};
 
 pub const LEASE_TTL_MS: u64 = 10_000;
 /// The owner renews this often, well inside the TTL.
 pub const LEASE_RENEW_MS: u64 = 2_000;
+/// The drift check's lease: one worker runs it at a time (docs/architecture.md §3).
+pub const DRIFT_LEASE_TTL_MS: u64 = 60_000;
+/// A long run renews its lease well before it runs out.
+pub const DRIFT_LEASE_RENEW_MS: u64 = 10_000;
 
 /// The lease `owner` holds from `now_ms`.
 pub fn fresh(owner: &str, now_ms: u64) -> Lease {
@@ -42,6 +46,35 @@ pub fn claimed(rec: &IndexRecord, owner: &str, now_ms: u64) -> Option<IndexRecor
 /// After a renewal at `now_ms`, `owner` still holds the lease for a full TTL.
 pub fn renewed(rec: &IndexRecord, owner: &str, now_ms: u64) -> bool {
     rec.lease.as_ref().is_some_and(|l| l.owner == owner && l.expires_ms >= now_ms + LEASE_TTL_MS)
+}
+
+/// The schedule with the drift run claimed by `owner`, or None when it is not due or another
+/// worker's run is alive.
+pub fn drift_claimed(s: &DriftSchedule, owner: &str, now_ms: u64, interval_ms: u64) -> Option<DriftSchedule> {
+    let free = s.lease.as_ref().is_none_or(|l| l.expires_ms <= now_ms || l.owner == owner);
+    if now_ms < s.next_run_ms || !free {
+        return None;
+    }
+    Some(DriftSchedule {
+        lease: Some(Lease { owner: owner.to_string(), expires_ms: now_ms + DRIFT_LEASE_TTL_MS }),
+        next_run_ms: now_ms + interval_ms,
+    })
+}
+
+/// The schedule with `owner`'s drift lease renewed, or None when it is not `owner`'s.
+pub fn drift_renewed(s: &DriftSchedule, owner: &str, now_ms: u64) -> Option<DriftSchedule> {
+    if s.lease.as_ref().is_none_or(|l| l.owner != owner) {
+        return None;
+    }
+    Some(DriftSchedule { lease: Some(Lease { owner: owner.to_string(), expires_ms: now_ms + DRIFT_LEASE_TTL_MS }), ..s.clone() })
+}
+
+/// The schedule with `owner`'s drift lease released, or None when it is not `owner`'s.
+pub fn drift_released(s: &DriftSchedule, owner: &str) -> Option<DriftSchedule> {
+    if s.lease.as_ref().is_none_or(|l| l.owner != owner) {
+        return None;
+    }
+    Some(DriftSchedule { lease: None, ..s.clone() })
 }
 
 #[cfg(test)]

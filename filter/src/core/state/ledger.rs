@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use super::records::{FrozenRecord, IndexRecord, JobRecord, Phase, TaskRecord};
+use serde_json::{Map, Value};
+
+use super::records::{FrozenRecord, IndexRecord, JobRecord, Phase, TaskRecord, VerifyResult};
 use super::store::StoreError;
 use super::task_change::TaskChange;
 use crate::core::host::Host;
@@ -44,6 +46,21 @@ pub enum Op {
     MergeDesired { index: String, proposal: Proposal },
     /// The task records of these uids, in order (`Answer::Tasks`).
     ReadTasks { uids: Vec<u64> },
+    /// Claim the scheduled drift run if it is due and no other run is alive (`Answer::Claimed`).
+    ClaimDriftRun { owner: String, now_ms: u64, interval_ms: u64 },
+    RenewDriftRun { owner: String, now_ms: u64 },
+    EndDriftRun { owner: String },
+    /// Be the first worker to warn about the missing node key (`Answer::Claimed`).
+    ClaimNodeKeyWarning,
+    /// An index's record (default when missing) and, if asked, its desired settings
+    /// (`Answer::IndexState`).
+    ReadIndex { index: String, with_desired: bool },
+    WriteVerifyResult { index: String, result: VerifyResult },
+    /// The fleet holds one fingerprint: record it as every node's at the current version, unless
+    /// work is queued; then lift the index's freeze if `lift_freeze` (`Answer::Done`).
+    RecordConverged { index: String, node_ids: Vec<String>, fingerprint: String, lift_freeze: bool },
+    /// Queue a job (a drift repair) and activate its index (`Answer::Enqueued`).
+    Enqueue { job: Box<JobRecord>, details: Value },
 }
 
 #[derive(Debug, Clone)]
@@ -99,8 +116,14 @@ pub enum Answer {
     Committed(Option<u64>),
     Next(Next),
     Tasks(Vec<Option<TaskRecord>>),
+    Claimed(bool),
+    IndexState { rec: Box<IndexRecord>, desired: Option<Map<String, Value>> },
+    Enqueued(u64),
 }
 
+/// Operations take effect in the order they are submitted (the shared-data ledger runs each one
+/// as it comes; a remote store must keep one worker's operations in order), whatever order their
+/// answers come back in.
 pub trait Ledger {
     /// Start `op`. Its answer arrives now or later, exactly once, under `id`.
     fn submit(&mut self, host: &mut dyn Host, id: OpId, op: Op);

@@ -218,3 +218,10 @@ pub struct VerifyResult {
     #[serde(default)]
     pub repair_task: Option<u64>,
 }
+
+/// The drift check's lease and schedule, shared by every worker (`engine/drift.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DriftSchedule {
+    pub lease: Option<Lease>,
+    pub next_run_ms: u64,
+}

@@ -11,7 +11,7 @@ use super::keys;
 use super::lease;
 use super::ledger::{Answer, Commit, Freeze, Head, Ledger, Next, Op, OpId};
 use super::queue;
-use super::records::{IndexRecord, JobRecord, Phase, TaskRecord};
+use super::records::{DriftSchedule, IndexRecord, JobRecord, Phase, TaskRecord};
 use super::store::{self, StoreError};
 use super::task_change::TaskChange;
 use crate::core::config::Config;
@@ -87,6 +87,49 @@ impl SharedDataLedger {
             }
             Op::ReadTasks { uids } => {
                 Answer::Tasks(uids.iter().map(|uid| store::read(host, &keys::task_key(*uid)).ok().flatten()).collect())
+            }
+            Op::ClaimDriftRun { owner, now_ms, interval_ms } => {
+                let claimed = store::update::<DriftSchedule, _>(host, keys::DRIFT_LEASE_KEY, |s| {
+                    lease::drift_claimed(&s.cloned().unwrap_or_default(), &owner, now_ms, interval_ms)
+                });
+                Answer::Claimed(matches!(claimed, Ok(Some(s))
+                    if s.lease.as_ref().is_some_and(|l| l.owner == owner) && s.next_run_ms == now_ms + interval_ms))
+            }
+            Op::RenewDriftRun { owner, now_ms } => {
+                done(store::update::<DriftSchedule, _>(host, keys::DRIFT_LEASE_KEY, |s| lease::drift_renewed(s?, &owner, now_ms)))
+            }
+            Op::EndDriftRun { owner } => {
+                done(store::update::<DriftSchedule, _>(host, keys::DRIFT_LEASE_KEY, |s| lease::drift_released(s?, &owner)))
+            }
+            Op::ClaimNodeKeyWarning => {
+                let mut first = false;
+                let _ = store::update::<bool, _>(host, keys::WARNED_NODE_KEY, |warned| {
+                    first = !warned.copied().unwrap_or(false);
+                    first.then_some(true)
+                });
+                Answer::Claimed(first)
+            }
+            Op::ReadIndex { index, with_desired } => {
+                let rec = index_store::read_index(host, &index).ok().flatten().unwrap_or_default();
+                let desired = if with_desired { store::read(host, &keys::desired_key(&index)).ok().flatten() } else { None };
+                Answer::IndexState { rec: Box::new(rec), desired }
+            }
+            Op::WriteVerifyResult { index, result } => done(store::write(host, &keys::verify_result_key(&index), &result)),
+            Op::RecordConverged { index, node_ids, fingerprint, lift_freeze } => {
+                match record_converged(host, &index, &node_ids, &fingerprint) {
+                    Ok(()) if lift_freeze => done(lift_freeze_record(host, &index)),
+                    other => done(other),
+                }
+            }
+            Op::Enqueue { job, details } => {
+                let index = job.index.clone();
+                match queue::enqueue_job(&self.cfg, host, *job, details) {
+                    Ok(uid) => {
+                        queue::activate(host, &index);
+                        Answer::Enqueued(uid)
+                    }
+                    Err(e) => Answer::Failed(e),
+                }
             }
         }
     }
@@ -231,4 +274,40 @@ fn update_task(host: &mut dyn Host, task_uid: u64, change: TaskChange) -> Answer
         Ok(None) => Answer::Done,
         Err(e) => Answer::Failed(e),
     }
+}
+
+/// Every node at the current version with fingerprint `fp`, unless work is queued (its job's own
+/// verify decides) or nothing changes.
+fn record_converged(host: &mut dyn Host, index: &str, node_ids: &[String], fp: &str) -> Result<(), StoreError> {
+    update_index(host, index, |rec| {
+        let mut next = rec.cloned().unwrap_or_default();
+        if !next.queue.is_empty() {
+            return None;
+        }
+        let versions: std::collections::BTreeMap<String, u64> = node_ids.iter().map(|id| (id.clone(), next.version)).collect();
+        if next.node_versions == versions && next.fingerprint.as_deref() == Some(fp) {
+            return None;
+        }
+        next.node_versions = versions;
+        next.node_fingerprints = node_ids.iter().map(|id| (id.clone(), Some(fp.to_string()))).collect();
+        next.fingerprint = Some(fp.to_string());
+        Some(next)
+    })
+    .map(|_| ())
+}
+
+/// Lift a freeze in the record (whose hot projection follows): the reverse of freezing. Used by
+/// a verify that finds the fleet converged and by an operator's forced unfreeze (`admin.rs`).
+pub fn lift_freeze_record(host: &mut dyn Host, index: &str) -> Result<(), StoreError> {
+    update_index(host, index, |rec| {
+        let rec = rec?;
+        if rec.frozen.is_none() && rec.phase != Phase::Frozen {
+            return None;
+        }
+        let mut next = rec.clone();
+        next.frozen = None;
+        next.phase = Phase::Idle;
+        Some(next)
+    })
+    .map(|_| ())
 }
