@@ -20,8 +20,8 @@ use super::metrics;
 use super::proposal::Proposal;
 use super::state::keys;
 use super::state::lease::LEASE_RENEW_MS;
-use super::state::ledger::{Commit, Freeze, Head, Ledger, Next, Op, OpId};
-use super::state::records::{FrozenRecord, JobRecord, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord, VerifyResult};
+use super::state::ledger::{Commit, Freeze, Head, Ledger, Next, Op, OpId, VerifyView};
+use super::state::records::{FrozenRecord, JobRecord, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord};
 use super::state::shared_data::SharedDataLedger;
 use super::state::store::{self, StoreError};
 use super::state::task_change::{TaskChange, TaskClose};
@@ -150,6 +150,8 @@ pub struct Engine {
     drift_claim_pending: bool,
     /// `drift_progress` is under way (answers that come at once call back into it).
     drift_progressing: bool,
+    /// Indexes whose last check is being read for waiting operators.
+    verify_reads: BTreeSet<String>,
 }
 
 enum Verdict {
@@ -184,6 +186,7 @@ impl Engine {
             claiming: BTreeSet::new(),
             drift_claim_pending: false,
             drift_progressing: false,
+            verify_reads: BTreeSet::new(),
         }
     }
 
@@ -255,32 +258,48 @@ impl Engine {
         self.verify_waiters.push(VerifyWaiter { context_id, index: index.to_string(), since_ms: now_ms, purpose });
     }
 
-    /// Answer operators whose check has a result, and those who waited longer than a check
-    /// can take (every read times out after `verify_timeout_s`).
+    /// Ask the ledger for the last check of every index an operator waits on (answered from
+    /// `on_verify_read`), then answer those who waited longer than a check can take (every read
+    /// times out after `verify_timeout_s`).
     fn serve_verify_waiters(&mut self, host: &mut dyn Host) {
+        let indexes: BTreeSet<String> = self.verify_waiters.iter().map(|w| w.index.clone()).collect();
+        for index in indexes {
+            if self.verify_reads.insert(index.clone()) {
+                self.submit(host, Op::ReadVerify { index: index.clone() }, Awaiting::VerifyRead { index });
+            }
+        }
         let now = host.now_ms();
         let patience = self.cfg.settings_broadcast.verify_timeout_s * 1000 + VERIFY_GRACE_MS;
-        let mut still = Vec::new();
-        for w in std::mem::take(&mut self.verify_waiters) {
-            let result: Option<VerifyResult> = store::read(host, &keys::verify_result_key(&w.index)).ok().flatten();
-            let reply = match result {
-                Some(r) if r.at_ms >= w.since_ms => admin_views::verify_reply(&self.cfg, host, &w.index, &r, w.purpose),
-                _ if now >= w.since_ms + patience => tasks::error_reply(&MeiliError::new(
-                    504,
-                    "miroir_verify_timeout",
-                    super::errors::ErrorType::System,
-                    format!("The check of index `{}` did not finish in time; nothing was changed by it. Retry.", w.index),
-                )),
-                _ => {
-                    still.push(w);
-                    continue;
-                }
-            };
+        let (late, still): (Vec<VerifyWaiter>, Vec<VerifyWaiter>) =
+            std::mem::take(&mut self.verify_waiters).into_iter().partition(|w| now >= w.since_ms + patience);
+        self.verify_waiters = still;
+        for w in late {
+            let reply = tasks::error_reply(&MeiliError::new(
+                504,
+                "miroir_verify_timeout",
+                super::errors::ErrorType::System,
+                format!("The check of index `{}` did not finish in time; nothing was changed by it. Retry.", w.index),
+            ));
             if host.reply(w.context_id, &reply).is_err() {
                 log::debug!("miroir: operator left before the verify of {} finished", w.index);
             }
         }
+    }
+
+    /// The last check of `index` came back: answer the operators it is recent enough for.
+    fn on_verify_read(&mut self, host: &mut dyn Host, index: &str, view: Option<VerifyView>) {
+        self.verify_reads.remove(index);
+        let Some(view) = view else { return };
+        let (ready, still): (Vec<VerifyWaiter>, Vec<VerifyWaiter>) = std::mem::take(&mut self.verify_waiters)
+            .into_iter()
+            .partition(|w| w.index == index && view.result.at_ms >= w.since_ms);
         self.verify_waiters = still;
+        for w in ready {
+            let reply = admin_views::verify_reply(&self.cfg, index, &view, w.purpose);
+            if host.reply(w.context_id, &reply).is_err() {
+                log::debug!("miroir: operator left before the verify of {} finished", w.index);
+            }
+        }
     }
 
     // ----- root side -----

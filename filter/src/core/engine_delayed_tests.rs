@@ -279,3 +279,36 @@ fn an_index_missing_on_one_node_is_recreated_when_answers_come_late() {
         assert_eq!(w.nodes[1].settings["synonyms"], json!({"a": ["b"]}), "{order:?}");
     }
 }
+
+#[test]
+fn an_operator_check_is_answered_by_its_deadline_even_if_the_ledger_never_answers() {
+    let mut w = World::delayed(2, 1, json!({"settings_broadcast": {"verify_timeout_s": 1}}), Order::Reversed);
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    w.run(20, 10);
+    let now = w.envoy.borrow().now_ms;
+    w.workers[0].engine.request_verify("m", 90, VerifyPurpose::Report, now);
+    // From here on nothing the ledger answers is let go, and no node answers either.
+    for _ in 0..70 {
+        w.envoy.borrow_mut().now_ms += 100;
+        let worker = &mut w.workers[0];
+        worker.engine.pump(&mut worker.host);
+        worker.host.callouts.clear();
+    }
+    assert!(w.workers[0].release.as_ref().unwrap().held() > 0);
+    let (status, body) = w.reply(0, 90).expect("answered by the deadline");
+    assert_eq!((status, body["code"].as_str()), (504, Some("miroir_verify_timeout")));
+}
+
+#[test]
+fn an_operator_report_shows_the_fleet_when_answers_come_late() {
+    for order in ORDERS {
+        let mut w = World::delayed(3, 1, json!({}), order);
+        w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+        w.run(20, 10);
+        let now = w.envoy.borrow().now_ms;
+        w.workers[0].engine.request_verify("m", 91, VerifyPurpose::Report, now);
+        w.run(10, 10);
+        let (status, body) = w.reply(0, 91).expect("operator answered");
+        assert_eq!((status, body["converged"].clone(), body["index"]["settingsVersion"].clone()), (200, json!(true), json!(1)), "{order:?} {body}");
+    }
+}

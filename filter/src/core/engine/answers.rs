@@ -32,6 +32,8 @@ pub(super) enum Awaiting {
     Converged { index: String, lift_freeze: bool },
     /// A drift repair job; `differ` names the nodes, `result` is the check to record.
     RepairQueued { index: String, differ: String, result: VerifyResult },
+    /// The last check of an index operators wait on.
+    VerifyRead { index: String },
 }
 
 impl Engine {
@@ -137,6 +139,11 @@ impl Engine {
                     other => Err(unexpected(&other).to_string()),
                 };
                 self.on_repair_queued(&index, &differ, result, uid, host);
+            }
+            (Awaiting::VerifyRead { index }, Answer::Verify(view)) => self.on_verify_read(host, &index, view.map(|v| *v)),
+            (Awaiting::VerifyRead { index }, other) => {
+                log::warn!("miroir: unexpected ledger answer {other:?} to the check of {index}");
+                self.on_verify_read(host, &index, None);
             }
         }
     }

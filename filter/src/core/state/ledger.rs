@@ -61,6 +61,8 @@ pub enum Op {
     RecordConverged { index: String, node_ids: Vec<String>, fingerprint: String, lift_freeze: bool },
     /// Queue a job (a drift repair) and activate its index (`Answer::Enqueued`).
     Enqueue { job: Box<JobRecord>, details: Value },
+    /// The last check of an index, with what an operator's answer shows (`Answer::Verify`).
+    ReadVerify { index: String },
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +96,14 @@ pub struct Head {
     pub task: Option<TaskRecord>,
 }
 
+/// An index's last check, its record and the repair task the check queued, if any.
+#[derive(Debug, Clone)]
+pub struct VerifyView {
+    pub result: VerifyResult,
+    pub rec: Option<IndexRecord>,
+    pub repair_task: Option<TaskRecord>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Next {
     /// The lease is still ours and the next job is at the head.
@@ -119,6 +129,8 @@ pub enum Answer {
     Claimed(bool),
     IndexState { rec: Box<IndexRecord>, desired: Option<Map<String, Value>> },
     Enqueued(u64),
+    /// None: the index was never checked.
+    Verify(Option<Box<VerifyView>>),
 }
 
 /// Operations take effect in the order they are submitted (the shared-data ledger runs each one

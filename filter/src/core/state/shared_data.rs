@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 use super::index_store::{self, update_index};
 use super::keys;
 use super::lease;
-use super::ledger::{Answer, Commit, Freeze, Head, Ledger, Next, Op, OpId};
+use super::ledger::{Answer, Commit, Freeze, Head, Ledger, Next, Op, OpId, VerifyView};
 use super::queue;
-use super::records::{DriftSchedule, IndexRecord, JobRecord, Phase, TaskRecord};
+use super::records::{DriftSchedule, IndexRecord, JobRecord, Phase, TaskRecord, VerifyResult};
 use super::store::{self, StoreError};
 use super::task_change::TaskChange;
 use crate::core::config::Config;
@@ -120,6 +120,14 @@ impl SharedDataLedger {
                     Ok(()) if lift_freeze => done(lift_freeze_record(host, &index)),
                     other => done(other),
                 }
+            }
+            Op::ReadVerify { index } => {
+                let result: Option<VerifyResult> = store::read(host, &keys::verify_result_key(&index)).ok().flatten();
+                Answer::Verify(result.map(|result| {
+                    let rec = index_store::read_index(host, &index).ok().flatten();
+                    let repair_task = result.repair_task.and_then(|uid| store::read(host, &keys::task_key(uid)).ok().flatten());
+                    Box::new(VerifyView { result, rec, repair_task })
+                }))
             }
             Op::Enqueue { job, details } => {
                 let index = job.index.clone();
