@@ -29,8 +29,10 @@ use super::tasks;
 
 mod answers;
 mod drift;
+mod queued_writes;
 
 use answers::Awaiting;
+pub use queued_writes::Queued;
 
 
 pub use super::state::lease::LEASE_TTL_MS;
@@ -152,6 +154,10 @@ pub struct Engine {
     drift_progressing: bool,
     /// Indexes whose last check is being read for waiting operators.
     verify_reads: BTreeSet<String>,
+    /// Clients' writes the ledger queued at once, for `queue_write` to hand back.
+    queued_now: BTreeMap<u32, Result<u64, String>>,
+    /// Clients whose write the ledger answers later.
+    queueing_later: BTreeSet<u32>,
 }
 
 enum Verdict {
@@ -187,6 +193,8 @@ impl Engine {
             drift_claim_pending: false,
             drift_progressing: false,
             verify_reads: BTreeSet::new(),
+            queued_now: BTreeMap::new(),
+            queueing_later: BTreeSet::new(),
         }
     }
 
@@ -246,6 +254,7 @@ impl Engine {
     pub fn client_gone(&mut self, context_id: u32) {
         self.waiting.retain(|_, w| w.context_id != context_id);
         self.verify_waiters.retain(|w| w.context_id != context_id);
+        self.queueing_later.remove(&context_id);
     }
 
     /// An operator asked (admin API) to verify (or repair) `index` now, and waits for the answer.

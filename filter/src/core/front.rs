@@ -6,13 +6,12 @@
 
 use serde_json::Value;
 
-use super::engine::{self, Engine};
+use super::engine::{self, Engine, Queued};
 use super::errors::{ErrorType, MeiliError};
 use super::host::{Host, LocalReply};
 use super::metrics;
 use super::proposal::Proposal;
 use super::state::keys;
-use super::state::queue;
 use super::admin_views::VerifyPurpose;
 use super::state::records::{IndexRecord, JobRecord, TaskRecord};
 use super::route::{classify, Route};
@@ -47,8 +46,9 @@ pub enum HeadersDecision {
 
 pub enum BodyDecision {
     Reply(LocalReply),
-    /// Paused until the engine answers (propose outcome).
-    Wait { task_uid: u64 },
+    /// Paused until the engine answers (propose outcome). The task uid is None while the
+    /// ledger has not answered the queueing yet (the engine answers the client either way).
+    Wait { task_uid: Option<u64> },
 }
 
 pub fn on_headers(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> HeadersDecision {
@@ -168,35 +168,20 @@ pub fn on_settings_body(
     if let Some(reply) = refuse_if_frozen(host, &pending.index) {
         return BodyDecision::Reply(reply);
     }
-    match enqueue(engine, host, pending, body, &proposal) {
-        Ok(task_uid) => {
-            engine.wait_for_outcome(task_uid, context_id, host.now_ms());
-            engine.kick(&pending.index);
-            let me = engine.worker().to_string();
-            host.wake(&me);
-            BodyDecision::Wait { task_uid }
-        }
-        Err(e) => {
+    let job = job_of(engine, host, pending, body);
+    match engine.queue_write(host, context_id, job, proposal.details()) {
+        Queued::Now(task_uid) => BodyDecision::Wait { task_uid: Some(task_uid) },
+        Queued::Later => BodyDecision::Wait { task_uid: None },
+        Queued::Refused(e) => {
             log::error!("miroir: could not queue a settings write on {}: {e}", pending.index);
-            BodyDecision::Reply(tasks::error_reply(&MeiliError::new(
-                503,
-                "miroir_unavailable",
-                ErrorType::System,
-                "The settings write could not be queued; nothing was changed. Retry later.",
-            )))
+            BodyDecision::Reply(tasks::error_reply(&MeiliError::write_not_queued()))
         }
     }
 }
 
-fn enqueue(
-    engine: &Engine,
-    host: &mut dyn Host,
-    pending: &PendingWrite,
-    body: &[u8],
-    proposal: &Proposal,
-) -> Result<u64, store::StoreError> {
+fn job_of(engine: &Engine, host: &mut dyn Host, pending: &PendingWrite, body: &[u8]) -> JobRecord {
     let head = &pending.head;
-    let job = JobRecord {
+    JobRecord {
         task_uid: 0,
         index: pending.index.clone(),
         method: head.method.clone(),
@@ -210,6 +195,5 @@ fn enqueue(
         targets: None,
         drift_repair: false,
         lifts_freeze: false,
-    };
-    queue::enqueue_job(engine.config(), host, job, proposal.details())
+    }
 }

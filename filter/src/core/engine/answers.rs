@@ -34,6 +34,8 @@ pub(super) enum Awaiting {
     RepairQueued { index: String, differ: String, result: VerifyResult },
     /// The last check of an index operators wait on.
     VerifyRead { index: String },
+    /// A client's write, paused in HTTP context `context_id`.
+    ClientWrite { context_id: u32, index: String },
 }
 
 impl Engine {
@@ -139,6 +141,14 @@ impl Engine {
                     other => Err(unexpected(&other).to_string()),
                 };
                 self.on_repair_queued(&index, &differ, result, uid, host);
+            }
+            (Awaiting::ClientWrite { context_id, index }, answer) => {
+                let queued = match answer {
+                    Answer::Enqueued(uid) => Ok(uid),
+                    Answer::Failed(e) => Err(e.to_string()),
+                    other => Err(unexpected(&other).to_string()),
+                };
+                self.on_write_queued(host, context_id, &index, queued);
             }
             (Awaiting::VerifyRead { index }, Answer::Verify(view)) => self.on_verify_read(host, &index, view.map(|v| *v)),
             (Awaiting::VerifyRead { index }, other) => {
