@@ -312,3 +312,23 @@ fn an_operator_report_shows_the_fleet_when_answers_come_late() {
         assert_eq!((status, body["converged"].clone(), body["index"]["settingsVersion"].clone()), (200, json!(true), json!(1)), "{order:?} {body}");
     }
 }
+
+#[test]
+fn many_shuffles_of_the_answers_reach_the_same_end_states() {
+    for seed in 100..132 {
+        let order = Order::Shuffled(seed);
+        let mut w = World::delayed(3, 2, json!({}), order);
+        w.nodes[2].drop_updates = 1;
+        let first = w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"rankingRules": ["typo"]})));
+        let second = w.send(1, "PUT", "/indexes/m/settings/stop-words", Some(json!(["a"])));
+        w.run(80, 10);
+        assert_eq!((w.reply(0, first).map(|r| r.0), w.reply(1, second).map(|r| r.0)), (Some(202), Some(202)), "{order:?}");
+        for n in &w.nodes {
+            assert_eq!((n.settings["rankingRules"].clone(), n.settings["stopWords"].clone()), (json!(["typo"]), json!(["a"])), "{order:?}");
+        }
+        let rec = w.index("m");
+        assert_eq!((rec.version, rec.queue.len(), rec.lease.is_none(), rec.frozen.is_none()), (2, 0, true, true), "{order:?}");
+        assert_eq!(w.task(FIRST_TASK).status, "succeeded", "{order:?}");
+        assert_eq!(w.task(FIRST_TASK + 1).status, "succeeded", "{order:?}");
+    }
+}

@@ -247,7 +247,12 @@ impl World {
                         let resp = self.nodes[node].answer(&call);
                         worker.engine.on_callout_response(&mut worker.host, token, resp);
                     }
-                    // Held ledger answers go after the node answers that were already out.
+                    // Ticks come while ledger answers are still held; then the held answers go,
+                    // after the node answers that were already out.
+                    if self.delayed.is_some() {
+                        let worker = &mut self.workers[w];
+                        worker.engine.pump(&mut worker.host);
+                    }
                     self.release(w);
                 }
             }
