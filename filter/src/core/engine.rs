@@ -326,6 +326,10 @@ impl Engine {
     }
 
     pub fn on_callout_response(&mut self, host: &mut dyn Host, token: u32, resp: CalloutResponse) {
+        if self.ledger.on_callout_response(host, token, &resp) {
+            self.on_ledger_answers(host);
+            return;
+        }
         let Some(tag) = self.callouts.remove(&token) else {
             return;
         };

@@ -29,3 +29,5 @@ mod test_world;
 mod engine_tests;
 #[cfg(test)]
 mod engine_delayed_tests;
+#[cfg(test)]
+mod engine_by_callout_tests;

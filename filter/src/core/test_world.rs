@@ -13,6 +13,7 @@ use super::host::{Callout, CalloutResponse};
 use super::proposal::default_settings;
 use super::state::keys;
 use super::state::records::{IndexRecord, TaskRecord};
+use super::state::by_callout::{CalloutLedger, LEDGER_CLUSTER};
 use super::state::delayed::{DelayedLedger, Order, Release};
 use super::state::store;
 
@@ -134,6 +135,8 @@ pub struct World {
     pub max_reads_in_flight: usize,
     /// Ledger answers held and let go in this order (None: every answer at once).
     pub delayed: Option<Order>,
+    /// Ledger answers come back as callout answers (state/by_callout.rs).
+    pub by_callout: bool,
     releases: u64,
     /// Most ledger answers let go at once, over every `run`: above 1, their order was chosen.
     pub most_released_at_once: usize,
@@ -156,7 +159,7 @@ impl World {
     pub fn new(nodes: usize, workers: usize, extra: Value) -> World {
         let envoy = new_envoy(1_700_000_000_000);
         let cfg = config(nodes, extra);
-        let mut w = World { envoy: envoy.clone(), nodes: vec![SimNode::new(); nodes], workers: vec![], cfg, next_ctx: 10, max_reads_in_flight: 0, delayed: None, releases: 0, most_released_at_once: 0 };
+        let mut w = World { envoy: envoy.clone(), nodes: vec![SimNode::new(); nodes], workers: vec![], cfg, next_ctx: 10, max_reads_in_flight: 0, delayed: None, by_callout: false, releases: 0, most_released_at_once: 0 };
         for i in 0..workers {
             w.add_worker(&format!("w{i}"));
         }
@@ -173,8 +176,22 @@ impl World {
         w
     }
 
+    /// A world whose workers' ledgers answer through callouts, like an external store.
+    pub fn by_callout(nodes: usize, workers: usize, extra: Value) -> World {
+        let mut w = World::new(nodes, 0, extra);
+        w.by_callout = true;
+        for i in 0..workers {
+            w.add_worker(&format!("w{i}"));
+        }
+        w
+    }
+
     pub fn add_worker(&mut self, id: &str) {
         let (engine, release) = match self.delayed {
+            None if self.by_callout => {
+                let ledger = Box::new(CalloutLedger::new(self.cfg.clone()));
+                (Engine::with_ledger(self.cfg.clone(), id.to_string(), ledger), None)
+            }
             None => (Engine::new(self.cfg.clone(), id.to_string()), None),
             Some(_) => {
                 let (ledger, release) = DelayedLedger::new(self.cfg.clone());
@@ -230,7 +247,7 @@ impl World {
                 let worker = &mut self.workers[w];
                 worker.engine.pump(&mut worker.host);
                 // A delayed ledger's answers need more turns: each one can lead to the next op.
-                let turns = if self.delayed.is_some() { 200 } else { 50 };
+                let turns = if self.delayed.is_some() || self.by_callout { 200 } else { 50 };
                 for _ in 0..turns {
                     let worker = &mut self.workers[w];
                     let pending: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
@@ -243,6 +260,11 @@ impl World {
                         self.max_reads_in_flight = self.max_reads_in_flight.max(reads);
                     }
                     for (token, call) in pending {
+                        if call.cluster == LEDGER_CLUSTER {
+                            let resp = CalloutResponse { status: Some(200), body: vec![] };
+                            worker.engine.on_callout_response(&mut worker.host, token, resp);
+                            continue;
+                        }
                         let node: usize = call.cluster.trim_start_matches("meili_node_").parse().unwrap();
                         let resp = self.nodes[node].answer(&call);
                         worker.engine.on_callout_response(&mut worker.host, token, resp);

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::records::{FrozenRecord, IndexRecord, JobRecord, Phase, TaskRecord, VerifyResult};
 use super::store::StoreError;
 use super::task_change::TaskChange;
-use crate::core::host::Host;
+use crate::core::host::{CalloutResponse, Host};
 use crate::core::proposal::Proposal;
 
 /// Correlates an answer with the operation it answers.
@@ -143,4 +143,9 @@ pub trait Ledger {
     fn take(&mut self, id: OpId) -> Option<Answer>;
     /// Any answer that has arrived and was not taken yet.
     fn next_answer(&mut self) -> Option<(OpId, Answer)>;
+    /// A callout answer the root received: true when it was one of this ledger's own calls (a
+    /// store reached by callouts), whose answers are then ready for `next_answer`.
+    fn on_callout_response(&mut self, _host: &mut dyn Host, _token: u32, _resp: &CalloutResponse) -> bool {
+        false
+    }
 }
