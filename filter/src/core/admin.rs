@@ -6,10 +6,11 @@ use super::admin_views::{reply_json, show_json, VerifyPurpose};
 use super::engine::{self, Engine};
 use super::errors::{ErrorType, MeiliError};
 use super::host::{Host, LocalReply};
-use super::records::IndexRecord;
+use super::state::keys;
+use super::state::records::IndexRecord;
 use super::request::RequestHead;
 use super::route::{query_flag, AdminAction};
-use super::store;
+use super::state::store;
 use super::tasks;
 
 /// What the admin API does with a request.
@@ -50,7 +51,7 @@ fn authorize(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> Option
 }
 
 fn show(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
-    match store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten() {
+    match store::read::<IndexRecord>(host, &keys::index_key(index)).ok().flatten() {
         Some(_) => reply_json(200, &show_json(engine.config(), host, index)),
         None => tasks::error_reply(&MeiliError::new(
             404,
@@ -62,7 +63,7 @@ fn show(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
 }
 
 fn force_unfreeze(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
-    let rec: Option<IndexRecord> = store::read(host, &store::index_key(index)).ok().flatten();
+    let rec: Option<IndexRecord> = store::read(host, &keys::index_key(index)).ok().flatten();
     match rec {
         Some(r) if r.frozen.is_some() => {}
         _ => return show(engine, host, index),

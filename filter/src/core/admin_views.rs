@@ -7,8 +7,10 @@ use serde_json::{json, Value};
 use super::config::Config;
 use super::errors::{ErrorType, MeiliError};
 use super::host::{Host, LocalReply};
-use super::records::{IndexRecord, TaskRecord, VerifyResult};
-use super::store;
+use super::state::keys;
+use super::state::ledger::VerifyView;
+use super::state::records::IndexRecord;
+use super::state::store;
 use super::tasks;
 
 /// Why an operator asked for a one-index verify.
@@ -25,13 +27,15 @@ pub enum VerifyPurpose {
 
 /// The answer to a verify (or an unfreeze, which is a verify that must find the fleet converged;
 /// a converged verify lifts the freeze by itself).
-pub fn verify_reply(cfg: &Config, host: &mut dyn Host, index: &str, result: &VerifyResult, purpose: VerifyPurpose) -> LocalReply {
-    let frozen = store::read::<IndexRecord>(host, &store::index_key(index)).ok().flatten().and_then(|r| r.frozen);
+/// Built from what the engine's ledger read (`VerifyView`): the check, the index record and
+/// the repair task.
+pub fn verify_reply(cfg: &Config, index: &str, view: &VerifyView, purpose: VerifyPurpose) -> LocalReply {
+    let result = &view.result;
+    let frozen = view.rec.as_ref().and_then(|r| r.frozen.as_ref());
     if purpose == VerifyPurpose::Repair && !result.converged {
         // The repair runs as a task: 202 with the task, like any write Meilisearch accepts.
-        let task = result.repair_task.and_then(|uid| store::read::<TaskRecord>(host, &store::task_key(uid)).ok().flatten());
-        return match task {
-            Some(task) => tasks::summarized_reply(&task),
+        return match &view.repair_task {
+            Some(task) => tasks::summarized_reply(task),
             None => tasks::error_reply(&MeiliError::new(
                 409,
                 "miroir_index_not_repairable",
@@ -54,7 +58,7 @@ pub fn verify_reply(cfg: &Config, host: &mut dyn Host, index: &str, result: &Ver
             ),
         ));
     }
-    let state = show_json(cfg, host, index);
+    let state = show_json_of(cfg, index, &view.rec.clone().unwrap_or_default());
     reply_json(
         200,
         &json!({"converged": result.converged, "detail": result.detail, "fingerprints": result.fingerprints, "index": state}),
@@ -71,7 +75,11 @@ pub fn reply_json(status: u16, v: &Value) -> LocalReply {
 
 /// The state of one index as the admin API shows it (no desired settings, no secret).
 pub fn show_json(cfg: &Config, host: &mut dyn Host, index: &str) -> Value {
-    let rec: IndexRecord = store::read(host, &store::index_key(index)).ok().flatten().unwrap_or_default();
+    let rec: IndexRecord = store::read(host, &keys::index_key(index)).ok().flatten().unwrap_or_default();
+    show_json_of(cfg, index, &rec)
+}
+
+pub fn show_json_of(cfg: &Config, index: &str, rec: &IndexRecord) -> Value {
     let nodes: Vec<Value> = cfg
         .nodes
         .iter()

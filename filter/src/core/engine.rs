@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::admin_views::{self, VerifyPurpose};
 use super::config::{Config, Strategy};
@@ -18,20 +18,24 @@ use super::host::{Callout, CalloutResponse, Host, LocalReply};
 use super::job::{self, NodeTask, ProposeResult};
 use super::metrics;
 use super::proposal::Proposal;
-use super::queue::{self, activate};
-use super::index_store::{self, update_index};
-use super::records::{
-    verify_result_key, FrozenRecord, IndexRecord, JobRecord, Lease, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord, VerifyResult,
-};
-use super::store::{self, StoreError};
+use super::state::keys;
+use super::state::lease::LEASE_RENEW_MS;
+use super::state::ledger::{Commit, Freeze, Head, Ledger, Next, Op, OpId, VerifyView};
+use super::state::records::{FrozenRecord, JobRecord, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord};
+use super::state::shared_data::SharedDataLedger;
+use super::state::store::{self, StoreError};
+use super::state::task_change::{TaskChange, TaskClose};
 use super::tasks;
 
+mod answers;
 mod drift;
+mod queued_writes;
+
+use answers::Awaiting;
+pub use queued_writes::Queued;
 
 
-/// A lease outlives a missed renewal or two; a worker whose VM is gone loses it after this long.
-pub const LEASE_TTL_MS: u64 = 10_000;
-const LEASE_RENEW_MS: u64 = 2_000;
+pub use super::state::lease::LEASE_TTL_MS;
 /// Root tick while work is in flight (task polls, backoffs) and while idle (orphan scan).
 pub const TICK_ACTIVE_MS: u64 = 10;
 pub const TICK_IDLE_MS: u64 = 100;
@@ -137,6 +141,23 @@ pub struct Engine {
     verify_requests: Vec<(String, bool)>,
     verify_waiters: Vec<VerifyWaiter>,
     warned_node_key: bool,
+    /// Shared state, reached only through ledger operations (state/ledger.rs).
+    ledger: Box<dyn Ledger>,
+    last_op: u64,
+    /// Ledger operations whose answer has not come yet, and what to do with it.
+    awaiting: BTreeMap<OpId, Awaiting>,
+    /// Indexes whose claim or next job is being asked of the ledger: not claimed again meanwhile.
+    claiming: BTreeSet<String>,
+    /// A scheduled drift run is being claimed from the ledger.
+    drift_claim_pending: bool,
+    /// `drift_progress` is under way (answers that come at once call back into it).
+    drift_progressing: bool,
+    /// Indexes whose last check is being read for waiting operators.
+    verify_reads: BTreeSet<String>,
+    /// Clients' writes the ledger queued at once, for `queue_write` to hand back.
+    queued_now: BTreeMap<u32, Result<u64, String>>,
+    /// Clients whose write the ledger answers later.
+    queueing_later: BTreeSet<u32>,
 }
 
 enum Verdict {
@@ -148,6 +169,11 @@ enum Verdict {
 
 impl Engine {
     pub fn new(cfg: Config, worker: String) -> Engine {
+        let ledger = Box::new(SharedDataLedger::new(cfg.clone()));
+        Engine::with_ledger(cfg, worker, ledger)
+    }
+
+    pub fn with_ledger(cfg: Config, worker: String, ledger: Box<dyn Ledger>) -> Engine {
         Engine {
             cfg,
             worker,
@@ -160,6 +186,15 @@ impl Engine {
             verify_requests: Vec::new(),
             verify_waiters: Vec::new(),
             warned_node_key: false,
+            ledger,
+            last_op: 0,
+            awaiting: BTreeMap::new(),
+            claiming: BTreeSet::new(),
+            drift_claim_pending: false,
+            drift_progressing: false,
+            verify_reads: BTreeSet::new(),
+            queued_now: BTreeMap::new(),
+            queueing_later: BTreeSet::new(),
         }
     }
 
@@ -178,7 +213,12 @@ impl Engine {
 
     /// Root tick period the glue should use now.
     pub fn tick_ms(&self) -> u64 {
-        if self.jobs.is_empty() && self.waiting.is_empty() && self.drift.is_none() && self.verify_waiters.is_empty() {
+        if self.jobs.is_empty()
+            && self.waiting.is_empty()
+            && self.drift.is_none()
+            && self.verify_waiters.is_empty()
+            && self.awaiting.is_empty()
+        {
             TICK_IDLE_MS
         } else {
             TICK_ACTIVE_MS
@@ -188,13 +228,13 @@ impl Engine {
     /// Seed the global keys. Called from `on_configure`: the main-thread VM configures before any
     /// worker VM exists, so the "create if absent" race cannot happen there.
     pub fn seed(&self, host: &mut dyn Host) {
-        if let Err(e) = store::seed(host, store::CREATE_LOCK_KEY, b"") {
+        if let Err(e) = store::seed(host, keys::CREATE_LOCK_KEY, b"") {
             log::warn!("miroir: seeding the creation lock failed: {e}");
         }
-        if let Err(e) = store::seed(host, store::TASK_COUNTER_KEY, b"0") {
+        if let Err(e) = store::seed(host, keys::TASK_COUNTER_KEY, b"0") {
             log::warn!("miroir: seeding the task counter failed: {e}");
         }
-        if let Err(e) = store::seed(host, store::ACTIVE_KEY, b"[]") {
+        if let Err(e) = store::seed(host, keys::ACTIVE_KEY, b"[]") {
             log::warn!("miroir: seeding the active-index list failed: {e}");
         }
     }
@@ -214,6 +254,7 @@ impl Engine {
     pub fn client_gone(&mut self, context_id: u32) {
         self.waiting.retain(|_, w| w.context_id != context_id);
         self.verify_waiters.retain(|w| w.context_id != context_id);
+        self.queueing_later.remove(&context_id);
     }
 
     /// An operator asked (admin API) to verify (or repair) `index` now, and waits for the answer.
@@ -226,38 +267,55 @@ impl Engine {
         self.verify_waiters.push(VerifyWaiter { context_id, index: index.to_string(), since_ms: now_ms, purpose });
     }
 
-    /// Answer operators whose check has a result, and those who waited longer than a check
-    /// can take (every read times out after `verify_timeout_s`).
+    /// Ask the ledger for the last check of every index an operator waits on (answered from
+    /// `on_verify_read`), then answer those who waited longer than a check can take (every read
+    /// times out after `verify_timeout_s`).
     fn serve_verify_waiters(&mut self, host: &mut dyn Host) {
+        let indexes: BTreeSet<String> = self.verify_waiters.iter().map(|w| w.index.clone()).collect();
+        for index in indexes {
+            if self.verify_reads.insert(index.clone()) {
+                self.submit(host, Op::ReadVerify { index: index.clone() }, Awaiting::VerifyRead { index });
+            }
+        }
         let now = host.now_ms();
         let patience = self.cfg.settings_broadcast.verify_timeout_s * 1000 + VERIFY_GRACE_MS;
-        let mut still = Vec::new();
-        for w in std::mem::take(&mut self.verify_waiters) {
-            let result: Option<VerifyResult> = store::read(host, &verify_result_key(&w.index)).ok().flatten();
-            let reply = match result {
-                Some(r) if r.at_ms >= w.since_ms => admin_views::verify_reply(&self.cfg, host, &w.index, &r, w.purpose),
-                _ if now >= w.since_ms + patience => tasks::error_reply(&MeiliError::new(
-                    504,
-                    "miroir_verify_timeout",
-                    super::errors::ErrorType::System,
-                    format!("The check of index `{}` did not finish in time; nothing was changed by it. Retry.", w.index),
-                )),
-                _ => {
-                    still.push(w);
-                    continue;
-                }
-            };
+        let (late, still): (Vec<VerifyWaiter>, Vec<VerifyWaiter>) =
+            std::mem::take(&mut self.verify_waiters).into_iter().partition(|w| now >= w.since_ms + patience);
+        self.verify_waiters = still;
+        for w in late {
+            let reply = tasks::error_reply(&MeiliError::new(
+                504,
+                "miroir_verify_timeout",
+                super::errors::ErrorType::System,
+                format!("The check of index `{}` did not finish in time; nothing was changed by it. Retry.", w.index),
+            ));
             if host.reply(w.context_id, &reply).is_err() {
                 log::debug!("miroir: operator left before the verify of {} finished", w.index);
             }
         }
+    }
+
+    /// The last check of `index` came back: answer the operators it is recent enough for.
+    fn on_verify_read(&mut self, host: &mut dyn Host, index: &str, view: Option<VerifyView>) {
+        self.verify_reads.remove(index);
+        let Some(view) = view else { return };
+        let (ready, still): (Vec<VerifyWaiter>, Vec<VerifyWaiter>) = std::mem::take(&mut self.verify_waiters)
+            .into_iter()
+            .partition(|w| w.index == index && view.result.at_ms >= w.since_ms);
         self.verify_waiters = still;
+        for w in ready {
+            let reply = admin_views::verify_reply(&self.cfg, index, &view, w.purpose);
+            if host.reply(w.context_id, &reply).is_err() {
+                log::debug!("miroir: operator left before the verify of {} finished", w.index);
+            }
+        }
     }
 
     // ----- root side -----
 
     /// Woken (shared-queue message) or ticked: start what can start, drive timers, answer clients.
     pub fn pump(&mut self, host: &mut dyn Host) {
+        self.on_ledger_answers(host);
         self.claim_work(host);
         self.drive_timers(host);
         self.serve_waiters(host);
@@ -268,6 +326,10 @@ impl Engine {
     }
 
     pub fn on_callout_response(&mut self, host: &mut dyn Host, token: u32, resp: CalloutResponse) {
+        if self.ledger.on_callout_response(host, token, &resp) {
+            self.on_ledger_answers(host);
+            return;
+        }
         let Some(tag) = self.callouts.remove(&token) else {
             return;
         };
@@ -297,51 +359,32 @@ impl Engine {
     }
 
     fn claim_work(&mut self, host: &mut dyn Host) {
+        let kicked = std::mem::take(&mut self.kicked);
+        self.submit(host, Op::ReadActive, Awaiting::Active { kicked });
+    }
+
+    /// The indexes with work are known: claim each one no job of this worker runs yet.
+    fn claim_indexes(&mut self, host: &mut dyn Host, candidates: BTreeSet<String>) {
         let now = host.now_ms();
-        let mut candidates: BTreeSet<String> = std::mem::take(&mut self.kicked);
-        match store::read::<Vec<String>>(host, store::ACTIVE_KEY) {
-            Ok(Some(active)) => candidates.extend(active),
-            Ok(None) => {}
-            Err(e) => log::warn!("miroir: {e}"),
-        }
         for index in candidates {
-            if self.jobs.contains_key(&index) {
+            if self.jobs.contains_key(&index) || self.claiming.contains(&index) {
                 continue;
             }
-            let me = self.worker.clone();
-            let claimed = update_index(host, &index, |rec| {
-                let rec = rec?;
-                if rec.queue.is_empty() || !rec.lease_free_for(&me, now) {
-                    return None;
-                }
-                let mut next = rec.clone();
-                next.lease = Some(Lease { owner: me.clone(), expires_ms: now + LEASE_TTL_MS });
-                Some(next)
-            });
-            match claimed {
-                Ok(Some(rec)) if rec.lease.as_ref().is_some_and(|l| l.owner == self.worker) => {
-                    if let Some(&head) = rec.queue.first() {
-                        self.start_job(host, &index, head, &rec);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => log::warn!("miroir: claiming index {index}: {e}"),
-            }
+            self.claiming.insert(index.clone());
+            let op = Op::ClaimHead { index: index.clone(), owner: self.worker.clone(), now_ms: now };
+            self.submit(host, op, Awaiting::Claim { index });
         }
     }
 
-    fn start_job(&mut self, host: &mut dyn Host, index: &str, task_uid: u64, rec: &IndexRecord) {
+    fn start_job(&mut self, host: &mut dyn Host, index: &str, head: Head) {
         let now = host.now_ms();
+        let Head { rec, task_uid, job, task } = head;
         log::debug!("miroir: worker {} starts task {task_uid} on index {index}", self.worker);
-        let job: JobRecord = match store::read(host, &store::job_key(task_uid)) {
-            Ok(Some(j)) => j,
-            _ => {
-                log::warn!("miroir: job {task_uid} on index {index} has no record; dropping it");
-                self.finish(host, index, task_uid, Outcome::Dropped);
-                return;
-            }
+        let Some(job) = job else {
+            log::warn!("miroir: job {task_uid} on index {index} has no record; dropping it");
+            self.finish(host, index, task_uid, Outcome::Dropped);
+            return;
         };
-        let task: Option<TaskRecord> = store::read(host, &store::task_key(task_uid)).ok().flatten();
         let client_answered = task.as_ref().is_some_and(|t| t.propose.is_some());
         let body: Option<Value> = job.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
         let proposal = match Proposal::from_request(&job.method, job.setting_key.as_deref(), body.as_ref()) {
@@ -383,10 +426,7 @@ impl Engine {
             self.finish(host, index, task_uid, Outcome::Failed(err.to_json()));
             return;
         }
-        self.update_task(host, task_uid, |t| {
-            t.status = "processing".into();
-            t.started_ms = Some(now);
-        });
+        self.update_task(host, task_uid, TaskChange::Start { now_ms: now });
         let sequential = self.cfg.settings_broadcast.strategy == Strategy::Sequential && !run.job.drift_repair;
         if sequential {
             run.seq = Some(Sequential { snapshots: vec![None; n], ..Sequential::default() });
@@ -520,52 +560,75 @@ impl Engine {
         let now = host.now_ms();
         let indexes: Vec<String> = self.jobs.keys().cloned().collect();
         for index in indexes {
-            if !self.renew_lease(host, &index, now) {
+            let Some(run) = self.jobs.get_mut(&index) else { continue };
+            if now < run.renew_at_ms {
+                self.drive_job_timers(host, &index, now);
                 continue;
             }
-            let Some(run) = self.jobs.get(&index) else { continue };
-            match run.step {
-                Step::Wait => {
-                    let due: Vec<(usize, u64)> = run
-                        .nodes
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, n)| n.in_round && n.task.is_none() && !n.poll_in_flight && n.next_poll_ms <= now)
-                        .filter_map(|(i, n)| n.task_uid.map(|t| (i, t)))
-                        .collect();
-                    let timed_out = now >= run.task_deadline_ms;
-                    if timed_out {
-                        if let Some(run) = self.jobs.get_mut(&index) {
-                            for node in run.nodes.iter_mut().filter(|n| n.in_round && n.task.is_none()) {
-                                node.task = Some(NodeTask::Failed(json!({"code": "miroir_task_timeout"})));
-                            }
+            // Renew first; the job's timers run once the ledger says the lease is still ours.
+            run.renew_at_ms = now + LEASE_RENEW_MS;
+            let task_uid = run.job.task_uid;
+            let op = Op::RenewLease { index: index.clone(), owner: self.worker.clone(), now_ms: now };
+            self.submit(host, op, Awaiting::Renew { index, task_uid, now_ms: now });
+        }
+    }
+
+    /// The ledger answered a renewal: drop the job if the lease is lost, else drive its timers.
+    fn on_renewed(&mut self, host: &mut dyn Host, index: &str, task_uid: u64, now: u64, still_mine: bool) {
+        if self.jobs.get(index).is_none_or(|r| r.job.task_uid != task_uid) {
+            return;
+        }
+        if !still_mine {
+            log::warn!("miroir: index {index}: lease lost; another worker finishes the job");
+            self.jobs.remove(index);
+            return;
+        }
+        self.drive_job_timers(host, index, now);
+    }
+
+    fn drive_job_timers(&mut self, host: &mut dyn Host, index: &str, now: u64) {
+        let Some(run) = self.jobs.get(index) else { return };
+        match run.step {
+            Step::Wait => {
+                let due: Vec<(usize, u64)> = run
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| n.in_round && n.task.is_none() && !n.poll_in_flight && n.next_poll_ms <= now)
+                    .filter_map(|(i, n)| n.task_uid.map(|t| (i, t)))
+                    .collect();
+                let timed_out = now >= run.task_deadline_ms;
+                if timed_out {
+                    if let Some(run) = self.jobs.get_mut(index) {
+                        for node in run.nodes.iter_mut().filter(|n| n.in_round && n.task.is_none()) {
+                            node.task = Some(NodeTask::Failed(json!({"code": "miroir_task_timeout"})));
                         }
-                        self.after_task_answer(host, &index);
-                        continue;
                     }
-                    for (i, node_task) in due {
-                        let timeout = self.cfg.settings_broadcast.verify_timeout_s * 1000;
-                        let path = format!("/tasks/{node_task}");
-                        if self.call(host, &index, i, Purpose::Poll, "GET", &path, None, timeout) {
-                            if let Some(n) = self.jobs.get_mut(&index).and_then(|r| r.nodes.get_mut(i)) {
-                                n.poll_in_flight = true;
-                            }
+                    self.after_task_answer(host, index);
+                    return;
+                }
+                for (i, node_task) in due {
+                    let timeout = self.cfg.settings_broadcast.verify_timeout_s * 1000;
+                    let path = format!("/tasks/{node_task}");
+                    if self.call(host, index, i, Purpose::Poll, "GET", &path, None, timeout) {
+                        if let Some(n) = self.jobs.get_mut(index).and_then(|r| r.nodes.get_mut(i)) {
+                            n.poll_in_flight = true;
                         }
                     }
                 }
-                Step::Backoff if now >= run.resume_at_ms => {
-                    let bad: Vec<usize> = run
-                        .nodes
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, n)| n.readback.as_ref().is_none_or(|(_, ok)| !ok) || n.in_round)
-                        .map(|(i, _)| i)
-                        .collect();
-                    self.set_phase(host, &index, Phase::Repair);
-                    self.propose_round(host, &index, bad);
-                }
-                _ => {}
             }
+            Step::Backoff if now >= run.resume_at_ms => {
+                let bad: Vec<usize> = run
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| n.readback.as_ref().is_none_or(|(_, ok)| !ok) || n.in_round)
+                    .map(|(i, _)| i)
+                    .collect();
+                self.set_phase(host, index, Phase::Repair);
+                self.propose_round(host, index, bad);
+            }
+            _ => {}
         }
     }
 
@@ -731,7 +794,7 @@ impl Engine {
                 }
                 let (task_uid, attempts) = (run.job.task_uid, run.repair_attempt);
                 log::info!("miroir: index {index}: {}; repair attempt {attempts}", self.divergence_detail(&bad));
-                self.update_task(host, task_uid, |t| t.miroir.repair_attempts = attempts);
+                self.update_task(host, task_uid, TaskChange::RepairAttempts(attempts));
                 self.set_phase(host, index, Phase::Repair);
             }
             Verdict::Fail(error) => {
@@ -846,27 +909,28 @@ impl Engine {
 
     fn commit(&mut self, host: &mut dyn Host, index: &str, fp: String, fingerprints: Vec<Option<String>>) {
         let Some(run) = self.jobs.get(index) else { return };
-        let now = host.now_ms();
         let task_uid = run.job.task_uid;
         // A drift repair restores the committed settings: no new version.
         let bump = u64::from(!run.job.drift_repair);
-        let ids: Vec<String> = self.cfg.nodes.iter().map(|n| n.id.clone()).collect();
-        let committed = self.update_as_owner(host, index, |next| {
-            if next.queue.first() != Some(&task_uid) {
-                return false; // lost the lease meanwhile: whoever holds it re-runs the job
-            }
-            next.version += bump;
-            next.node_versions = ids.iter().map(|id| (id.clone(), next.version)).collect();
-            next.node_fingerprints = ids.iter().cloned().zip(fingerprints.iter().cloned()).collect();
-            next.fingerprint = Some(fp.clone());
-            next.phase = Phase::Idle;
-            next.frozen = None;
-            next.queue.retain(|t| *t != task_uid);
-            true
+        let fingerprints = self.cfg.nodes.iter().map(|n| n.id.clone()).zip(fingerprints).collect();
+        let op = Op::CommitAsOwner(Commit {
+            index: index.to_string(),
+            owner: self.worker.clone(),
+            task_uid,
+            bump,
+            fingerprint: fp,
+            fingerprints,
         });
-        let version = match committed {
-            Ok(Some(rec)) if !rec.queue.contains(&task_uid) && rec.fingerprint.as_deref() == Some(fp.as_str()) => rec.version,
-            Ok(_) => {
+        self.submit(host, op, Awaiting::Commit { index: index.to_string(), task_uid });
+    }
+
+    /// The ledger answered a commit: `version` is the committed one, None if the lease was lost.
+    fn on_committed(&mut self, host: &mut dyn Host, index: &str, task_uid: u64, version: Result<Option<u64>, StoreError>) {
+        let Some(run) = self.jobs.get(index).filter(|r| r.job.task_uid == task_uid) else { return };
+        let now = host.now_ms();
+        let version = match version {
+            Ok(Some(version)) => version,
+            Ok(None) => {
                 log::warn!("miroir: index {index}: lease lost before commit of task {task_uid}; leaving it to the new owner");
                 self.jobs.remove(index);
                 return;
@@ -880,12 +944,9 @@ impl Engine {
         let proposal = run.proposal.clone();
         if run.job.drift_repair {
             host.counter_add(&metrics::for_index(metrics::DRIFT_REPAIR_TOTAL, index), 1);
-        } else if let Err(e) = store::update::<Map<String, Value>, _>(host, &store::desired_key(index), |d| {
-            let mut next = d.cloned().unwrap_or_default();
-            proposal.merge_into(&mut next);
-            Some(next)
-        }) {
-            log::warn!("miroir: index {index}: keeping desired settings failed: {e}");
+        } else {
+            let op = Op::MergeDesired { index: index.to_string(), proposal };
+            self.submit(host, op, Awaiting::Logged(format!("index {index}: keeping desired settings failed")));
         }
         host.gauge_set(&metrics::for_index(metrics::SETTINGS_VERSION, index), version);
         host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 0);
@@ -914,52 +975,41 @@ impl Engine {
             at_ms: now,
             task_uid: Some(task_uid),
         };
-        // Fence first (hot key), then the record: a write never slips through between the two.
-        index_store::fence(host, index);
-        let result = self.update_as_owner(host, index, |next| {
-            next.frozen = Some(record.clone());
-            next.phase = Phase::Frozen;
-            next.queue.retain(|t| *t != task_uid);
-            true
-        });
-        if let Err(e) = result {
+        let reason = record.reason.clone();
+        let op = Op::Freeze(Freeze { index: index.to_string(), record, job: Some((self.worker.clone(), task_uid)) });
+        self.submit(host, op, Awaiting::Freeze { index: index.to_string(), task_uid, detail, reason });
+    }
+
+    /// The ledger recorded a job's freeze (or failed to): end the job.
+    fn on_frozen(&mut self, host: &mut dyn Host, index: &str, task_uid: u64, detail: &str, reason: &str, failed: Option<StoreError>) {
+        if self.jobs.get(index).is_none_or(|r| r.job.task_uid != task_uid) {
+            return;
+        }
+        let now = host.now_ms();
+        if let Some(e) = failed {
             log::error!("miroir: index {index}: recording the freeze failed: {e}");
         }
-        log::error!("miroir: index {index} FROZEN for writes: {}", record.reason);
+        log::error!("miroir: index {index} FROZEN for writes: {reason}");
         host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 1);
         host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), Phase::Frozen.gauge());
-        let err = MeiliError::settings_divergence(index, &detail).to_json();
+        let err = MeiliError::settings_divergence(index, detail).to_json();
         self.close_task(host, index, task_uid, "failed", Some(err), None, now);
-        self.update_task(host, task_uid, |t| t.miroir.frozen = true);
+        self.update_task(host, task_uid, TaskChange::Frozen);
         self.record_result(host, index, "frozen", now);
         self.next_job(host, index, task_uid);
     }
 
     fn finish(&mut self, host: &mut dyn Host, index: &str, task_uid: u64, outcome: Outcome) {
         let now = host.now_ms();
-        let me = self.worker.clone();
-        let result = update_index(host, index, |rec| {
-            let rec = rec?;
-            let mut next = rec.clone();
-            if rec.lease.as_ref().is_some_and(|l| l.owner != me) {
-                return None;
-            }
-            next.queue.retain(|t| *t != task_uid);
-            if next.frozen.is_none() {
-                next.phase = Phase::Idle;
-            }
-            Some(next)
-        });
-        if let Err(e) = result {
-            log::warn!("miroir: index {index}: dequeuing task {task_uid} failed: {e}");
-        }
+        let op = Op::Dequeue { index: index.to_string(), owner: self.worker.clone(), task_uid };
+        self.submit(host, op, Awaiting::Logged(format!("index {index}: dequeuing task {task_uid} failed")));
         match outcome {
             Outcome::Failed(error) => {
                 self.close_task(host, index, task_uid, "failed", Some(error), None, now);
                 self.record_result(host, index, "failed", now);
             }
             Outcome::Rejected => {
-                self.update_task(host, task_uid, |t| t.status = "rejected".into());
+                self.update_task(host, task_uid, TaskChange::Rejected);
                 self.record_result(host, index, "rejected", now);
             }
             Outcome::Dropped => {}
@@ -968,75 +1018,33 @@ impl Engine {
     }
 
     /// The running job of `index` has ended (committed, failed, frozen, rejected or dropped):
-    /// release its record and start the next one.
+    /// release its record and, once the ledger says what is next, start the next one.
     fn next_job(&mut self, host: &mut dyn Host, index: &str, ended: u64) {
-        queue::release_job(&self.cfg, host, ended);
         self.jobs.remove(index);
-        let now = host.now_ms();
-        let me = self.worker.clone();
-        let rec = self.update_as_owner(host, index, |next| {
-            if !next.queue.is_empty() {
-                return false;
-            }
-            next.lease = None;
-            true
-        });
-        match rec {
-            Ok(Some(rec)) if !rec.queue.is_empty() => {
-                if let Some(&head) = rec.queue.first() {
-                    if rec.lease_free_for(&me, now) {
-                        self.start_job(host, index, head, &rec);
-                    }
-                }
-            }
-            Ok(_) => {
-                let phase = self.read_phase(host, index);
+        self.claiming.insert(index.to_string());
+        let op = Op::EndJob { index: index.to_string(), owner: self.worker.clone(), task_uid: ended, now_ms: host.now_ms() };
+        self.submit(host, op, Awaiting::Next { index: index.to_string() });
+    }
+
+    /// The ledger answered a job's end.
+    fn on_next(&mut self, host: &mut dyn Host, index: &str, next: Result<Next, StoreError>) {
+        self.claiming.remove(index);
+        match next {
+            Ok(Next::Start(head)) => self.start_job(host, index, *head),
+            Ok(Next::Elsewhere) => {}
+            Ok(Next::Idle(phase)) => {
                 host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), phase.gauge());
-                self.deactivate(host, index);
+                let op = Op::Deactivate { index: index.to_string() };
+                self.submit(host, op, Awaiting::Logged(format!("index {index}: deactivating failed")));
             }
             Err(e) => log::warn!("miroir: index {index}: releasing the lease failed: {e}"),
         }
     }
 
-    /// Drop `index` from the active list, then look again: a write queued in between re-adds it.
-    fn deactivate(&mut self, host: &mut dyn Host, index: &str) {
-        let _ = store::update::<Vec<String>, _>(host, store::ACTIVE_KEY, |list| {
-            let list = list?;
-            if !list.iter().any(|i| i == index) {
-                return None;
-            }
-            Some(list.iter().filter(|i| *i != index).cloned().collect())
-        });
-        if let Ok(Some(rec)) = store::read::<IndexRecord>(host, &store::index_key(index)) {
-            if !rec.queue.is_empty() {
-                activate(host, index);
-            }
-        }
-    }
-
-    fn renew_lease(&mut self, host: &mut dyn Host, index: &str, now: u64) -> bool {
-        let Some(run) = self.jobs.get_mut(index) else { return false };
-        if now < run.renew_at_ms {
-            return true;
-        }
-        run.renew_at_ms = now + LEASE_RENEW_MS;
-        let me = self.worker.clone();
-        let renewed = self.update_as_owner(host, index, |next| {
-            next.lease = Some(Lease { owner: me.clone(), expires_ms: now + LEASE_TTL_MS });
-            true
-        });
-        let still_mine = matches!(&renewed, Ok(Some(r)) if r.lease.as_ref().is_some_and(|l| l.owner == self.worker && l.expires_ms >= now + LEASE_TTL_MS));
-        if !still_mine {
-            log::warn!("miroir: index {index}: lease lost; another worker finishes the job");
-            self.jobs.remove(index);
-        }
-        still_mine
-    }
-
     // ----- answering clients -----
 
     fn record_outcome(&mut self, host: &mut dyn Host, job: &JobRecord, outcome: ProposeOutcome) {
-        self.update_task(host, job.task_uid, |t| t.propose = Some(outcome.clone()));
+        self.update_task(host, job.task_uid, TaskChange::Propose(outcome));
         if job.origin_worker == self.worker {
             self.serve_waiters(host);
         } else {
@@ -1050,11 +1058,15 @@ impl Engine {
         if self.waiting.is_empty() {
             return;
         }
+        let uids: Vec<u64> = self.waiting.keys().copied().collect();
+        self.submit(host, Op::ReadTasks { uids: uids.clone() }, Awaiting::Waiters { uids });
+    }
+
+    /// The tasks of waiting clients came back: answer those whose outcome is known.
+    fn answer_waiters(&mut self, host: &mut dyn Host, uids: Vec<u64>, tasks: Vec<Option<TaskRecord>>) {
         let now = host.now_ms();
         let patience = self.cfg.settings_broadcast.propose_timeout_ms + 1000;
-        let uids: Vec<u64> = self.waiting.keys().copied().collect();
-        for uid in uids {
-            let task: Option<TaskRecord> = store::read(host, &store::task_key(uid)).ok().flatten();
+        for (uid, task) in uids.into_iter().zip(tasks) {
             let Some(waiter) = self.waiting.get(&uid) else { continue };
             let reply = match &task {
                 Some(t) => match &t.propose {
@@ -1156,53 +1168,21 @@ impl Engine {
     /// job is under way), the task and the gauge.
     fn set_phase(&mut self, host: &mut dyn Host, index: &str, phase: Phase) {
         host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), phase.gauge());
-        let _ = self.update_as_owner(host, index, |next| {
-            let changed = next.phase != phase;
-            next.phase = phase;
-            changed
-        });
+        let op = Op::SetPhase { index: index.to_string(), owner: self.worker.clone(), phase };
+        self.submit(host, op, Awaiting::Logged(format!("index {index}: recording phase {} failed", phase.name())));
         if let Some(run) = self.jobs.get(index) {
             let task_uid = run.job.task_uid;
-            self.update_task(host, task_uid, |t| t.miroir.phase = phase.name().into());
+            self.update_task(host, task_uid, TaskChange::Phase(phase.name().into()));
         }
     }
 
-    /// Read-modify-write the index record only while this worker holds the index's lease:
-    /// `change` edits a copy and says whether to write it. Returns the record as it stands after.
-    fn update_as_owner(
-        &self,
-        host: &mut dyn Host,
-        index: &str,
-        mut change: impl FnMut(&mut IndexRecord) -> bool,
-    ) -> Result<Option<IndexRecord>, StoreError> {
-        let me = self.worker.as_str();
-        update_index(host, index, |rec| {
-            let rec = rec?;
-            if rec.lease.as_ref().is_none_or(|l| l.owner != me) {
-                return None;
-            }
-            let mut next = rec.clone();
-            change(&mut next).then_some(next)
-        })
-    }
-
-    fn read_phase(&self, host: &mut dyn Host, index: &str) -> Phase {
-        index_store::read_index(host, index).ok().flatten().map(|r| r.phase).unwrap_or_default()
-    }
-
-    fn update_task(&self, host: &mut dyn Host, task_uid: u64, f: impl FnOnce(&mut TaskRecord)) {
-        let key = store::task_key(task_uid);
-        if let Ok(Some(mut task)) = store::read::<TaskRecord>(host, &key) {
-            f(&mut task);
-            if let Err(e) = store::write(host, &key, &task) {
-                log::warn!("miroir: task {task_uid}: {e}");
-            }
-        }
+    fn update_task(&mut self, host: &mut dyn Host, task_uid: u64, change: TaskChange) {
+        self.submit(host, Op::UpdateTask { task_uid, change }, Awaiting::Logged(format!("task {task_uid}")));
     }
 
     #[allow(clippy::too_many_arguments)]
     fn close_task(
-        &self,
+        &mut self,
         host: &mut dyn Host,
         index: &str,
         task_uid: u64,
@@ -1233,21 +1213,16 @@ impl Engine {
             .collect();
         let details = run.and_then(|r| r.node_details.clone());
         let attempts = run.map(|r| r.repair_attempt).unwrap_or_default();
-        self.update_task(host, task_uid, |t| {
-            t.status = status.into();
-            t.error = error;
-            t.finished_ms = Some(now);
-            if t.started_ms.is_none() {
-                t.started_ms = Some(now);
-            }
-            if let Some(d) = details {
-                t.details = d;
-            }
-            t.miroir.nodes = nodes;
-            t.miroir.settings_version = version;
-            t.miroir.repair_attempts = attempts;
-            t.miroir.phase = if status == "succeeded" { "committed".into() } else { status.into() };
-        });
+        let close = TaskClose {
+            status: status.into(),
+            error,
+            finished_ms: now,
+            details,
+            nodes,
+            version,
+            repair_attempts: attempts,
+        };
+        self.update_task(host, task_uid, TaskChange::Close(Box::new(close)));
     }
 
     fn record_result(&self, host: &mut dyn Host, index: &str, result: &str, now: u64) {
@@ -1273,22 +1248,13 @@ enum Outcome {
     Dropped,
 }
 
-pub use super::index_store::read_hot;
+pub use super::state::index_store::read_hot;
 
-/// Lift a freeze: the record first, then the hot-path fence (the reverse of freezing), then the
-/// alert. Used by a verify that finds the fleet converged and by an operator's forced unfreeze.
+/// Lift a freeze for an operator's forced unfreeze (`admin.rs`): the record first (its hot
+/// projection follows), then the alert. A verify that finds the fleet converged lifts it through
+/// the ledger (`Op::RecordConverged`).
 pub fn lift_freeze(host: &mut dyn Host, index: &str) {
-    let cleared = update_index(host, index, |rec| {
-        let rec = rec?;
-        if rec.frozen.is_none() && rec.phase != Phase::Frozen {
-            return None;
-        }
-        let mut next = rec.clone();
-        next.frozen = None;
-        next.phase = Phase::Idle;
-        Some(next)
-    });
-    if let Err(e) = cleared {
+    if let Err(e) = super::state::shared_data::lift_freeze_record(host, index) {
         log::error!("miroir: unfreezing {index} failed: {e}");
         return;
     }

@@ -1,229 +1,20 @@
 //! The engine driven end to end against the fake host and simulated nodes: propose, wait,
 //! verify, commit; unanimous rejection; repair; freeze; serialized queue; lease takeover.
 
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use super::admin_views::VerifyPurpose;
-use super::config::Config;
-use super::engine::{read_hot, Engine, LEASE_TTL_MS};
-use super::fake_host::{new_envoy, EnvoyRef, FakeHost};
+use super::engine::{read_hot, LEASE_TTL_MS};
 use super::front::{self, BodyDecision, HeadersDecision, RequestHead};
 use super::host::{Callout, CalloutResponse};
 use super::metrics;
 use super::proposal::default_settings;
-use super::records::{IndexRecord, TaskRecord};
-use super::store;
-
-/// A Meilisearch node reduced to what the engine sees: settings, tasks, and faults.
-#[derive(Default, Clone)]
-struct SimNode {
-    /// The one index this node holds, if any (tests use one index each).
-    index: Option<String>,
-    settings: Map<String, Value>,
-    next_task: u64,
-    /// task uid → the patch it applies (None: the task fails)
-    tasks: Vec<(u64, Option<Map<String, Value>>)>,
-    drop_updates: u32,
-    different: Option<(String, Value)>,
-    reject: Option<(u16, String)>,
-    down: bool,
-    /// Every request answered 500 (the node is up but broken).
-    broken: bool,
-    /// Task polls answered 404 (the node cleaned its tasks up).
-    forgets_tasks: bool,
-    /// Further indexes it lists and holds with default settings (drift-check tests).
-    others: Vec<String>,
-    fail_tasks: Option<Value>,
-    /// Settings reads without the node key are refused (a client key scoped to updates only).
-    reads_need_node_key: bool,
-}
-
-impl SimNode {
-    fn new() -> SimNode {
-        SimNode { settings: default_settings(), ..SimNode::default() }
-    }
-
-    fn answer(&mut self, call: &Callout) -> CalloutResponse {
-        if self.down {
-            return CalloutResponse { status: None, body: vec![] };
-        }
-        let ok = |status: u16, v: Value| CalloutResponse { status: Some(status), body: v.to_string().into_bytes() };
-        if self.broken {
-            return ok(500, json!({"message": "boom", "code": "internal", "type": "internal", "link": "x"}));
-        }
-        if call.method == "GET" && call.path.starts_with("/tasks/") && self.forgets_tasks {
-            return ok(404, json!({"code": "task_not_found"}));
-        }
-        if call.method == "GET" && call.path.starts_with("/tasks/") {
-            let uid: u64 = call.path.trim_start_matches("/tasks/").parse().unwrap();
-            let Some(pos) = self.tasks.iter().position(|(u, _)| *u == uid) else {
-                return ok(404, json!({"code": "task_not_found"}));
-            };
-            let (_, patch) = self.tasks.remove(pos);
-            return match patch {
-                None => ok(200, json!({"uid": uid, "status": "failed", "error": self.fail_tasks.clone()})),
-                Some(patch) => {
-                    if self.drop_updates > 0 {
-                        self.drop_updates -= 1;
-                    } else {
-                        for (k, v) in patch {
-                            let v = if v.is_null() { default_settings().get(&k).cloned().unwrap_or(Value::Null) } else { v };
-                            self.settings.insert(k, v);
-                        }
-                        if let Some((k, v)) = &self.different {
-                            self.settings.insert(k.clone(), v.clone());
-                        }
-                    }
-                    ok(200, json!({"uid": uid, "status": "succeeded", "details": {}}))
-                }
-            };
-        }
-        if call.method == "GET" && call.path.starts_with("/indexes?") {
-            let results: Vec<Value> = self.index.iter().chain(self.others.iter()).map(|u| json!({"uid": u})).collect();
-            return ok(200, json!({"results": results}));
-        }
-        let uid = call.path.trim_start_matches("/indexes/").split('/').next().unwrap_or_default().to_string();
-        if call.method == "GET" && self.others.contains(&uid) {
-            return ok(200, Value::Object(default_settings()));
-        }
-        if call.method == "GET" {
-            let node_key = call.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer node-key");
-            if self.reads_need_node_key && !node_key {
-                return ok(403, json!({"message": "The provided API key is invalid.", "code": "invalid_api_key", "type": "auth", "link": "x"}));
-            }
-            if self.index.as_deref() != Some(uid.as_str()) {
-                return ok(404, json!({"code": "index_not_found"}));
-            }
-            return ok(200, Value::Object(self.settings.clone()));
-        }
-        self.index = Some(uid);
-        if let Some((status, body)) = &self.reject {
-            return CalloutResponse { status: Some(*status), body: body.clone().into_bytes() };
-        }
-        let body: Value = call.body.as_ref().map(|b| serde_json::from_slice(b).unwrap()).unwrap_or(Value::Null);
-        let sub = call.path.split("/settings/").nth(1).and_then(super::route::setting_route_by_segment);
-        let patch = match (sub, call.method.as_str()) {
-            (Some(r), "DELETE") => [(r.key.to_string(), Value::Null)].into_iter().collect(),
-            (Some(r), _) => [(r.key.to_string(), body)].into_iter().collect(),
-            (None, "DELETE") => default_settings().into_iter().map(|(k, _)| (k, Value::Null)).collect(),
-            (None, _) => body.as_object().cloned().unwrap(),
-        };
-        let uid = self.next_task;
-        self.next_task += 1;
-        self.tasks.push((uid, if self.fail_tasks.is_some() { None } else { Some(patch) }));
-        ok(202, json!({"taskUid": uid}))
-    }
-}
-
-struct Worker {
-    engine: Engine,
-    host: FakeHost,
-}
-
-struct World {
-    envoy: EnvoyRef,
-    nodes: Vec<SimNode>,
-    workers: Vec<Worker>,
-    cfg: Config,
-    next_ctx: u32,
-    /// Most settings reads one node had outstanding at once, over every `run`.
-    max_reads_in_flight: usize,
-}
-
-fn config(nodes: usize, extra: Value) -> Config {
-    let mut cfg = json!({
-        "nodes": (0..nodes).map(|i| json!({"id": format!("node-{i}"), "cluster": format!("meili_node_{i}"), "authority": "n"})).collect::<Vec<_>>(),
-        "settings_broadcast": {"repair_backoff_base_ms": 100, "max_repair_retries": 2},
-    });
-    if let (Some(c), Some(e)) = (cfg.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            c.insert(k.clone(), v.clone());
-        }
-    }
-    Config::parse(cfg.to_string().as_bytes()).unwrap()
-}
-
-impl World {
-    fn new(nodes: usize, workers: usize, extra: Value) -> World {
-        let envoy = new_envoy(1_700_000_000_000);
-        let cfg = config(nodes, extra);
-        let mut w = World { envoy: envoy.clone(), nodes: vec![SimNode::new(); nodes], workers: vec![], cfg, next_ctx: 10, max_reads_in_flight: 0 };
-        for i in 0..workers {
-            w.add_worker(&format!("w{i}"));
-        }
-        w
-    }
-
-    fn add_worker(&mut self, id: &str) {
-        let engine = Engine::new(self.cfg.clone(), id.to_string());
-        let mut host = FakeHost::new(self.envoy.clone());
-        engine.seed(&mut host);
-        self.workers.push(Worker { engine, host });
-    }
-
-    /// A client sends a settings write to worker `w`; returns the HTTP context id.
-    fn send(&mut self, w: usize, method: &str, path: &str, body: Option<Value>) -> u32 {
-        self.next_ctx += 1;
-        let ctx = self.next_ctx;
-        let worker = &mut self.workers[w];
-        let head = RequestHead { method: method.into(), path: path.into(), authorization: Some("Bearer client".into()), ..RequestHead::default() };
-        let pending = match front::on_headers(&worker.engine, &mut worker.host, &head) {
-            HeadersDecision::Buffer(p) => p,
-            other => panic!("not buffered: {other:?}"),
-        };
-        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        match front::on_settings_body(&mut worker.engine, &mut worker.host, ctx, &pending, &bytes) {
-            BodyDecision::Wait { .. } => {}
-            BodyDecision::Reply(r) => worker.host.replies.push((ctx, r)),
-        }
-        ctx
-    }
-
-    /// Answer every outstanding callout of every worker from the simulated nodes, then let
-    /// `step_ms` pass and tick every worker; `rounds` times.
-    fn run(&mut self, rounds: usize, step_ms: u64) {
-        for _ in 0..rounds {
-            for w in 0..self.workers.len() {
-                let worker = &mut self.workers[w];
-                worker.engine.pump(&mut worker.host);
-                for _ in 0..50 {
-                    let pending: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
-                    if pending.is_empty() {
-                        break;
-                    }
-                    for node in 0..self.nodes.len() {
-                        let cluster = format!("meili_node_{node}");
-                        let reads = pending.iter().filter(|(_, c)| c.cluster == cluster && c.method == "GET" && c.path.ends_with("/settings")).count();
-                        self.max_reads_in_flight = self.max_reads_in_flight.max(reads);
-                    }
-                    for (token, call) in pending {
-                        let node: usize = call.cluster.trim_start_matches("meili_node_").parse().unwrap();
-                        let resp = self.nodes[node].answer(&call);
-                        worker.engine.on_callout_response(&mut worker.host, token, resp);
-                    }
-                }
-            }
-            self.envoy.borrow_mut().now_ms += step_ms;
-        }
-    }
-
-    fn index(&self, uid: &str) -> IndexRecord {
-        store::read(&self.workers[0].host, &store::index_key(uid)).unwrap().unwrap()
-    }
-
-    fn task(&self, uid: u64) -> TaskRecord {
-        store::read(&self.workers[0].host, &store::task_key(uid)).unwrap().unwrap()
-    }
-
-    fn reply(&self, w: usize, ctx: u32) -> Option<(u16, Value)> {
-        self.workers[w]
-            .host
-            .replies
-            .iter()
-            .find(|(c, _)| *c == ctx)
-            .map(|(_, r)| (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null)))
-    }
-}
+use super::config::Config;
+use super::engine::Engine;
+use super::fake_host::FakeHost;
+use super::records::IndexRecord;
+use super::state::index_store;
+use super::test_world::World;
 
 #[test]
 fn a_write_is_proposed_verified_and_committed_everywhere() {
@@ -762,7 +553,7 @@ fn node_versions_follow_node_ids_when_the_configuration_lists_the_nodes_in_anoth
     let w = World::new(3, 1, json!({}));
     // node-0 was verified at version 2, the others at 1.
     let mut host = FakeHost::new(w.envoy.clone());
-    super::index_store::update_index(&mut host, "m", |_| {
+    index_store::update_index(&mut host, "m", |_| {
         let mut rec = IndexRecord { version: 2, ..IndexRecord::default() };
         rec.node_versions = [("node-0", 2), ("node-1", 1), ("node-2", 1)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         Some(rec)

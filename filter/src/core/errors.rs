@@ -100,6 +100,17 @@ impl MeiliError {
         )
     }
 
+    /// 503 `miroir_unavailable`: a settings write could not be queued (front.rs, or the engine
+    /// when its ledger answers later).
+    pub fn write_not_queued() -> Self {
+        Self::new(
+            503,
+            "miroir_unavailable",
+            ErrorType::System,
+            "The settings write could not be queued; nothing was changed. Retry later.",
+        )
+    }
+
     /// 413 `payload_too_large`, worded like Meilisearch, which prints the limit in the largest
     /// binary unit not above it (`10 MiB`, `3 B`, `1.5 KiB`).
     pub fn payload_too_large(limit_bytes: u64) -> Self {

@@ -6,16 +6,16 @@
 
 use serde_json::Value;
 
-use super::engine::{self, Engine};
+use super::engine::{self, Engine, Queued};
 use super::errors::{ErrorType, MeiliError};
 use super::host::{Host, LocalReply};
 use super::metrics;
 use super::proposal::Proposal;
-use super::queue;
+use super::state::keys;
 use super::admin_views::VerifyPurpose;
-use super::records::{IndexRecord, JobRecord, TaskRecord};
+use super::state::records::{IndexRecord, JobRecord, TaskRecord};
 use super::route::{classify, Route};
-use super::store;
+use super::state::store;
 use super::tasks;
 
 pub use super::headers::response_headers;
@@ -46,8 +46,9 @@ pub enum HeadersDecision {
 
 pub enum BodyDecision {
     Reply(LocalReply),
-    /// Paused until the engine answers (propose outcome).
-    Wait { task_uid: u64 },
+    /// Paused until the engine answers (propose outcome). The task uid is None while the
+    /// ledger has not answered the queueing yet (the engine answers the client either way).
+    Wait { task_uid: Option<u64> },
 }
 
 pub fn on_headers(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> HeadersDecision {
@@ -84,7 +85,7 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
             if uid < base || uid >= base + (1 << 24) {
                 return HeadersDecision::Pass;
             }
-            let task: Option<TaskRecord> = store::read(host, &store::task_key(uid)).ok().flatten();
+            let task: Option<TaskRecord> = store::read(host, &keys::task_key(uid)).ok().flatten();
             HeadersDecision::Reply(tasks::task_reply(task.as_ref(), uid, head.authorization.as_deref()))
         }
         Route::Admin { index, action } => match super::admin::handle(engine, host, &index, action, head) {
@@ -99,7 +100,7 @@ fn refuse_if_frozen(host: &mut dyn Host, index: &str) -> Option<LocalReply> {
     if !engine::read_hot(host, index).frozen {
         return None;
     }
-    let reason = store::read::<IndexRecord>(host, &store::index_key(index))
+    let reason = store::read::<IndexRecord>(host, &keys::index_key(index))
         .ok()
         .flatten()
         .and_then(|r| r.frozen)
@@ -116,7 +117,7 @@ fn pin(engine: &Engine, host: &mut dyn Host, index: String, raw: &str) -> Header
             "`{HEADER_MIN_VERSION}` must be a non-negative integer."
         ))));
     };
-    let rec: IndexRecord = store::read(host, &store::index_key(&index)).ok().flatten().unwrap_or_default();
+    let rec: IndexRecord = store::read(host, &keys::index_key(&index)).ok().flatten().unwrap_or_default();
     let fresh: Vec<usize> =
         engine.config().nodes.iter().enumerate().filter(|(_, n)| min == 0 || rec.node_version(&n.id) >= min).map(|(i, _)| i).collect();
     if fresh.is_empty() {
@@ -167,35 +168,20 @@ pub fn on_settings_body(
     if let Some(reply) = refuse_if_frozen(host, &pending.index) {
         return BodyDecision::Reply(reply);
     }
-    match enqueue(engine, host, pending, body, &proposal) {
-        Ok(task_uid) => {
-            engine.wait_for_outcome(task_uid, context_id, host.now_ms());
-            engine.kick(&pending.index);
-            let me = engine.worker().to_string();
-            host.wake(&me);
-            BodyDecision::Wait { task_uid }
-        }
-        Err(e) => {
+    let job = job_of(engine, host, pending, body);
+    match engine.queue_write(host, context_id, job, proposal.details()) {
+        Queued::Now(task_uid) => BodyDecision::Wait { task_uid: Some(task_uid) },
+        Queued::Later => BodyDecision::Wait { task_uid: None },
+        Queued::Refused(e) => {
             log::error!("miroir: could not queue a settings write on {}: {e}", pending.index);
-            BodyDecision::Reply(tasks::error_reply(&MeiliError::new(
-                503,
-                "miroir_unavailable",
-                ErrorType::System,
-                "The settings write could not be queued; nothing was changed. Retry later.",
-            )))
+            BodyDecision::Reply(tasks::error_reply(&MeiliError::write_not_queued()))
         }
     }
 }
 
-fn enqueue(
-    engine: &Engine,
-    host: &mut dyn Host,
-    pending: &PendingWrite,
-    body: &[u8],
-    proposal: &Proposal,
-) -> Result<u64, store::StoreError> {
+fn job_of(engine: &Engine, host: &mut dyn Host, pending: &PendingWrite, body: &[u8]) -> JobRecord {
     let head = &pending.head;
-    let job = JobRecord {
+    JobRecord {
         task_uid: 0,
         index: pending.index.clone(),
         method: head.method.clone(),
@@ -209,6 +195,5 @@ fn enqueue(
         targets: None,
         drift_repair: false,
         lifts_freeze: false,
-    };
-    queue::enqueue_job(engine.config(), host, job, proposal.details())
+    }
 }

@@ -2,8 +2,8 @@
 //! version, and a warning while a job on it is under way (or it is frozen).
 
 use super::host::Host;
-use super::index_store::read_hot;
-use super::records::HotRecord;
+use super::state::index_store::read_hot;
+use super::state::records::HotRecord;
 
 pub const HEADER_VERSION: &str = "x-miroir-settings-version";
 pub const HEADER_INCONSISTENT: &str = "x-miroir-settings-inconsistent";

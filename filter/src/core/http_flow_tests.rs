@@ -10,9 +10,9 @@ use super::engine::Engine;
 use super::fake_host::{new_envoy, FakeHost};
 use super::host::LocalReply;
 use super::http_flow::{HttpFlow, Next, RequestIo, HOLD_HEADER};
-use super::index_store::update_index;
+use super::state::index_store::update_index;
 use super::records::{FrozenRecord, IndexRecord};
-use super::store;
+use super::state::store;
 
 #[derive(Default)]
 struct FakeRequest {
@@ -69,7 +69,7 @@ fn setup() -> (Engine, FakeHost) {
 }
 
 fn queued(host: &FakeHost, index: &str) -> usize {
-    store::read::<IndexRecord>(host, &store::index_key(index)).unwrap().map_or(0, |r| r.queue.len())
+    store::read::<IndexRecord>(host, &super::state::keys::index_key(index)).unwrap().map_or(0, |r| r.queue.len())
 }
 
 #[test]

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::errors::MeiliError;
 use super::host::LocalReply;
-use super::records::{TaskMiroir, TaskRecord};
+use super::state::records::{TaskMiroir, TaskRecord};
 use super::time::{iso8601_duration_ms, rfc3339_from_ms};
 
 /// Field order is Meilisearch's `SummarizedTaskView`.

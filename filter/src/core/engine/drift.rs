@@ -10,25 +10,17 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::answers::Awaiting;
 use super::{Engine, Purpose, Tag};
-use crate::core::queue::{self, activate};
 use crate::core::fingerprint::fingerprint;
 use crate::core::host::{Callout, CalloutResponse, Host};
 use crate::core::metrics;
 use crate::core::proposal::Proposal;
-use crate::core::index_store;
-use crate::core::records::{verify_result_key, FrozenRecord, IndexRecord, JobRecord, Lease, Phase, VerifyResult};
-use crate::core::store;
-
-/// The drift lease and schedule, shared by every worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct DriftSchedule {
-    pub lease: Option<Lease>,
-    pub next_run_ms: u64,
-}
+use crate::core::state::lease::DRIFT_LEASE_RENEW_MS;
+use crate::core::state::ledger::{Freeze, Op};
+use crate::core::state::records::{FrozenRecord, IndexRecord, JobRecord, Phase, VerifyResult};
 
 /// A run in flight on this worker. Indexes are read a few at a time (`max_reads_in_flight`
 /// per node) and judged as soon as every node answered, so memory holds only the indexes in
@@ -48,6 +40,18 @@ pub(super) struct DriftRun {
     pub pending: VecDeque<String>,
     pub reading: BTreeMap<String, IndexReads>,
     pub renew_at_ms: u64,
+}
+
+/// Where one index's check stands while its record is asked of the ledger.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// Its record and desired settings are asked for before the nodes are read.
+    #[default]
+    Loading,
+    /// The nodes are read.
+    Reading,
+    /// Every node answered; its record is asked for again to judge against.
+    Judging,
 }
 
 /// What one node said about one index.
@@ -71,6 +75,7 @@ pub(super) struct IndexReads {
     /// One body per distinct fingerprint.
     bodies: BTreeMap<String, Value>,
     outstanding: usize,
+    stage: Stage,
 }
 
 /// The parts of an index record a settings change moves (the lease and phase are bookkeeping).
@@ -82,24 +87,6 @@ fn same_state(a: &IndexRecord, b: &IndexRecord) -> bool {
         && a.node_versions == b.node_versions
 }
 
-const DRIFT_LEASE_TTL_MS: u64 = 60_000;
-/// A long run renews its lease well before it runs out.
-const DRIFT_LEASE_RENEW_MS: u64 = 10_000;
-const WARNED_NODE_KEY: &str = "miroir/v1/warned_node_key";
-
-/// True for the first worker of this Envoy to claim the missing-node-key warning.
-fn first_warning(host: &mut dyn Host) -> bool {
-    let mut first = false;
-    let _ = store::update::<bool, _>(host, WARNED_NODE_KEY, |warned| {
-        first = false;
-        if warned.copied().unwrap_or(false) {
-            return None;
-        }
-        first = true;
-        Some(true)
-    });
-    first
-}
 /// Bound on indexes per run: listing asks each node for this many.
 const MAX_INDEXES: usize = 1000;
 
@@ -116,39 +103,39 @@ impl Engine {
             self.start_drift(host, Some((index, repair)), false);
             return;
         }
-        let now = host.now_ms();
-        let me = self.worker.clone();
-        let interval = self.cfg.settings_drift_check.interval_s * 1000;
-        let claimed = store::update::<DriftSchedule, _>(host, store::DRIFT_LEASE_KEY, |s| {
-            let s = s.cloned().unwrap_or_default();
-            let free = s.lease.as_ref().is_none_or(|l| l.expires_ms <= now || l.owner == me);
-            if now < s.next_run_ms || !free {
-                return None;
-            }
-            Some(DriftSchedule {
-                lease: Some(Lease { owner: me.clone(), expires_ms: now + DRIFT_LEASE_TTL_MS }),
-                next_run_ms: now + interval,
-            })
-        });
-        if let Ok(Some(s)) = claimed {
-            if s.lease.as_ref().is_some_and(|l| l.owner == self.worker) && s.next_run_ms == now + interval {
-                self.start_drift(host, None, true);
-            }
+        if self.drift_claim_pending {
+            return;
         }
+        self.drift_claim_pending = true;
+        let op = Op::ClaimDriftRun {
+            owner: self.worker.clone(),
+            now_ms: host.now_ms(),
+            interval_ms: self.cfg.settings_drift_check.interval_s * 1000,
+        };
+        self.submit(host, op, Awaiting::DriftClaim);
+    }
+
+    /// The ledger answered the claim of a scheduled run.
+    pub(super) fn on_drift_claimed(&mut self, host: &mut dyn Host, claimed: bool) {
+        self.drift_claim_pending = false;
+        if !claimed {
+            return;
+        }
+        if self.drift.is_some() {
+            // An operator's check started meanwhile: give the scheduled run back.
+            let op = Op::EndDriftRun { owner: self.worker.clone() };
+            self.submit(host, op, Awaiting::Logged("drift check: releasing its lease failed".into()));
+            return;
+        }
+        self.start_drift(host, None, true);
     }
 
     fn renew_drift_lease(&mut self, host: &mut dyn Host) {
         let now = host.now_ms();
         let Some(run) = self.drift.as_mut().filter(|r| r.scheduled && now >= r.renew_at_ms) else { return };
         run.renew_at_ms = now + DRIFT_LEASE_RENEW_MS;
-        let me = self.worker.clone();
-        let _ = store::update::<DriftSchedule, _>(host, store::DRIFT_LEASE_KEY, |s| {
-            let s = s?;
-            if s.lease.as_ref().is_none_or(|l| l.owner != me) {
-                return None;
-            }
-            Some(DriftSchedule { lease: Some(Lease { owner: me.clone(), expires_ms: now + DRIFT_LEASE_TTL_MS }), ..s.clone() })
-        });
+        let op = Op::RenewDriftRun { owner: self.worker.clone(), now_ms: now };
+        self.submit(host, op, Awaiting::Logged("drift check: renewing its lease failed".into()));
     }
 
     fn start_drift(&mut self, host: &mut dyn Host, only: Option<(String, bool)>, scheduled: bool) {
@@ -180,14 +167,29 @@ impl Engine {
         self.drift_progress(host);
     }
 
-    /// Send the settings reads of `index` to every node.
+    /// Ask the ledger for `index`'s record and desired settings; the reads go out on the answer.
     fn drift_read(&mut self, host: &mut dyn Host, index: &str) {
-        let before = index_store::read_index(host, index).ok().flatten().unwrap_or_default();
-        let desired: Option<Map<String, Value>> = store::read(host, &store::desired_key(index)).ok().flatten();
+        let Some(run) = self.drift.as_mut() else { return };
+        run.reading.insert(index.to_string(), IndexReads::default());
+        let epoch = run.epoch;
+        let op = Op::ReadIndex { index: index.to_string(), with_desired: true };
+        self.submit(host, op, Awaiting::DriftRead { index: index.to_string(), epoch });
+    }
+
+    /// The record as the reads go out came back: send the settings reads of `index` to every node.
+    pub(super) fn on_drift_index_read(
+        &mut self,
+        host: &mut dyn Host,
+        index: &str,
+        epoch: u64,
+        before: IndexRecord,
+        desired: Option<Map<String, Value>>,
+    ) {
         let n = self.cfg.nodes.len();
-        if let Some(run) = self.drift.as_mut() {
-            run.reading.insert(index.to_string(), IndexReads { before, desired, nodes: vec![None; n], ..IndexReads::default() });
-        }
+        let Some(reads) = self.drift.as_mut().filter(|r| r.epoch == epoch).and_then(|r| r.reading.get_mut(index)) else {
+            return;
+        };
+        *reads = IndexReads { before, desired, nodes: vec![None; n], stage: Stage::Reading, ..IndexReads::default() };
         let path = format!("/indexes/{index}/settings");
         for i in 0..n {
             if self.drift_call(host, i, index, &path) {
@@ -196,6 +198,7 @@ impl Engine {
                 }
             }
         }
+        self.drift_progress(host);
     }
 
     fn drift_call(&mut self, host: &mut dyn Host, node: usize, index: &str, path: &str) -> bool {
@@ -227,17 +230,15 @@ impl Engine {
     }
 
     pub(super) fn on_drift_response(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
-        let Some(run) = self.drift.as_mut() else { return };
-        if run.epoch != tag.epoch {
+        if self.drift.as_ref().is_none_or(|run| run.epoch != tag.epoch) {
             return;
         }
-        if matches!(resp.status, Some(401) | Some(403)) && !self.warned_node_key && first_warning(host) {
+        if matches!(resp.status, Some(401) | Some(403)) && !self.warned_node_key {
+            // Asked once per worker; the first worker of this Envoy to get the claim warns.
             self.warned_node_key = true;
-            log::warn!(
-                "miroir: drift check: nodes refuse unauthenticated reads; set the node key in ${}",
-                self.cfg.node_api_key_env
-            );
+            self.submit(host, Op::ClaimNodeKeyWarning, Awaiting::NodeKeyWarning);
         }
+        let Some(run) = self.drift.as_mut() else { return };
         let body: Option<Value> = match resp.status {
             Some(200) => serde_json::from_slice(&resp.body).ok(),
             _ => None,
@@ -282,6 +283,17 @@ impl Engine {
     /// Judge every index whose reads are all in, start reads up to the bound, and end the run
     /// when nothing is left.
     fn drift_progress(&mut self, host: &mut dyn Host) {
+        // Ledger answers that come at once call back in here from inside this very call: the
+        // outer call goes on from where they leave the run.
+        if self.drift_progressing {
+            return;
+        }
+        self.drift_progressing = true;
+        self.drift_step(host);
+        self.drift_progressing = false;
+    }
+
+    fn drift_step(&mut self, host: &mut dyn Host) {
         let Some(run) = self.drift.as_mut() else { return };
         if run.listing {
             if run.outstanding_lists > 0 {
@@ -293,11 +305,14 @@ impl Engine {
             all.dedup();
             run.pending.extend(all);
         }
-        let operator_repair = run.operator_repair;
-        let done: Vec<String> = run.reading.iter().filter(|(_, r)| r.outstanding == 0).map(|(i, _)| i.clone()).collect();
+        let done: Vec<String> = run
+            .reading
+            .iter()
+            .filter(|(_, r)| r.stage == Stage::Reading && r.outstanding == 0)
+            .map(|(i, _)| i.clone())
+            .collect();
         for index in done {
-            let Some(reads) = self.drift.as_mut().and_then(|r| r.reading.remove(&index)) else { continue };
-            self.judge_drift(host, &index, &reads, operator_repair);
+            self.drift_judge(host, &index);
         }
         let limit = usize::try_from(self.cfg.settings_drift_check.max_reads_in_flight).unwrap_or(1).max(1);
         loop {
@@ -308,10 +323,8 @@ impl Engine {
             let Some(index) = run.pending.pop_front() else { break };
             self.drift_read(host, &index);
             // Every read refused at dispatch: judge it (as unreachable) right away.
-            if self.drift.as_ref().and_then(|r| r.reading.get(&index)).is_some_and(|r| r.outstanding == 0) {
-                if let Some(reads) = self.drift.as_mut().and_then(|r| r.reading.remove(&index)) {
-                    self.judge_drift(host, &index, &reads, operator_repair);
-                }
+            if self.drift.as_ref().and_then(|r| r.reading.get(&index)).is_some_and(|r| r.stage == Stage::Reading && r.outstanding == 0) {
+                self.drift_judge(host, &index);
             }
         }
         if self.drift.as_ref().is_some_and(|r| !r.reading.is_empty()) {
@@ -319,21 +332,34 @@ impl Engine {
         }
         let Some(run) = self.drift.take() else { return };
         if run.scheduled {
-            let me = self.worker.clone();
-            let _ = store::update::<DriftSchedule, _>(host, store::DRIFT_LEASE_KEY, |s| {
-                let s = s?;
-                if s.lease.as_ref().is_none_or(|l| l.owner != me) {
-                    return None;
-                }
-                Some(DriftSchedule { lease: None, ..s.clone() })
-            });
+            let op = Op::EndDriftRun { owner: self.worker.clone() };
+            self.submit(host, op, Awaiting::Logged("drift check: releasing its lease failed".into()));
         }
         self.serve_verify_waiters(host);
     }
 
-    fn judge_drift(&mut self, host: &mut dyn Host, index: &str, reads: &IndexReads, operator_repair: bool) {
+    /// Every node answered for `index`: ask the ledger for its record as it stands now, and
+    /// judge against it when it comes.
+    fn drift_judge(&mut self, host: &mut dyn Host, index: &str) {
+        let Some(run) = self.drift.as_mut() else { return };
+        let Some(reads) = run.reading.get_mut(index) else { return };
+        reads.stage = Stage::Judging;
+        let epoch = run.epoch;
+        let op = Op::ReadIndex { index: index.to_string(), with_desired: false };
+        self.submit(host, op, Awaiting::DriftJudge { index: index.to_string(), epoch });
+    }
+
+    /// The record to judge `index`'s reads against came back.
+    pub(super) fn on_drift_judge(&mut self, host: &mut dyn Host, index: &str, epoch: u64, rec: IndexRecord) {
+        let Some(run) = self.drift.as_mut().filter(|r| r.epoch == epoch) else { return };
+        let operator_repair = run.operator_repair;
+        let Some(reads) = run.reading.remove(index) else { return };
+        self.judge_drift(host, index, &reads, operator_repair, rec);
+        self.drift_progress(host);
+    }
+
+    fn judge_drift(&mut self, host: &mut dyn Host, index: &str, reads: &IndexReads, operator_repair: bool, rec: IndexRecord) {
         let now = host.now_ms();
-        let rec: IndexRecord = index_store::read_index(host, index).ok().flatten().unwrap_or_default();
         let busy = !rec.queue.is_empty() || self.jobs.contains_key(index);
         if busy || !same_state(&reads.before, &rec) {
             // A broadcast is under way or happened while the nodes were read: its own verify
@@ -345,7 +371,7 @@ impl Engine {
                 detail: "a settings write ran during the check; nothing concluded, retry".into(),
                 repair_task: None,
             };
-            let _ = store::write(host, &verify_result_key(index), &result);
+            self.write_verify_result(host, index, result);
             return;
         }
         let fps: Vec<Option<String>> = reads
@@ -373,45 +399,61 @@ impl Engine {
             return; // gone everywhere: not drift
         } else {
             host.counter_add(&metrics::for_index(metrics::DRIFT_DETECTED_TOTAL, index), 1);
-            (detail, repair_task) = self.repair_drift(host, index, reads, &fps, &rec, operator_repair);
+            let result = VerifyResult { at_ms: now, converged, fingerprints: fingerprints.clone(), detail: String::new(), repair_task: None };
+            let Some(decided) = self.repair_drift(host, index, reads, &fps, &rec, operator_repair, result) else {
+                return; // a repair is being queued: its answer writes the result
+            };
+            (detail, repair_task) = decided;
             log::warn!("miroir: drift on index {index}: {detail}");
         }
         let result = VerifyResult { at_ms: now, converged, fingerprints, detail, repair_task };
-        if let Err(e) = store::write(host, &verify_result_key(index), &result) {
-            log::warn!("miroir: index {index}: {e}");
-        }
+        self.write_verify_result(host, index, result);
     }
 
-    fn record_converged(&mut self, host: &mut dyn Host, index: &str, fp: &str, before: &IndexRecord) {
-        let was_frozen = before.frozen.is_some();
-        let ids: Vec<String> = self.cfg.nodes.iter().map(|n| n.id.clone()).collect();
-        let result = index_store::update_index(host, index, |rec| {
-            let mut next = rec.cloned().unwrap_or_default();
-            if !next.queue.is_empty() {
-                return None;
+    fn write_verify_result(&mut self, host: &mut dyn Host, index: &str, result: VerifyResult) {
+        let op = Op::WriteVerifyResult { index: index.to_string(), result };
+        self.submit(host, op, Awaiting::Logged(format!("index {index}: recording the check failed")));
+    }
+
+    /// The ledger queued (or failed to queue) the repair a check decided: record the check.
+    pub(super) fn on_repair_queued(&mut self, index: &str, differ: &str, mut result: VerifyResult, uid: Result<u64, String>, host: &mut dyn Host) {
+        match uid {
+            Ok(uid) => {
+                self.kick(index);
+                result.detail = format!("nodes {differ} differ; repair queued as task {uid}");
+                result.repair_task = Some(uid);
             }
-            let versions: BTreeMap<String, u64> = ids.iter().map(|id| (id.clone(), next.version)).collect();
-            let unchanged = next.node_versions == versions && next.fingerprint.as_deref() == Some(fp);
-            if unchanged {
-                return None;
-            }
-            next.node_versions = versions;
-            next.node_fingerprints = ids.iter().map(|id| (id.clone(), Some(fp.to_string()))).collect();
-            next.fingerprint = Some(fp.to_string());
-            Some(next)
-        });
-        if let Err(e) = result {
+            Err(e) => result.detail = format!("nodes {differ} differ; queueing the repair failed: {e}"),
+        }
+        log::warn!("miroir: drift on index {index}: {}", result.detail);
+        self.write_verify_result(host, index, result);
+    }
+
+    /// The ledger recorded a converged fleet (and lifted the freeze when there was one).
+    pub(super) fn on_converged(&mut self, host: &mut dyn Host, index: &str, lifted: bool, failed: Option<String>) {
+        if let Some(e) = failed {
             log::warn!("miroir: index {index}: {e}");
             return;
         }
-        if was_frozen {
-            super::lift_freeze(host, index);
+        if lifted {
+            host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 0);
+            host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), Phase::Idle.gauge());
             log::warn!("miroir: index {index}: the fleet is converged again; writes are allowed");
         }
     }
 
+    fn record_converged(&mut self, host: &mut dyn Host, index: &str, fp: &str, before: &IndexRecord) {
+        let lift_freeze = before.frozen.is_some();
+        let node_ids: Vec<String> = self.cfg.nodes.iter().map(|n| n.id.clone()).collect();
+        let op = Op::RecordConverged { index: index.to_string(), node_ids, fingerprint: fp.to_string(), lift_freeze };
+        self.submit(host, op, Awaiting::Converged { index: index.to_string(), lift_freeze });
+    }
+
     /// Decide the reference, and queue a repair job or freeze. Returns a one-line account and
-    /// the repair task. A frozen index is repaired only when an operator asks (`operator_repair`).
+    /// the repair task, or None when a repair is being queued (`result` is then recorded when
+    /// the ledger answers). A frozen index is repaired only when an operator asks
+    /// (`operator_repair`).
+    #[allow(clippy::too_many_arguments)]
     fn repair_drift(
         &mut self,
         host: &mut dyn Host,
@@ -420,9 +462,10 @@ impl Engine {
         fps: &[Option<String>],
         rec: &IndexRecord,
         operator_repair: bool,
-    ) -> (String, Option<u64>) {
+        result: VerifyResult,
+    ) -> Option<(String, Option<u64>)> {
         if rec.frozen.is_some() && !operator_repair {
-            return (format!("index is frozen: an operator repairs it (POST /_miroir/indexes/{index}/repair)"), None);
+            return Some((format!("index is frozen: an operator repairs it (POST /_miroir/indexes/{index}/repair)"), None));
         }
         // Candidates: nodes that hold the desired settings (or every node holding the index).
         let candidates: Vec<Option<(String, bool)>> = reads
@@ -438,10 +481,10 @@ impl Engine {
         let bad: Vec<usize> = agree.iter().enumerate().filter(|(_, a)| !**a).map(|(i, _)| i).collect();
         let ids: Vec<String> = bad.iter().filter_map(|i| self.cfg.nodes.get(*i)).map(|n| n.id.clone()).collect();
         let Some(ref_body) = ref_body else {
-            return (self.freeze_for_drift(host, index, &bad, fps, "no majority among the nodes"), None);
+            return Some((self.freeze_for_drift(host, index, &bad, fps, "no majority among the nodes"), None));
         };
         if !self.cfg.settings_drift_check.auto_repair && !operator_repair {
-            return (format!("nodes {} differ; auto_repair is off, reported only", ids.join(", ")), None);
+            return Some((format!("nodes {} differ; auto_repair is off, reported only", ids.join(", ")), None));
         }
         let mut body = ref_body.clone();
         let embedders_differ = reads.bodies.values().any(|b| b.get("embedders") != ref_body.get("embedders"));
@@ -452,17 +495,15 @@ impl Engine {
                 }
                 None if embedders_differ => {
                     let why = "embedders differ and their apiKeys are masked";
-                    return (self.freeze_for_drift(host, index, &bad, fps, why), None);
+                    return Some((self.freeze_for_drift(host, index, &bad, fps, why), None));
                 }
                 None => {
                     obj.remove("embedders");
                 }
             }
         }
-        match self.queue_repair(host, index, body, ids.clone(), operator_repair) {
-            Ok(uid) => (format!("nodes {} differ; repair queued as task {uid}", ids.join(", ")), Some(uid)),
-            Err(e) => (format!("nodes {} differ; queueing the repair failed: {e}", ids.join(", ")), None),
-        }
+        self.queue_repair(host, index, body, ids, operator_repair, result);
+        None
     }
 
     /// Queue a job that re-sends `body` (complete settings, secrets included) to the nodes
@@ -475,7 +516,9 @@ impl Engine {
         body: Value,
         targets: Vec<String>,
         lifts_freeze: bool,
-    ) -> Result<u64, store::StoreError> {
+        result: VerifyResult,
+    ) {
+        let differ = targets.join(", ");
         let job = JobRecord {
             task_uid: 0,
             index: index.to_string(),
@@ -494,10 +537,8 @@ impl Engine {
             drift_repair: true,
             lifts_freeze,
         };
-        let uid = queue::enqueue_job(&self.cfg, host, job, Value::Null)?;
-        activate(host, index);
-        self.kick(index);
-        Ok(uid)
+        let op = Op::Enqueue { job: Box::new(job), details: Value::Null };
+        self.submit(host, op, Awaiting::RepairQueued { index: index.to_string(), differ, result });
     }
 
     fn freeze_for_drift(
@@ -516,18 +557,14 @@ impl Engine {
             at_ms: now,
             task_uid: None,
         };
+        let reason = record.reason.clone();
         if self.cfg.settings_broadcast.freeze_writes_on_unrepairable {
-            index_store::fence(host, index);
-            let _ = index_store::update_index(host, index, |rec| {
-                let mut next = rec.cloned().unwrap_or_default();
-                next.frozen = Some(record.clone());
-                next.phase = Phase::Frozen;
-                Some(next)
-            });
+            let op = Op::Freeze(Freeze { index: index.to_string(), record, job: None });
+            self.submit(host, op, Awaiting::Logged(format!("index {index}: recording the freeze failed")));
             host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), Phase::Frozen.gauge());
         }
         host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 1);
-        log::error!("miroir: index {index}: {}", record.reason);
-        record.reason
+        log::error!("miroir: index {index}: {reason}");
+        reason
     }
 }

@@ -1,5 +1,4 @@
-//! Typed access to Envoy shared data: key layout under one versioned prefix and a bounded
-//! compare-and-swap update.
+//! Typed access to Envoy shared data (keys: `keys.rs`) and a bounded compare-and-swap update.
 //!
 //! Envoy's rules (proxy-wasm-cpp-host `shared_data.cc`): a set with a CAS token fails only when the
 //! key exists with another token; a missing key is written whatever token is passed. So creation is
@@ -11,41 +10,19 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::host::{Host, SharedError};
+use super::keys::CREATE_LOCK_KEY;
+use crate::core::host::{Host, SharedError};
 
-pub const PREFIX: &str = "miroir/v1/";
 /// Bound on CAS retries: contention is between a handful of workers, so 64 rounds means
 /// something is wrong, and we give up rather than spin inside a host callback.
 pub const MAX_CAS_ATTEMPTS: usize = 64;
 
-pub const TASK_COUNTER_KEY: &str = "miroir/v1/task_counter";
-pub const ACTIVE_KEY: &str = "miroir/v1/active_indexes";
-pub const DRIFT_LEASE_KEY: &str = "miroir/v1/drift_lease";
-/// Held (for the few microseconds of one create) by the worker creating a key; see above.
-pub const CREATE_LOCK_KEY: &str = "miroir/v1/create_lock";
 /// A holder that died mid-create (VM crash) frees the lock after this long.
 const CREATE_LOCK_TTL_MS: u64 = 1_000;
 /// The lock is held across a handful of hostcalls on another thread, which the OS may preempt for
 /// a few milliseconds: spin well past that (each attempt is one shared-data read, ~1 µs), still
 /// bounded. Creations are rare (a key is created once), so the worst case is rare too.
 const CREATE_LOCK_ATTEMPTS: usize = 1 << 16;
-
-pub fn index_key(uid: &str) -> String {
-    format!("{PREFIX}index/{uid}")
-}
-/// A few bytes read on the hot path: "<version> <inconsistent 0|1> <frozen 0|1>".
-pub fn hot_key(uid: &str) -> String {
-    format!("{PREFIX}hot/{uid}")
-}
-pub fn job_key(task_uid: u64) -> String {
-    format!("{PREFIX}job/{task_uid}")
-}
-pub fn task_key(task_uid: u64) -> String {
-    format!("{PREFIX}task/{task_uid}")
-}
-pub fn desired_key(uid: &str) -> String {
-    format!("{PREFIX}desired/{uid}")
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
@@ -192,6 +169,7 @@ pub fn seed(host: &mut dyn Host, key: &str, value: &[u8]) -> Result<(), StoreErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::state::keys::TASK_COUNTER_KEY;
     use crate::core::fake_host::{new_envoy, FakeHost, HookAt, HookedHost};
 
     fn push(host: &mut dyn Host, key: &str, item: &str) {

@@ -11,12 +11,13 @@
 
 use serde_json::Value;
 
-use super::config::Config;
-use super::host::Host;
+use crate::core::config::Config;
+use crate::core::host::Host;
 use super::index_store::update_index;
 use super::records::{JobRecord, TaskMiroir, TaskRecord};
+use super::keys;
 use super::store::{self, StoreError};
-use super::tasks;
+use crate::core::tasks;
 
 /// Task uids live in `[task_uid_base, task_uid_base + 2^24)`.
 pub const TASK_UID_SPACE: u64 = 1 << 24;
@@ -34,7 +35,7 @@ pub fn enqueue_job(cfg: &Config, host: &mut dyn Host, mut job: JobRecord, detail
         let task_uid = uid_of(cfg, seq);
         job.task_uid = task_uid;
         // Records first: the job is claimable the moment it is queued.
-        store::write(host, &store::job_key(task_uid), &job)?;
+        store::write(host, &keys::job_key(task_uid), &job)?;
         let task = TaskRecord {
             uid: task_uid,
             index_uid: job.index.clone(),
@@ -48,7 +49,7 @@ pub fn enqueue_job(cfg: &Config, host: &mut dyn Host, mut job: JobRecord, detail
             miroir: TaskMiroir { phase: "queued".into(), ..TaskMiroir::default() },
             auth_hash: tasks::auth_hash(job.authorization.as_deref()),
         };
-        store::write(host, &store::task_key(task_uid), &task)?;
+        store::write(host, &keys::task_key(task_uid), &task)?;
         let mut queued = false;
         update_index(host, &job.index, |rec| {
             let mut next = rec.cloned().unwrap_or_default();
@@ -66,22 +67,22 @@ pub fn enqueue_job(cfg: &Config, host: &mut dyn Host, mut job: JobRecord, detail
             return Ok(task_uid);
         }
         // A later uid got into the queue first: this one is never used.
-        store::clear(host, &store::job_key(task_uid))?;
-        store::clear(host, &store::task_key(task_uid))?;
+        store::clear(host, &keys::job_key(task_uid))?;
+        store::clear(host, &keys::task_key(task_uid))?;
     }
-    Err(StoreError::Contended(store::index_key(&job.index)))
+    Err(StoreError::Contended(keys::index_key(&job.index)))
 }
 
 /// The job ended: its record (body, credentials, embedder keys) goes now. Its task stays for
 /// clients, unless it already fell out of the retention window while it ran.
 pub fn release_job(cfg: &Config, host: &mut dyn Host, task_uid: u64) {
-    if let Err(e) = store::clear(host, &store::job_key(task_uid)) {
+    if let Err(e) = store::clear(host, &keys::job_key(task_uid)) {
         log::warn!("miroir: task {task_uid}: clearing its job record failed: {e}");
     }
-    let Ok(Some(next_seq)) = store::read::<u64>(host, store::TASK_COUNTER_KEY) else { return };
+    let Ok(Some(next_seq)) = store::read::<u64>(host, keys::TASK_COUNTER_KEY) else { return };
     let behind = next_seq.saturating_sub(1).wrapping_sub(task_uid.wrapping_sub(cfg.task_uid_base)) % TASK_UID_SPACE;
     if behind >= cfg.task_retention {
-        let _ = store::clear(host, &store::task_key(task_uid));
+        let _ = store::clear(host, &keys::task_key(task_uid));
     }
 }
 
@@ -93,7 +94,7 @@ pub fn uid_of(cfg: &Config, seq: u64) -> u64 {
 /// queued or running is left to `release_job`.
 fn evict_if_finished(cfg: &Config, host: &mut dyn Host, seq: u64) -> Result<(), StoreError> {
     let uid = uid_of(cfg, seq);
-    let key = store::task_key(uid);
+    let key = keys::task_key(uid);
     let finished = match store::read::<TaskRecord>(host, &key) {
         Ok(Some(task)) => task.finished_ms.is_some() || task.status == "rejected",
         Ok(None) | Err(StoreError::Corrupt(_)) => true,
@@ -101,7 +102,7 @@ fn evict_if_finished(cfg: &Config, host: &mut dyn Host, seq: u64) -> Result<(), 
     };
     if finished {
         store::clear(host, &key)?;
-        store::clear(host, &store::job_key(uid))?;
+        store::clear(host, &keys::job_key(uid))?;
     }
     Ok(())
 }
@@ -109,7 +110,7 @@ fn evict_if_finished(cfg: &Config, host: &mut dyn Host, seq: u64) -> Result<(), 
 /// Next task sequence number (the counter is seeded at configure time).
 fn allocate_task_seq(host: &mut dyn Host) -> Result<u64, StoreError> {
     let mut allocated = 0;
-    store::update::<u64, _>(host, store::TASK_COUNTER_KEY, |n| {
+    store::update::<u64, _>(host, keys::TASK_COUNTER_KEY, |n| {
         allocated = n.copied().unwrap_or(0);
         Some(allocated + 1)
     })?;
@@ -118,7 +119,7 @@ fn allocate_task_seq(host: &mut dyn Host) -> Result<u64, StoreError> {
 
 /// Add `index` to the list of indexes with queued work (scanned by every worker's root).
 pub fn activate(host: &mut dyn Host, index: &str) {
-    let result = store::update::<Vec<String>, _>(host, store::ACTIVE_KEY, |list| {
+    let result = store::update::<Vec<String>, _>(host, keys::ACTIVE_KEY, |list| {
         let mut list = list.cloned().unwrap_or_default();
         if list.iter().any(|i| i == index) {
             return None;
@@ -137,7 +138,7 @@ mod tests {
 
     use super::*;
     use crate::core::fake_host::{new_envoy, EnvoyRef, FakeHost, HookAt, HookedHost};
-    use crate::core::index_store::read_index;
+    use crate::core::state::index_store::read_index;
 
     fn config(retention: u64) -> Config {
         let cfg = json!({"nodes": [{"id": "n0", "cluster": "c0", "authority": "a"}], "task_retention": retention});
@@ -165,8 +166,8 @@ mod tests {
     fn envoy() -> EnvoyRef {
         let envoy = new_envoy(0);
         let mut h = FakeHost::new(envoy.clone());
-        store::seed(&mut h, store::CREATE_LOCK_KEY, b"").unwrap();
-        store::seed(&mut h, store::TASK_COUNTER_KEY, b"0").unwrap();
+        store::seed(&mut h, keys::CREATE_LOCK_KEY, b"").unwrap();
+        store::seed(&mut h, keys::TASK_COUNTER_KEY, b"0").unwrap();
         envoy
     }
 
@@ -176,7 +177,7 @@ mod tests {
         let cfg = config(1000);
         // Worker A takes uid #0; before it queues, worker B takes uid #1 and queues it.
         let (other, other_cfg) = (envoy.clone(), cfg.clone());
-        let mut a = HookedHost::new(envoy.clone(), HookAt::Set, store::TASK_COUNTER_KEY, move || {
+        let mut a = HookedHost::new(envoy.clone(), HookAt::Set, keys::TASK_COUNTER_KEY, move || {
             enqueue_job(&other_cfg, &mut FakeHost::new(other), job("m", "{}"), json!({})).unwrap();
         });
         let uid_a = enqueue_job(&cfg, &mut a, job("m", "{}"), json!({})).unwrap();
@@ -187,8 +188,8 @@ mod tests {
         assert_eq!(rec.queue, vec![base + 1, base + 2], "A took a fresh uid behind B's");
         assert_eq!(uid_a, base + 2);
         // The uid A gave up is nobody's task.
-        assert!(store::read::<TaskRecord>(&host, &store::task_key(base)).unwrap().is_none());
-        assert!(store::read::<JobRecord>(&host, &store::job_key(base)).unwrap().is_none());
+        assert!(store::read::<TaskRecord>(&host, &keys::task_key(base)).unwrap().is_none());
+        assert!(store::read::<JobRecord>(&host, &keys::job_key(base)).unwrap().is_none());
     }
 
     fn shared_bytes(envoy: &EnvoyRef) -> usize {
@@ -207,7 +208,7 @@ mod tests {
         // ... and 2 × retention large ones that run and end.
         for _ in 0..2 * retention {
             let uid = enqueue_job(&cfg, &mut h, job("m", &body), json!({"stopWords": [body.clone()]})).unwrap();
-            store::update::<TaskRecord, _>(&mut h, &store::task_key(uid), |t| {
+            store::update::<TaskRecord, _>(&mut h, &keys::task_key(uid), |t| {
                 let mut t = t.cloned()?;
                 t.status = "succeeded".into();
                 t.finished_ms = Some(1);
@@ -216,13 +217,13 @@ mod tests {
             .unwrap();
             release_job(&cfg, &mut h, uid);
         }
-        let queued: TaskRecord = store::read(&h, &store::task_key(stuck)).unwrap().expect("a queued task is kept");
+        let queued: TaskRecord = store::read(&h, &keys::task_key(stuck)).unwrap().expect("a queued task is kept");
         assert_eq!(queued.status, "enqueued");
         // No job record of an ended job is left: no body, no client credentials.
         let envoy_ref = envoy.borrow();
         let jobs: Vec<&String> =
             envoy_ref.shared.map.iter().filter(|(k, (v, _))| k.contains("/job/") && !v.is_empty()).map(|(k, _)| k).collect();
-        assert_eq!(jobs, vec![&store::job_key(stuck)]);
+        assert_eq!(jobs, vec![&keys::job_key(stuck)]);
         let secrets = envoy_ref.shared.map.values().filter(|(v, _)| String::from_utf8_lossy(v).contains("client-secret")).count();
         assert_eq!(secrets, 1, "only the job still queued holds the credentials");
         drop(envoy_ref);
@@ -233,6 +234,6 @@ mod tests {
         assert!(shared_bytes(&envoy) <= bound, "{} bytes > {bound}", shared_bytes(&envoy));
         // Once the stuck task ends outside the window, it goes too.
         release_job(&cfg, &mut h, stuck);
-        assert!(store::read::<TaskRecord>(&h, &store::task_key(stuck)).unwrap().is_none());
+        assert!(store::read::<TaskRecord>(&h, &keys::task_key(stuck)).unwrap().is_none());
     }
 }

@@ -4,12 +4,13 @@
 //! `rev`, so two workers writing at once can never leave an older view behind: a freeze is never
 //! lost, and a lifted freeze never comes back.
 
-use super::host::{Host, SharedError};
+use crate::core::host::{Host, SharedError};
 use super::records::{HotRecord, IndexRecord};
+use super::keys;
 use super::store::{self, StoreError, MAX_CAS_ATTEMPTS};
 
 pub fn read_index(host: &dyn Host, index: &str) -> Result<Option<IndexRecord>, StoreError> {
-    store::read(host, &store::index_key(index))
+    store::read(host, &keys::index_key(index))
 }
 
 /// Read-modify-write of the index record (see `store::update`), then the hot projection.
@@ -20,7 +21,7 @@ where
     F: FnMut(Option<&IndexRecord>) -> Option<IndexRecord>,
 {
     let mut wrote = false;
-    let stored = store::update::<IndexRecord, _>(host, &store::index_key(index), |current| {
+    let stored = store::update::<IndexRecord, _>(host, &keys::index_key(index), |current| {
         let mut next = change(current);
         wrote = next.is_some();
         if let Some(next) = next.as_mut() {
@@ -35,7 +36,7 @@ where
 }
 
 pub fn read_hot(host: &dyn Host, index: &str) -> HotRecord {
-    match host.shared_get(&store::hot_key(index)) {
+    match host.shared_get(&keys::hot_key(index)) {
         Ok((Some(bytes), _)) => HotRecord::decode(&bytes).unwrap_or_default(),
         _ => HotRecord::default(),
     }
@@ -54,7 +55,7 @@ fn sync_hot(host: &mut dyn Host, index: &str, next: HotRecord) {
 
 /// CAS loop on the hot key: `decide` sees the current value and returns the one to write.
 fn write_hot_if(host: &mut dyn Host, index: &str, decide: impl Fn(HotRecord) -> Option<HotRecord>) {
-    let key = store::hot_key(index);
+    let key = keys::hot_key(index);
     for _ in 0..MAX_CAS_ATTEMPTS {
         let (current, cas) = match host.shared_get(&key) {
             Ok((value, cas)) => (value.as_deref().and_then(HotRecord::decode).unwrap_or_default(), cas),
@@ -89,7 +90,7 @@ fn write_hot_if(host: &mut dyn Host, index: &str, decide: impl Fn(HotRecord) -> 
 mod tests {
     use super::*;
     use crate::core::fake_host::{new_envoy, FakeHost, HookAt, HookedHost};
-    use crate::core::records::{FrozenRecord, Phase};
+    use crate::core::state::records::{FrozenRecord, Phase};
 
     fn set_frozen(host: &mut dyn Host, frozen: bool) {
         update_index(host, "m", |rec| {
@@ -104,12 +105,12 @@ mod tests {
     #[test]
     fn a_slow_writer_never_puts_an_older_view_back() {
         let envoy = new_envoy(0);
-        store::seed(&mut FakeHost::new(envoy.clone()), store::TASK_COUNTER_KEY, b"0").unwrap();
+        store::seed(&mut FakeHost::new(envoy.clone()), keys::TASK_COUNTER_KEY, b"0").unwrap();
         set_frozen(&mut FakeHost::new(envoy.clone()), false);
         // Worker A freezes; right after its record write (before its hot write) worker B lifts
         // the freeze completely. The record ends unfrozen, and so must the hot record.
         let other = envoy.clone();
-        let mut a = HookedHost::new(envoy.clone(), HookAt::Set, &store::index_key("m"), move || {
+        let mut a = HookedHost::new(envoy.clone(), HookAt::Set, &keys::index_key("m"), move || {
             set_frozen(&mut FakeHost::new(other), false)
         });
         set_frozen(&mut a, true);
@@ -126,7 +127,7 @@ mod tests {
     fn the_fence_freezes_at_once_and_the_record_keeps_it_so() {
         let envoy = new_envoy(0);
         let mut h = FakeHost::new(envoy);
-        store::seed(&mut h, store::TASK_COUNTER_KEY, b"0").unwrap();
+        store::seed(&mut h, keys::TASK_COUNTER_KEY, b"0").unwrap();
         set_frozen(&mut h, false);
         fence(&mut h, "m");
         assert!(read_hot(&h, "m").frozen);

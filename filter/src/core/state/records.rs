@@ -219,6 +219,9 @@ pub struct VerifyResult {
     pub repair_task: Option<u64>,
 }
 
-pub fn verify_result_key(index: &str) -> String {
-    format!("{}verified/{index}", super::store::PREFIX)
+/// The drift check's lease and schedule, shared by every worker (`engine/drift.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DriftSchedule {
+    pub lease: Option<Lease>,
+    pub next_run_ms: u64,
 }

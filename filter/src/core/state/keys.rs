@@ -1,0 +1,45 @@
+//! Every shared-data key the filter uses, in one place, under one versioned prefix
+//! (docs/architecture.md §5 lists what each one holds and who writes it).
+
+pub const PREFIX: &str = "miroir/v1/";
+
+pub const TASK_COUNTER_KEY: &str = "miroir/v1/task_counter";
+pub const ACTIVE_KEY: &str = "miroir/v1/active_indexes";
+pub const DRIFT_LEASE_KEY: &str = "miroir/v1/drift_lease";
+/// Held (for the few microseconds of one create) by the worker creating a key; see `store.rs`.
+pub const CREATE_LOCK_KEY: &str = "miroir/v1/create_lock";
+/// Set once by the first worker that warned about a missing node key (`engine/drift.rs`).
+pub const WARNED_NODE_KEY: &str = "miroir/v1/warned_node_key";
+
+pub fn index_key(uid: &str) -> String {
+    format!("{PREFIX}index/{uid}")
+}
+/// A few bytes read on the hot path: "<version> <inconsistent 0|1> <frozen 0|1> <rev>".
+pub fn hot_key(uid: &str) -> String {
+    format!("{PREFIX}hot/{uid}")
+}
+pub fn job_key(task_uid: u64) -> String {
+    format!("{PREFIX}job/{task_uid}")
+}
+pub fn task_key(task_uid: u64) -> String {
+    format!("{PREFIX}task/{task_uid}")
+}
+pub fn desired_key(uid: &str) -> String {
+    format!("{PREFIX}desired/{uid}")
+}
+/// Outcome of the last check of one index, read by the admin API.
+pub fn verify_result_key(index: &str) -> String {
+    format!("{PREFIX}verified/{index}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_under_the_prefix() {
+        let keys = [TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY];
+        let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m")];
+        assert!(keys.iter().copied().chain(made.iter().map(String::as_str)).all(|k| k.starts_with(PREFIX)));
+    }
+}

@@ -1,0 +1,151 @@
+//! The ledger: the domain operations the engine needs from shared state (issue #10), as one
+//! interface whose answers may come later. The engine submits an operation with a correlation
+//! id and goes on; the answer comes back either at once (`take`, the shared-data ledger in
+//! `shared_data.rs`) or later (`next_answer`, e.g. a store reached by callouts, or the test
+//! double in `delayed.rs`), and the engine continues from it. Nothing read from the store is
+//! used inline across an answer.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::records::{FrozenRecord, IndexRecord, JobRecord, Phase, TaskRecord, VerifyResult};
+use super::store::StoreError;
+use super::task_change::TaskChange;
+use crate::core::host::{CalloutResponse, Host};
+use crate::core::proposal::Proposal;
+
+/// Correlates an answer with the operation it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// The indexes with queued work.
+    ReadActive,
+    /// Take `index`'s lease for `owner` if there is work and nobody else holds it; answers the
+    /// head job (`Answer::Head`).
+    ClaimHead { index: String, owner: String, now_ms: u64 },
+    /// Extend the lease `owner` holds (`Answer::Renewed`).
+    RenewLease { index: String, owner: String, now_ms: u64 },
+    /// Record the running job's phase, as owner.
+    SetPhase { index: String, owner: String, phase: Phase },
+    /// Commit the verified settings as owner (`Answer::Committed`).
+    CommitAsOwner(Commit),
+    /// Fence the hot record, then record the freeze (`Answer::Done`).
+    Freeze(Freeze),
+    /// Take an ended job off the queue, unless another worker holds the lease.
+    Dequeue { index: String, owner: String, task_uid: u64 },
+    /// The job ended: clear its record; release the lease if nothing is queued; answer what
+    /// comes next (`Answer::Next`).
+    EndJob { index: String, owner: String, task_uid: u64, now_ms: u64 },
+    /// Drop `index` from the active list unless work was queued meanwhile.
+    Deactivate { index: String },
+    UpdateTask { task_uid: u64, change: TaskChange },
+    /// Merge a committed proposal into the index's desired settings.
+    MergeDesired { index: String, proposal: Proposal },
+    /// The task records of these uids, in order (`Answer::Tasks`).
+    ReadTasks { uids: Vec<u64> },
+    /// Claim the scheduled drift run if it is due and no other run is alive (`Answer::Claimed`).
+    ClaimDriftRun { owner: String, now_ms: u64, interval_ms: u64 },
+    RenewDriftRun { owner: String, now_ms: u64 },
+    EndDriftRun { owner: String },
+    /// Be the first worker to warn about the missing node key (`Answer::Claimed`).
+    ClaimNodeKeyWarning,
+    /// An index's record (default when missing) and, if asked, its desired settings
+    /// (`Answer::IndexState`).
+    ReadIndex { index: String, with_desired: bool },
+    WriteVerifyResult { index: String, result: VerifyResult },
+    /// The fleet holds one fingerprint: record it as every node's at the current version, unless
+    /// work is queued; then lift the index's freeze if `lift_freeze` (`Answer::Done`).
+    RecordConverged { index: String, node_ids: Vec<String>, fingerprint: String, lift_freeze: bool },
+    /// Queue a job (a drift repair) and activate its index (`Answer::Enqueued`).
+    Enqueue { job: Box<JobRecord>, details: Value },
+    /// The last check of an index, with what an operator's answer shows (`Answer::Verify`).
+    ReadVerify { index: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub index: String,
+    pub owner: String,
+    pub task_uid: u64,
+    /// Versions to add (0 for a drift repair, which restores the committed settings).
+    pub bump: u64,
+    pub fingerprint: String,
+    /// Node id → fingerprint read back.
+    pub fingerprints: BTreeMap<String, Option<String>>,
+}
+
+/// One freeze path for jobs (as owner, taking the job off the queue) and the drift check.
+#[derive(Debug, Clone)]
+pub struct Freeze {
+    pub index: String,
+    pub record: FrozenRecord,
+    /// The owner and the job it freezes, for a job's freeze; None for the drift check's.
+    pub job: Option<(String, u64)>,
+}
+
+/// The head job of a claimed index.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub rec: IndexRecord,
+    pub task_uid: u64,
+    /// None when the record is gone or unreadable.
+    pub job: Option<JobRecord>,
+    pub task: Option<TaskRecord>,
+}
+
+/// An index's last check, its record and the repair task the check queued, if any.
+#[derive(Debug, Clone)]
+pub struct VerifyView {
+    pub result: VerifyResult,
+    pub rec: Option<IndexRecord>,
+    pub repair_task: Option<TaskRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Next {
+    /// The lease is still ours and the next job is at the head.
+    Start(Box<Head>),
+    /// More work is queued but another worker holds the lease.
+    Elsewhere,
+    /// Nothing queued (or the record is gone): the lease is released; the index's phase.
+    Idle(Phase),
+}
+
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Done,
+    Failed(StoreError),
+    Active(Vec<String>),
+    /// None: not claimed (nothing queued, or another worker holds the lease).
+    Head(Option<Box<Head>>),
+    Renewed(bool),
+    /// The new version, or None when the lease was lost before the commit.
+    Committed(Option<u64>),
+    Next(Next),
+    Tasks(Vec<Option<TaskRecord>>),
+    Claimed(bool),
+    IndexState { rec: Box<IndexRecord>, desired: Option<Map<String, Value>> },
+    Enqueued(u64),
+    /// None: the index was never checked.
+    Verify(Option<Box<VerifyView>>),
+}
+
+/// Operations take effect in the order they are submitted (the shared-data ledger runs each one
+/// as it comes; a remote store must keep one worker's operations in order), whatever order their
+/// answers come back in.
+pub trait Ledger {
+    /// Start `op`. Its answer arrives now or later, exactly once, under `id`.
+    fn submit(&mut self, host: &mut dyn Host, id: OpId, op: Op);
+    /// The answer to `id`, if it has arrived and was not taken yet.
+    fn take(&mut self, id: OpId) -> Option<Answer>;
+    /// Any answer that has arrived and was not taken yet.
+    fn next_answer(&mut self) -> Option<(OpId, Answer)>;
+    /// A callout answer the root received: true when it was one of this ledger's own calls (a
+    /// store reached by callouts), whose answers are then ready for `next_answer`.
+    fn on_callout_response(&mut self, _host: &mut dyn Host, _token: u32, _resp: &CalloutResponse) -> bool {
+        false
+    }
+}

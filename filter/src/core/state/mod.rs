@@ -1,0 +1,20 @@
+//! Everything the filter keeps in shared state, and the one seam through which the engine
+//! reaches it (issue #10): the key layout (`keys`), the records (`records`), typed shared-data
+//! access (`store`, `index_store`, `queue`), the lease rules (`lease`), and the ledger — the
+//! domain operations whose answers may come later (`ledger`), over shared data (`shared_data`)
+//! and, for tests, answering late and out of order (`delayed`) or through callouts like an
+//! external store (`by_callout`).
+
+pub mod keys;
+pub mod records;
+pub mod store;
+pub mod index_store;
+pub mod queue;
+pub mod lease;
+pub mod task_change;
+pub mod ledger;
+pub mod shared_data;
+#[cfg(test)]
+pub mod delayed;
+#[cfg(test)]
+pub mod by_callout;

@@ -1,0 +1,321 @@
+//! The ledger over Envoy shared data, the embedded default: every operation runs at once
+//! against `store`, `index_store` and `queue`, and its answer is ready before `submit` returns,
+//! so the engine continues from it without waiting (ledger.rs).
+
+use std::collections::VecDeque;
+
+use serde_json::{Map, Value};
+
+use super::index_store::{self, update_index};
+use super::keys;
+use super::lease;
+use super::ledger::{Answer, Commit, Freeze, Head, Ledger, Next, Op, OpId, VerifyView};
+use super::queue;
+use super::records::{DriftSchedule, IndexRecord, JobRecord, Phase, TaskRecord, VerifyResult};
+use super::store::{self, StoreError};
+use super::task_change::TaskChange;
+use crate::core::config::Config;
+use crate::core::host::Host;
+
+pub struct SharedDataLedger {
+    cfg: Config,
+    answers: VecDeque<(OpId, Answer)>,
+}
+
+impl SharedDataLedger {
+    pub fn new(cfg: Config) -> SharedDataLedger {
+        SharedDataLedger { cfg, answers: VecDeque::new() }
+    }
+
+    /// Run `op` now and return its answer.
+    pub fn run(&self, host: &mut dyn Host, op: Op) -> Answer {
+        match op {
+            Op::ReadActive => match store::read::<Vec<String>>(host, keys::ACTIVE_KEY) {
+                Ok(list) => Answer::Active(list.unwrap_or_default()),
+                Err(e) => Answer::Failed(e),
+            },
+            Op::ClaimHead { index, owner, now_ms } => {
+                match update_index(host, &index, |rec| lease::claimed(rec?, &owner, now_ms)) {
+                    Ok(Some(rec)) if lease::held_by(&rec, &owner) => {
+                        Answer::Head(rec.queue.first().copied().map(|uid| Box::new(head(host, rec.clone(), uid))))
+                    }
+                    Ok(_) => Answer::Head(None),
+                    Err(e) => Answer::Failed(e),
+                }
+            }
+            Op::RenewLease { index, owner, now_ms } => {
+                let renewed = update_as_owner(host, &index, &owner, |next| {
+                    next.lease = Some(lease::fresh(&owner, now_ms));
+                    true
+                });
+                Answer::Renewed(matches!(&renewed, Ok(Some(r)) if lease::renewed(r, &owner, now_ms)))
+            }
+            Op::SetPhase { index, owner, phase } => done(update_as_owner(host, &index, &owner, |next| {
+                let changed = next.phase != phase;
+                next.phase = phase;
+                changed
+            })),
+            Op::CommitAsOwner(commit) => commit_as_owner(host, &commit),
+            Op::Freeze(freeze) => record_freeze(host, &freeze),
+            Op::Dequeue { index, owner, task_uid } => done(update_index(host, &index, |rec| {
+                let rec = rec?;
+                if lease::held_by_other(rec, &owner) {
+                    return None;
+                }
+                let mut next = rec.clone();
+                next.queue.retain(|t| *t != task_uid);
+                if next.frozen.is_none() {
+                    next.phase = Phase::Idle;
+                }
+                Some(next)
+            })),
+            Op::EndJob { index, owner, task_uid, now_ms } => {
+                queue::release_job(&self.cfg, host, task_uid);
+                end_lease(host, &index, &owner, now_ms)
+            }
+            Op::Deactivate { index } => {
+                deactivate(host, &index);
+                Answer::Done
+            }
+            Op::UpdateTask { task_uid, change } => update_task(host, task_uid, change),
+            Op::MergeDesired { index, proposal } => {
+                done(store::update::<Map<String, Value>, _>(host, &keys::desired_key(&index), |d| {
+                    let mut next = d.cloned().unwrap_or_default();
+                    proposal.merge_into(&mut next);
+                    Some(next)
+                }))
+            }
+            Op::ReadTasks { uids } => {
+                Answer::Tasks(uids.iter().map(|uid| store::read(host, &keys::task_key(*uid)).ok().flatten()).collect())
+            }
+            Op::ClaimDriftRun { owner, now_ms, interval_ms } => {
+                let claimed = store::update::<DriftSchedule, _>(host, keys::DRIFT_LEASE_KEY, |s| {
+                    lease::drift_claimed(&s.cloned().unwrap_or_default(), &owner, now_ms, interval_ms)
+                });
+                Answer::Claimed(matches!(claimed, Ok(Some(s))
+                    if s.lease.as_ref().is_some_and(|l| l.owner == owner) && s.next_run_ms == now_ms + interval_ms))
+            }
+            Op::RenewDriftRun { owner, now_ms } => {
+                done(store::update::<DriftSchedule, _>(host, keys::DRIFT_LEASE_KEY, |s| lease::drift_renewed(s?, &owner, now_ms)))
+            }
+            Op::EndDriftRun { owner } => {
+                done(store::update::<DriftSchedule, _>(host, keys::DRIFT_LEASE_KEY, |s| lease::drift_released(s?, &owner)))
+            }
+            Op::ClaimNodeKeyWarning => {
+                let mut first = false;
+                let _ = store::update::<bool, _>(host, keys::WARNED_NODE_KEY, |warned| {
+                    first = !warned.copied().unwrap_or(false);
+                    first.then_some(true)
+                });
+                Answer::Claimed(first)
+            }
+            Op::ReadIndex { index, with_desired } => {
+                let rec = index_store::read_index(host, &index).ok().flatten().unwrap_or_default();
+                let desired = if with_desired { store::read(host, &keys::desired_key(&index)).ok().flatten() } else { None };
+                Answer::IndexState { rec: Box::new(rec), desired }
+            }
+            Op::WriteVerifyResult { index, result } => done(store::write(host, &keys::verify_result_key(&index), &result)),
+            Op::RecordConverged { index, node_ids, fingerprint, lift_freeze } => {
+                match record_converged(host, &index, &node_ids, &fingerprint) {
+                    Ok(()) if lift_freeze => done(lift_freeze_record(host, &index)),
+                    other => done(other),
+                }
+            }
+            Op::ReadVerify { index } => {
+                let result: Option<VerifyResult> = store::read(host, &keys::verify_result_key(&index)).ok().flatten();
+                Answer::Verify(result.map(|result| {
+                    let rec = index_store::read_index(host, &index).ok().flatten();
+                    let repair_task = result.repair_task.and_then(|uid| store::read(host, &keys::task_key(uid)).ok().flatten());
+                    Box::new(VerifyView { result, rec, repair_task })
+                }))
+            }
+            Op::Enqueue { job, details } => {
+                let index = job.index.clone();
+                match queue::enqueue_job(&self.cfg, host, *job, details) {
+                    Ok(uid) => {
+                        queue::activate(host, &index);
+                        Answer::Enqueued(uid)
+                    }
+                    Err(e) => Answer::Failed(e),
+                }
+            }
+        }
+    }
+}
+
+impl Ledger for SharedDataLedger {
+    fn submit(&mut self, host: &mut dyn Host, id: OpId, op: Op) {
+        let answer = self.run(host, op);
+        self.answers.push_back((id, answer));
+    }
+
+    fn take(&mut self, id: OpId) -> Option<Answer> {
+        let at = self.answers.iter().position(|(i, _)| *i == id)?;
+        self.answers.remove(at).map(|(_, a)| a)
+    }
+
+    fn next_answer(&mut self) -> Option<(OpId, Answer)> {
+        self.answers.pop_front()
+    }
+}
+
+fn done<T>(result: Result<T, StoreError>) -> Answer {
+    match result {
+        Ok(_) => Answer::Done,
+        Err(e) => Answer::Failed(e),
+    }
+}
+
+/// The head job of a claimed index, with its records.
+fn head(host: &dyn Host, rec: IndexRecord, task_uid: u64) -> Head {
+    let job: Option<JobRecord> = store::read(host, &keys::job_key(task_uid)).ok().flatten();
+    let task: Option<TaskRecord> = store::read(host, &keys::task_key(task_uid)).ok().flatten();
+    Head { rec, task_uid, job, task }
+}
+
+/// Read-modify-write the index record only while `owner` holds the index's lease: `change`
+/// edits a copy and says whether to write it. Returns the record as it stands after.
+fn update_as_owner(
+    host: &mut dyn Host,
+    index: &str,
+    owner: &str,
+    mut change: impl FnMut(&mut IndexRecord) -> bool,
+) -> Result<Option<IndexRecord>, StoreError> {
+    update_index(host, index, |rec| {
+        let rec = rec?;
+        if !lease::held_by(rec, owner) {
+            return None;
+        }
+        let mut next = rec.clone();
+        change(&mut next).then_some(next)
+    })
+}
+
+fn commit_as_owner(host: &mut dyn Host, c: &Commit) -> Answer {
+    let committed = update_as_owner(host, &c.index, &c.owner, |next| {
+        if next.queue.first() != Some(&c.task_uid) {
+            return false; // lost the lease meanwhile: whoever holds it re-runs the job
+        }
+        next.version += c.bump;
+        next.node_versions = c.fingerprints.keys().map(|id| (id.clone(), next.version)).collect();
+        next.node_fingerprints = c.fingerprints.clone();
+        next.fingerprint = Some(c.fingerprint.clone());
+        next.phase = Phase::Idle;
+        next.frozen = None;
+        next.queue.retain(|t| *t != c.task_uid);
+        true
+    });
+    match committed {
+        Ok(Some(rec)) if !rec.queue.contains(&c.task_uid) && rec.fingerprint.as_deref() == Some(c.fingerprint.as_str()) => {
+            Answer::Committed(Some(rec.version))
+        }
+        Ok(_) => Answer::Committed(None),
+        Err(e) => Answer::Failed(e),
+    }
+}
+
+/// Fence first (hot key), then the record: a write never slips through between the two.
+fn record_freeze(host: &mut dyn Host, f: &Freeze) -> Answer {
+    index_store::fence(host, &f.index);
+    let result = match &f.job {
+        Some((owner, task_uid)) => update_as_owner(host, &f.index, owner, |next| {
+            next.frozen = Some(f.record.clone());
+            next.phase = Phase::Frozen;
+            next.queue.retain(|t| t != task_uid);
+            true
+        }),
+        None => update_index(host, &f.index, |rec| {
+            let mut next = rec.cloned().unwrap_or_default();
+            next.frozen = Some(f.record.clone());
+            next.phase = Phase::Frozen;
+            Some(next)
+        }),
+    };
+    done(result)
+}
+
+/// Release the lease if nothing is queued, and say what comes next.
+fn end_lease(host: &mut dyn Host, index: &str, owner: &str, now_ms: u64) -> Answer {
+    let rec = update_as_owner(host, index, owner, |next| {
+        if !next.queue.is_empty() {
+            return false;
+        }
+        next.lease = None;
+        true
+    });
+    match rec {
+        Ok(Some(rec)) if !rec.queue.is_empty() => match rec.queue.first().copied() {
+            Some(uid) if lease::free_for(&rec, owner, now_ms) => Answer::Next(Next::Start(Box::new(head(host, rec.clone(), uid)))),
+            _ => Answer::Next(Next::Elsewhere),
+        },
+        Ok(_) => {
+            let phase = index_store::read_index(host, index).ok().flatten().map(|r| r.phase).unwrap_or_default();
+            Answer::Next(Next::Idle(phase))
+        }
+        Err(e) => Answer::Failed(e),
+    }
+}
+
+/// Drop `index` from the active list, then look again: a write queued in between re-adds it.
+fn deactivate(host: &mut dyn Host, index: &str) {
+    let _ = store::update::<Vec<String>, _>(host, keys::ACTIVE_KEY, |list| {
+        let list = list?;
+        if !list.iter().any(|i| i == index) {
+            return None;
+        }
+        Some(list.iter().filter(|i| *i != index).cloned().collect())
+    });
+    if let Ok(Some(rec)) = index_store::read_index(host, index) {
+        if !rec.queue.is_empty() {
+            queue::activate(host, index);
+        }
+    }
+}
+
+fn update_task(host: &mut dyn Host, task_uid: u64, change: TaskChange) -> Answer {
+    let key = keys::task_key(task_uid);
+    match store::read::<TaskRecord>(host, &key) {
+        Ok(Some(mut task)) => {
+            change.apply(&mut task);
+            done(store::write(host, &key, &task))
+        }
+        Ok(None) => Answer::Done,
+        Err(e) => Answer::Failed(e),
+    }
+}
+
+/// Every node at the current version with fingerprint `fp`, unless work is queued (its job's own
+/// verify decides) or nothing changes.
+fn record_converged(host: &mut dyn Host, index: &str, node_ids: &[String], fp: &str) -> Result<(), StoreError> {
+    update_index(host, index, |rec| {
+        let mut next = rec.cloned().unwrap_or_default();
+        if !next.queue.is_empty() {
+            return None;
+        }
+        let versions: std::collections::BTreeMap<String, u64> = node_ids.iter().map(|id| (id.clone(), next.version)).collect();
+        if next.node_versions == versions && next.fingerprint.as_deref() == Some(fp) {
+            return None;
+        }
+        next.node_versions = versions;
+        next.node_fingerprints = node_ids.iter().map(|id| (id.clone(), Some(fp.to_string()))).collect();
+        next.fingerprint = Some(fp.to_string());
+        Some(next)
+    })
+    .map(|_| ())
+}
+
+/// Lift a freeze in the record (whose hot projection follows): the reverse of freezing. Used by
+/// a verify that finds the fleet converged and by an operator's forced unfreeze (`admin.rs`).
+pub fn lift_freeze_record(host: &mut dyn Host, index: &str) -> Result<(), StoreError> {
+    update_index(host, index, |rec| {
+        let rec = rec?;
+        if rec.frozen.is_none() && rec.phase != Phase::Frozen {
+            return None;
+        }
+        let mut next = rec.clone();
+        next.frozen = None;
+        next.phase = Phase::Idle;
+        Some(next)
+    })
+    .map(|_| ())
+}
