@@ -1,4 +1,4 @@
-//! A client's settings write entering the queue ("request queued", issue #10): the front door
+//! A client's settings write entering the queue ("request queued", docs/architecture.md §5): the front door
 //! hands the job to the engine, which queues it through the ledger. When the ledger answers at
 //! once the front door learns the task uid (or the refusal) before it returns, exactly as when
 //! it queued the job itself; when the answer comes later the client stays paused and the

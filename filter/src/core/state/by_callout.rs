@@ -1,4 +1,4 @@
-//! A test double of a ledger reached by callouts, the shape of an external store (issue #10):
+//! A test double of a ledger reached by callouts, the shape of an external store (docs/architecture.md §5):
 //! each operation takes effect at once on the shared-data ledger it wraps, and its answer comes
 //! back only when the root receives the answer to a callout the ledger sent for it — through
 //! `Engine::on_callout_response`, interleaved with the nodes' answers.

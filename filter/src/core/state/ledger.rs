@@ -1,4 +1,4 @@
-//! The ledger: the domain operations the engine needs from shared state (issue #10), as one
+//! The ledger: the domain operations the engine needs from shared state (docs/architecture.md §5), as one
 //! interface whose answers may come later. The engine submits an operation with a correlation
 //! id and goes on; the answer comes back either at once (`take`, the shared-data ledger in
 //! `shared_data.rs`) or later (`next_answer`, e.g. a store reached by callouts, or the test

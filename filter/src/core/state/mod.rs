@@ -1,5 +1,5 @@
 //! Everything the filter keeps in shared state, and the one seam through which the engine
-//! reaches it (issue #10): the key layout (`keys`), the records (`records`), typed shared-data
+//! reaches it (docs/architecture.md §5): the key layout (`keys`), the records (`records`), typed shared-data
 //! access (`store`, `index_store`, `queue`), the lease rules (`lease`), and the ledger — the
 //! domain operations whose answers may come later (`ledger`), over shared data (`shared_data`)
 //! and, for tests, answering late and out of order (`delayed`) or through callouts like an
