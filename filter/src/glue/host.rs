@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{MetricType, Status};
+
+use super::abi;
+use proxy_wasm::types::MetricType;
 
 use crate::core::host::{Callout, Host, LocalReply, SharedError};
 
@@ -57,14 +59,14 @@ impl Host for WasmHost {
     }
 
     fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), SharedError> {
-        hostcalls::get_shared_data(key).map_err(|s| SharedError::Other(format!("{s:?}")))
+        abi::get_shared_data(key).map_err(|status| SharedError::Other(format!("host status {status}")))
     }
 
     fn shared_set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SharedError> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
+        match abi::set_shared_data(key, value, cas) {
             Ok(()) => Ok(()),
-            Err(Status::CasMismatch) => Err(SharedError::CasMismatch),
-            Err(s) => Err(SharedError::Other(format!("{s:?}"))),
+            Err(abi::STATUS_CAS_MISMATCH) => Err(SharedError::CasMismatch),
+            Err(status) => Err(SharedError::Other(format!("host status {status}"))),
         }
     }
 
@@ -89,11 +91,10 @@ impl Host for WasmHost {
 
     fn reply(&mut self, http_context_id: u32, reply: &LocalReply) -> Result<(), String> {
         hostcalls::set_effective_context(http_context_id).map_err(|s| format!("{s:?}"))?;
-        let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let sent = hostcalls::send_http_response(reply.status as u32, headers, Some(&reply.body));
+        let sent = abi::send_local_response(reply.status, &reply.headers, &reply.body).map_err(|status| format!("host status {status}"));
         // Back to the root, so later callouts in this callback stay root-owned.
         let _ = hostcalls::set_effective_context(self.root_id);
-        sent.map_err(|s| format!("{s:?}"))
+        sent
     }
 
     fn wake(&mut self, worker: &str) {

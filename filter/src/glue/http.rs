@@ -1,7 +1,6 @@
 //! One client request: binds the proxy-wasm HTTP callbacks to the core's `HttpFlow`, which decides
 //! everything. Header and body reads go through `abi` (bytes, every host status a value).
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
@@ -30,7 +29,7 @@ impl RequestIo for EnvoyRequest {
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value);
+        let _ = abi::set_header(MapType::HttpRequestHeaders, name, value);
     }
 
     fn request_body(&self, max: usize) -> Vec<u8> {
@@ -38,13 +37,12 @@ impl RequestIo for EnvoyRequest {
     }
 
     fn set_response_header(&mut self, name: &str, value: &str) {
-        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
+        let _ = abi::set_header(MapType::HttpResponseHeaders, name, Some(value));
     }
 
     fn send_reply(&mut self, reply: &LocalReply) {
-        let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        if let Err(e) = hostcalls::send_http_response(reply.status as u32, headers, Some(&reply.body)) {
-            log::warn!("miroir: local reply failed: {e:?}");
+        if let Err(status) = abi::send_local_response(reply.status, &reply.headers, &reply.body) {
+            log::warn!("miroir: local reply failed (host status {status})");
         }
     }
 }
