@@ -7,7 +7,7 @@ use serde_json::json;
 use super::admin_views::VerifyPurpose;
 use super::engine::read_hot;
 use super::metrics;
-use super::test_world::World;
+use super::test_world::{sequential_config, sequential_rollback_scenario, World};
 
 const FIRST_TASK: u64 = 2130706432;
 
@@ -43,18 +43,8 @@ fn a_node_that_stays_wrong_freezes_over_a_callout_ledger() {
 
 #[test]
 fn sequential_rollback_works_over_a_callout_ledger() {
-    let mut w = World::by_callout(3, 1, json!({"settings_broadcast": {"strategy": "sequential"}}));
-    for n in &mut w.nodes {
-        n.index = Some("m".into());
-        n.settings.insert("rankingRules".into(), json!(["exactness"]));
-    }
-    w.nodes[2].fail_tasks = Some(json!({"code": "internal"}));
-    w.send(0, "PUT", "/indexes/m/settings/ranking-rules", Some(json!(["typo"])));
-    w.run(60, 10);
-    assert_eq!(w.task(FIRST_TASK).status, "failed");
-    for n in &w.nodes[..2] {
-        assert_eq!(n.settings["rankingRules"], json!(["exactness"]), "rolled back");
-    }
+    let mut w = World::by_callout(3, 1, sequential_config());
+    sequential_rollback_scenario(&mut w, "callout ledger");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use super::admin_views::VerifyPurpose;
 use super::engine::read_hot;
 use super::metrics;
 use super::state::delayed::Order;
-use super::test_world::World;
+use super::test_world::{sequential_config, sequential_rollback_scenario, World};
 
 const ORDERS: [Order; 4] = [Order::AsSubmitted, Order::Reversed, Order::Shuffled(1), Order::Shuffled(42)];
 const FIRST_TASK: u64 = 2130706432;
@@ -114,19 +114,8 @@ fn writes_on_one_index_still_run_one_at_a_time_when_answers_come_late() {
 #[test]
 fn sequential_rollback_and_commit_hold_when_answers_come_late() {
     for order in ORDERS {
-        let mut w = World::delayed(3, 1, json!({"settings_broadcast": {"strategy": "sequential"}}), order);
-        for n in &mut w.nodes {
-            n.index = Some("m".into());
-            n.settings.insert("rankingRules".into(), json!(["exactness"]));
-        }
-        w.nodes[2].fail_tasks = Some(json!({"code": "internal"}));
-        w.send(0, "PUT", "/indexes/m/settings/ranking-rules", Some(json!(["typo"])));
-        w.run(60, 10);
-        assert_eq!(w.task(FIRST_TASK).status, "failed", "{order:?}");
-        for n in &w.nodes[..2] {
-            assert_eq!(n.settings["rankingRules"], json!(["exactness"]), "rolled back ({order:?})");
-        }
-        assert_eq!(w.index("m").version, 0, "{order:?}");
+        let mut w = World::delayed(3, 1, sequential_config(), order);
+        sequential_rollback_scenario(&mut w, &format!("{order:?}"));
 
         let mut w = World::delayed(3, 1, json!({"settings_broadcast": {"strategy": "sequential"}}), order);
         w.send(0, "PUT", "/indexes/m/settings/ranking-rules", Some(json!(["typo"])));

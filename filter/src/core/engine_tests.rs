@@ -14,7 +14,7 @@ use super::engine::Engine;
 use super::fake_host::FakeHost;
 use super::records::IndexRecord;
 use super::state::index_store;
-use super::test_world::World;
+use super::test_world::{sequential_config, sequential_rollback_scenario, World};
 
 #[test]
 fn a_write_is_proposed_verified_and_committed_everywhere() {
@@ -186,19 +186,8 @@ fn a_job_whose_owner_vanishes_is_finished_by_another_worker() {
 
 #[test]
 fn sequential_strategy_rolls_back_applied_nodes_on_failure() {
-    let mut w = World::new(3, 1, json!({"settings_broadcast": {"strategy": "sequential"}}));
-    for n in &mut w.nodes {
-        n.index = Some("m".into());
-        n.settings.insert("rankingRules".into(), json!(["exactness"]));
-    }
-    w.nodes[2].fail_tasks = Some(json!({"code": "internal"}));
-    w.send(0, "PUT", "/indexes/m/settings/ranking-rules", Some(json!(["typo"])));
-    w.run(60, 10);
-    assert_eq!(w.task(2130706432).status, "failed");
-    for n in &w.nodes[..2] {
-        assert_eq!(n.settings["rankingRules"], json!(["exactness"]), "rolled back");
-    }
-    assert_eq!(w.index("m").version, 0);
+    let mut w = World::new(3, 1, sequential_config());
+    sequential_rollback_scenario(&mut w, "immediate ledger");
 }
 
 #[test]

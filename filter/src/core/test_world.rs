@@ -299,3 +299,26 @@ impl World {
             .map(|(_, r)| (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null)))
     }
 }
+
+/// Configuration of the sequential-rollback scenario, shared by the tests of every ledger.
+pub fn sequential_config() -> Value {
+    serde_json::json!({"settings_broadcast": {"strategy": "sequential"}})
+}
+
+/// Sequential strategy, the third node fails its task: the first two are rolled back to what
+/// they held, nothing is committed. Runs the scenario on `w` (a fresh world of three nodes built
+/// with `sequential_config`) and checks the end state; `label` names the variant in failures.
+pub fn sequential_rollback_scenario(w: &mut World, label: &str) {
+    for n in &mut w.nodes {
+        n.index = Some("m".into());
+        n.settings.insert("rankingRules".into(), serde_json::json!(["exactness"]));
+    }
+    w.nodes[2].fail_tasks = Some(serde_json::json!({"code": "internal"}));
+    w.send(0, "PUT", "/indexes/m/settings/ranking-rules", Some(serde_json::json!(["typo"])));
+    w.run(60, 10);
+    assert_eq!(w.task(2_130_706_432).status, "failed", "{label}");
+    for n in &w.nodes[..2] {
+        assert_eq!(n.settings["rankingRules"], serde_json::json!(["exactness"]), "rolled back ({label})");
+    }
+    assert_eq!(w.index("m").version, 0, "{label}");
+}
