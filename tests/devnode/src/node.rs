@@ -312,6 +312,26 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
             index.updated_at = now;
             (Some(json!({"providedIds": ids.len(), "deletedDocuments": deleted})), Ok(()))
         }
+        Operation::DocumentDeletionByFilter { filter } => {
+            let original = Value::String(filter.clone()).to_string();
+            let failed_details = json!({"providedIds": 0, "originalFilter": original, "deletedDocuments": 0});
+            let Some(index) = indexes.get_mut(&uid) else {
+                return (Some(failed_details), Err(ApiError::index_not_found(&uid)));
+            };
+            let parsed = match documents::Filter::parse(filter) {
+                Ok(f) => f,
+                Err(e) => return (Some(failed_details), Err(engine_error(&uid, e))),
+            };
+            if let Some(field) = parsed.fields().into_iter().find(|f| !documents::is_filterable(index, f)) {
+                let e = documents::not_filterable(index, field, filter);
+                return (Some(failed_details), Err(engine_error(&uid, e)));
+            }
+            let before = index.documents.len();
+            index.documents.retain(|_, d| !parsed.matches(d));
+            index.updated_at = now;
+            let deleted = before - index.documents.len();
+            (Some(json!({"providedIds": 0, "originalFilter": original, "deletedDocuments": deleted})), Ok(()))
+        }
         Operation::DocumentClear => {
             let Some(index) = indexes.get_mut(&uid) else {
                 return (Some(json!({"deletedDocuments": 0})), Err(ApiError::index_not_found(&uid)));

@@ -95,6 +95,8 @@ pub fn handle(node: &Node, req: &Request) -> Reply {
             _ => clear_documents(node, req, uid),
         }),
         ["indexes", uid, "documents", "delete-batch"] if m == "POST" => Ok(delete_batch(node, req, uid)),
+        ["indexes", uid, "documents", "delete"] if m == "POST" => Ok(delete_by_filter(node, req, uid)),
+        ["indexes", uid, "documents", "fetch"] if m == "POST" => Ok(fetch_documents(node, req, uid)),
         ["indexes", uid, "documents", id] => on(m, &["GET", "DELETE"], || match m {
             "GET" => get_document(node, req, uid, id),
             _ => delete_document(node, req, uid, id),
@@ -429,11 +431,34 @@ fn global_stats(node: &Node, req: &Request) -> Handled {
 
 fn add_documents(node: &Node, req: &Request, uid: &str, replace: bool) -> Handled {
     authorize(node, req)?;
-    let essence = check_content_type(req, &["application/json", "application/x-ndjson"], DOCUMENT_TYPES)?;
-    if req.body.is_empty() {
-        return Err(ApiError::invalid("missing_payload", "A json payload is missing."));
+    let essence = check_content_type(req, &["application/json", "application/x-ndjson", "text/csv"], DOCUMENT_TYPES)?;
+    let delimiter = match req.param("csvDelimiter") {
+        None => b',',
+        Some(d) if d.len() == 1 && d.is_ascii() => d.as_bytes()[0],
+        Some(d) => {
+            return Err(ApiError::invalid(
+                "invalid_document_csv_delimiter",
+                format!("Invalid value in parameter `csvDelimiter`: expected a string of one character, but found the following string of {} characters: `{d}`", d.chars().count()),
+            ))
+        }
+    };
+    if req.param("csvDelimiter").is_some() && essence != "text/csv" {
+        return Err(ApiError::invalid(
+            "invalid_document_csv_delimiter",
+            "The Content-Type `application/json` does not support the use of a csv delimiter. The csv delimiter can only be used with the Content-Type `text/csv`.",
+        ));
     }
-    let values: Vec<Value> = if essence == "application/x-ndjson" {
+    if req.body.is_empty() {
+        let format = match essence.as_str() {
+            "text/csv" => "csv",
+            "application/x-ndjson" => "ndjson",
+            _ => "json",
+        };
+        return Err(ApiError::invalid("missing_payload", format!("A {format} payload is missing.")));
+    }
+    let values: Vec<Value> = if essence == "text/csv" {
+        documents::parse_csv(&String::from_utf8_lossy(&req.body), delimiter)?.into_iter().map(Value::Object).collect()
+    } else if essence == "application/x-ndjson" {
         let text = String::from_utf8_lossy(&req.body);
         let mut out = Vec::new();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -525,6 +550,87 @@ fn delete_batch(node: &Node, req: &Request, uid: &str) -> Handled {
     check_index_uid(uid)?;
     let details = json!({"providedIds": ids.len(), "originalFilter": null, "deletedDocuments": null});
     accepted(node.enqueue(Some(uid), "documentDeletion", details, Operation::DocumentDeletion { ids }))
+}
+
+fn delete_by_filter(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    let body = json_body(req)?;
+    let obj = At::new("bad_request", "").object_with(&body, &["filter"])?;
+    let filter = match obj.get("filter") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::invalid("missing_document_filter", "Missing field `filter`"));
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "invalid_document_filter",
+                format!("Invalid syntax for the filter parameter: `expected String, Array, found: {other}`."),
+            ))
+        }
+    };
+    documents::Filter::parse(&filter)?;
+    check_index_uid(uid)?;
+    let details = json!({"providedIds": 0, "originalFilter": Value::String(filter.clone()).to_string(), "deletedDocuments": null});
+    accepted(node.enqueue(Some(uid), "documentDeletion", details, Operation::DocumentDeletionByFilter { filter }))
+}
+
+/// `POST /indexes/{uid}/documents/fetch`: `{offset, limit, fields, ids, filter}`.
+fn fetch_documents(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    let body = json_body(req)?;
+    let obj = At::new("bad_request", "")
+        .object_with(&body, &["offset", "limit", "fields", "ids", "filter", "retrieveVectors", "sort"])?;
+    let num = |name: &str, code: &'static str, default: u64| -> Result<u64, ApiError> {
+        match obj.get(name) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => At::new(code, format!(".{name}")).positive_integer(v),
+        }
+    };
+    let offset = num("offset", "invalid_document_offset", 0)? as usize;
+    let limit = num("limit", "invalid_document_limit", 20)? as usize;
+    let fields = match obj.get("fields") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(At::new("invalid_document_fields", ".fields").strings(v)?),
+    };
+    let ids: Option<Vec<String>> = match obj.get("ids") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            At::new("invalid_document_ids", ".ids")
+                .array(v)?
+                .iter()
+                .map(|i| i.as_str().map(str::to_string).unwrap_or_else(|| i.to_string()))
+                .collect(),
+        ),
+    };
+    let filter = match obj.get("filter") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some((s.clone(), documents::Filter::parse(s)?)),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "invalid_document_filter",
+                format!("Invalid syntax for the filter parameter: `expected String, Array, found: {other}`."),
+            ))
+        }
+    };
+    check_index_uid(uid)?;
+    let body = with_index(node, uid, |i| {
+        if let Some((text, f)) = &filter {
+            if let Some(field) = f.fields().into_iter().find(|field| !documents::is_filterable(i, field)) {
+                return Err(documents::not_filterable(i, field, text));
+            }
+        }
+        let matching: Vec<&Value> = i
+            .documents
+            .iter()
+            .filter(|(id, _)| ids.as_ref().is_none_or(|ids| ids.contains(id)))
+            .filter(|(_, d)| filter.as_ref().is_none_or(|(_, f)| f.matches(d)))
+            .map(|(_, d)| d)
+            .collect();
+        let results: Vec<Value> =
+            matching.iter().skip(offset).take(limit).map(|d| documents::project(d, fields.as_deref())).collect();
+        Ok(json!({"results": results, "offset": offset, "limit": limit, "total": matching.len()}))
+    })??;
+    Ok(Reply::json(200, body))
 }
 
 fn clear_documents(node: &Node, req: &Request, uid: &str) -> Handled {

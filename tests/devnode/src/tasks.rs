@@ -55,6 +55,9 @@ pub enum Operation {
     DocumentDeletion {
         ids: Vec<String>,
     },
+    DocumentDeletionByFilter {
+        filter: String,
+    },
     DocumentClear,
 }
 
