@@ -192,7 +192,10 @@ impl Node {
             let Some(task) = st.tasks.get(uid as usize).cloned() else {
                 continue;
             };
-            let (details, result) = execute(&mut st.indexes, &task);
+            let (details, result) = match &task.operation {
+                Operation::IndexSwap { swaps } => (None, swap(&mut st, uid, swaps)),
+                _ => execute(&mut st.indexes, &task),
+            };
             if let Some(t) = st.tasks.get_mut(uid as usize) {
                 if let Some(d) = details {
                     t.details = d;
@@ -213,6 +216,64 @@ impl Node {
 /// Prefix the engine puts on errors raised while processing an index (`Error::Milli` display).
 fn engine_error(index_uid: &str, e: ApiError) -> ApiError {
     ApiError { message: format!("Index `{index_uid}`: {}", e.message), ..e }
+}
+
+fn index_already_exists(uid: &str) -> ApiError {
+    ApiError::new(409, "index_already_exists", "invalid_request", format!("Index `{uid}` already exists."))
+}
+
+/// An `indexSwap` task: every named index must exist (the second one must not when renaming);
+/// then the indexes trade places, and so do the index uids of the tasks that name them, like the
+/// scheduler does.
+fn swap(st: &mut NodeState, task_uid: u32, swaps: &[(String, String, bool)]) -> Result<(), ApiError> {
+    let mut missing: Vec<&str> = Vec::new();
+    for (a, b, rename) in swaps {
+        if !st.indexes.contains_key(a) {
+            missing.push(a);
+        }
+        if *rename {
+            if st.indexes.contains_key(b) {
+                return Err(index_already_exists(b));
+            }
+        } else if !st.indexes.contains_key(b) {
+            missing.push(b);
+        }
+    }
+    match missing.as_slice() {
+        [] => {}
+        [one] => return Err(ApiError::index_not_found(one)),
+        many => {
+            return Err(ApiError::new(
+                404,
+                "index_not_found",
+                "invalid_request",
+                format!("Indexes {} not found.", many.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")),
+            ))
+        }
+    }
+    let now = SystemTime::now();
+    for (a, b, rename) in swaps {
+        let first = st.indexes.remove(a);
+        let second = st.indexes.remove(b);
+        for (index, name) in [(first, b), (second, a)] {
+            if let Some(mut index) = index {
+                index.uid = name.clone();
+                index.updated_at = now;
+                st.indexes.insert(name.clone(), index);
+            }
+        }
+        for t in st.tasks.iter_mut().filter(|t| t.uid != task_uid) {
+            let renamed = match t.index_uid.as_deref() {
+                Some(x) if x == a => Some(b.clone()),
+                Some(x) if x == b && !rename => Some(a.clone()),
+                _ => None,
+            };
+            if renamed.is_some() {
+                t.index_uid = renamed;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs one task against the indexes. Returns updated details (if the outcome changes them)
@@ -253,21 +314,13 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
         }
         Operation::IndexCreation { primary_key } => {
             if indexes.contains_key(&uid) {
-                return (
-                    None,
-                    Err(ApiError::new(
-                        409,
-                        "index_already_exists",
-                        "invalid_request",
-                        format!("Index `{uid}` already exists."),
-                    )),
-                );
+                return (None, Err(index_already_exists(&uid)));
             }
             indexes.insert(uid.clone(), Index::new(&uid, primary_key.clone()));
             (None, Ok(()))
         }
-        Operation::IndexUpdate { primary_key } => {
-            let Some(index) = indexes.get_mut(&uid) else {
+        Operation::IndexUpdate { primary_key, new_uid } => {
+            let Some(index) = indexes.get(&uid) else {
                 return (None, Err(ApiError::index_not_found(&uid)));
             };
             if let Some(pk) = primary_key {
@@ -283,11 +336,26 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
                         )),
                     );
                 }
+            }
+            if let Some(new) = new_uid.as_ref().filter(|n| **n != uid) {
+                if indexes.contains_key(new) {
+                    return (None, Err(index_already_exists(new)));
+                }
+            }
+            let Some(mut index) = indexes.remove(&uid) else {
+                return (None, Err(ApiError::index_not_found(&uid)));
+            };
+            if let Some(pk) = primary_key {
                 index.primary_key = Some(pk.clone());
             }
             index.updated_at = now;
+            if let Some(new) = new_uid {
+                index.uid = new.clone();
+            }
+            indexes.insert(index.uid.clone(), index);
             (None, Ok(()))
         }
+        Operation::IndexSwap { .. } => (None, Err(ApiError::internal("index swaps run through swap()"))),
         Operation::IndexDeletion => match indexes.remove(&uid) {
             Some(index) => (Some(json!({"deletedDocuments": index.documents.len()})), Ok(())),
             None => (Some(json!({"deletedDocuments": 0})), Err(ApiError::index_not_found(&uid))),

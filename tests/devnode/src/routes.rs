@@ -74,6 +74,7 @@ pub fn handle(node: &Node, req: &Request) -> Reply {
             "PATCH" => update_index(node, req, uid),
             _ => delete_index(node, req, uid),
         }),
+        ["swap-indexes"] => on(m, &["POST"], || swap_indexes(node, req)),
         ["indexes", uid, "stats"] => on(m, &["GET"], || index_stats(node, req, uid)),
         ["indexes", uid, "settings"] => on(m, &["GET", "PATCH", "DELETE"], || match m {
             "GET" => get_settings(node, req, uid, None),
@@ -363,15 +364,77 @@ fn create_index(node: &Node, req: &Request) -> Handled {
 fn update_index(node: &Node, req: &Request, uid: &str) -> Handled {
     authorize(node, req)?;
     let body = json_body(req)?;
-    let obj = At::new("bad_request", "").object_with(&body, &["primaryKey"])?;
+    let obj = At::new("bad_request", "").object_with(&body, &["primaryKey", "uid"])?;
     let pk = primary_key_field(obj)?;
+    let new_uid = match obj.get("uid") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(At::new("invalid_index_uid", ".uid").string(v)?.to_string()),
+    };
     check_index_uid(uid)?;
+    if let Some(new) = &new_uid {
+        check_index_uid(new)?;
+    }
+    let mut details = Map::new();
+    details.insert("primaryKey".into(), json!(pk));
+    if let Some(new) = &new_uid {
+        details.insert("oldIndexUid".into(), json!(uid));
+        details.insert("newIndexUid".into(), json!(new));
+    }
     accepted(node.enqueue(
         Some(uid),
         "indexUpdate",
-        json!({"primaryKey": pk}),
-        Operation::IndexUpdate { primary_key: pk.clone() },
+        Value::Object(details),
+        Operation::IndexUpdate { primary_key: pk.clone(), new_uid },
     ))
+}
+
+/// `POST /swap-indexes`: `[{indexes: [a, b], rename?}]`, one `indexSwap` task for all.
+fn swap_indexes(node: &Node, req: &Request) -> Handled {
+    authorize(node, req)?;
+    let body = json_body(req)?;
+    let items = At::new("bad_request", "").array(&body)?;
+    let mut swaps = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = At::new("bad_request", format!("[{i}]"));
+        let obj = at.object_with(item, &["indexes", "rename"])?;
+        let names = match obj.get("indexes") {
+            None => {
+                return Err(ApiError::invalid(
+                    "missing_swap_indexes",
+                    format!("Missing field `indexes` inside `[{i}]`"),
+                ))
+            }
+            Some(v) => At::new("invalid_swap_indexes", format!("[{i}].indexes")).strings(v)?,
+        };
+        let rename = match obj.get("rename") {
+            None | Some(Value::Null) => false,
+            Some(v) => At::new("invalid_swap_rename", format!("[{i}].rename")).boolean(v)?,
+        };
+        let [a, b] = names.as_slice() else {
+            return Err(ApiError::invalid(
+                "invalid_swap_indexes",
+                format!(
+                    "Two indexes must be given for each swap. The list `[{}]` contains {} indexes.",
+                    names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "),
+                    names.len()
+                ),
+            ));
+        };
+        for name in [a, b] {
+            check_index_uid(name)?;
+            if seen.contains(name) {
+                return Err(ApiError::invalid(
+                    "invalid_swap_duplicate_index_found",
+                    format!("Indexes must be declared only once during a swap. `{name}` was specified several times."),
+                ));
+            }
+            seen.push(name.clone());
+        }
+        swaps.push((a.clone(), b.clone(), rename));
+    }
+    let details: Vec<Value> = swaps.iter().map(|(a, b, r)| json!({"indexes": [a, b], "rename": r})).collect();
+    accepted(node.enqueue(None, "indexSwap", json!({"swaps": details}), Operation::IndexSwap { swaps }))
 }
 
 fn delete_index(node: &Node, req: &Request, uid: &str) -> Handled {

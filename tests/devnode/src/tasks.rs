@@ -45,6 +45,12 @@ pub enum Operation {
     },
     IndexUpdate {
         primary_key: Option<String>,
+        /// `uid` of the body: rename the index.
+        new_uid: Option<String>,
+    },
+    /// `(a, b, rename)` for each swap of the request.
+    IndexSwap {
+        swaps: Vec<(String, String, bool)>,
     },
     IndexDeletion,
     DocumentAddition {
