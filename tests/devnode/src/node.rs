@@ -151,6 +151,8 @@ impl Node {
                 started_at: None,
                 finished_at: None,
                 operation,
+                canceled_by: None,
+                deleted: false,
             };
             let summary = task.summary();
             st.tasks.push(task);
@@ -166,7 +168,12 @@ impl Node {
         loop {
             let next = {
                 let mut st = self.state();
-                match st.queue.pop_front() {
+                // Like the scheduler: cancelations first, then deletions, then the rest in uid order.
+                let kind_at = |st: &NodeState, kind: &str| {
+                    st.queue.iter().position(|u| st.tasks.get(*u as usize).is_some_and(|t| t.kind == kind))
+                };
+                let pos = kind_at(&st, "taskCancelation").or_else(|| kind_at(&st, "taskDeletion")).unwrap_or(0);
+                match st.queue.remove(pos) {
                     Some(uid) => {
                         let batch = st.next_batch_uid;
                         st.next_batch_uid += 1;
@@ -194,6 +201,8 @@ impl Node {
             };
             let (details, result) = match &task.operation {
                 Operation::IndexSwap { swaps } => (None, swap(&mut st, uid, swaps)),
+                Operation::TaskCancelation { matched } => cancel_tasks(&mut st, uid, matched),
+                Operation::TaskDeletion { matched } => delete_tasks(&mut st, uid, matched),
                 _ => execute(&mut st.indexes, &task),
             };
             if let Some(t) = st.tasks.get_mut(uid as usize) {
@@ -276,6 +285,58 @@ fn swap(st: &mut NodeState, task_uid: u32, swaps: &[(String, String, bool)]) -> 
     Ok(())
 }
 
+/// A taskCancelation: the matched tasks still enqueued are canceled (the worker runs one task at
+/// a time, so none of them is processing now). Their count-like details become 0 as the scheduler
+/// does for tasks that did not run.
+fn cancel_tasks(st: &mut NodeState, by: u32, matched: &[u32]) -> (Option<Value>, Result<(), ApiError>) {
+    let now = SystemTime::now();
+    let batch = st.tasks.get(by as usize).and_then(|t| t.batch_uid);
+    let mut canceled = 0u64;
+    for uid in matched {
+        let Some(t) = st.tasks.get_mut(*uid as usize) else { continue };
+        if t.status != Status::Enqueued || t.uid == by {
+            continue;
+        }
+        t.status = Status::Canceled;
+        t.canceled_by = Some(by);
+        t.batch_uid = batch;
+        t.finished_at = Some(now);
+        if let Value::Object(details) = &mut t.details {
+            for (k, v) in details.iter_mut() {
+                if v.is_null() && k != "primaryKey" && k != "originalFilter" {
+                    *v = json!(0);
+                }
+            }
+        }
+        canceled += 1;
+        st.queue.retain(|q| q != uid);
+    }
+    let details = st.tasks.get(by as usize).map(|t| {
+        let mut d = t.details.clone();
+        d["canceledTasks"] = json!(canceled);
+        d
+    });
+    (details, Ok(()))
+}
+
+/// A taskDeletion: the matched tasks that are finished disappear (enqueued/processing ones stay).
+fn delete_tasks(st: &mut NodeState, by: u32, matched: &[u32]) -> (Option<Value>, Result<(), ApiError>) {
+    let mut deleted = 0u64;
+    for uid in matched {
+        let Some(t) = st.tasks.get_mut(*uid as usize) else { continue };
+        if matches!(t.status, Status::Succeeded | Status::Failed | Status::Canceled) && !t.deleted {
+            t.deleted = true;
+            deleted += 1;
+        }
+    }
+    let details = st.tasks.get(by as usize).map(|t| {
+        let mut d = t.details.clone();
+        d["deletedTasks"] = json!(deleted);
+        d
+    });
+    (details, Ok(()))
+}
+
 /// Runs one task against the indexes. Returns updated details (if the outcome changes them)
 /// and the result.
 fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>, Result<(), ApiError>) {
@@ -355,7 +416,9 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
             indexes.insert(index.uid.clone(), index);
             (None, Ok(()))
         }
-        Operation::IndexSwap { .. } => (None, Err(ApiError::internal("index swaps run through swap()"))),
+        Operation::IndexSwap { .. } | Operation::TaskCancelation { .. } | Operation::TaskDeletion { .. } => {
+            (None, Err(ApiError::internal("this task runs through the worker's own handlers")))
+        }
         Operation::IndexDeletion => match indexes.remove(&uid) {
             Some(index) => (Some(json!({"deletedDocuments": index.documents.len()})), Ok(())),
             None => (Some(json!({"deletedDocuments": 0})), Err(ApiError::index_not_found(&uid))),

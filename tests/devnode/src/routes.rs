@@ -11,7 +11,7 @@ use crate::errors::ApiError;
 use crate::jsoncheck::At;
 use crate::node::Node;
 use crate::settings::{self, Update};
-use crate::tasks::{Operation, Status};
+use crate::tasks::{Operation, Status, TaskFilter, FILTER_PARAMS};
 
 /// A request as the router sees it: path already normalized and split into decoded segments.
 pub struct Request {
@@ -21,6 +21,8 @@ pub struct Request {
     pub content_type: Option<String>,
     pub authorization: Option<String>,
     pub body: Vec<u8>,
+    /// The query string as sent (without `?`).
+    pub raw_query: String,
 }
 
 impl Request {
@@ -63,7 +65,13 @@ pub fn handle(node: &Node, req: &Request) -> Reply {
             Ok(Reply::json(200, json!({"commitSha": "devnode", "commitDate": "unknown", "pkgVersion": "1.50.0"})))
         }),
         ["stats"] => on(m, &["GET"], || global_stats(node, req)),
-        ["tasks"] => on(m, &["GET"], || list_tasks(node, req)),
+        ["tasks"] => on(m, &["GET", "DELETE"], || match m {
+            "GET" => list_tasks(node, req),
+            _ => cancel_or_delete_tasks(node, req, false),
+        }),
+        ["tasks", "cancel"] if m == "POST" => Ok(cancel_or_delete_tasks(node, req, true)),
+        ["batches"] => on(m, &["GET"], || list_batches(node, req)),
+        ["batches", uid] => on(m, &["GET"], || get_batch(node, req, uid)),
         ["tasks", uid] => on(m, &["GET"], || get_task(node, req, uid)),
         ["indexes"] => on(m, &["GET", "POST"], || match m {
             "GET" => list_indexes(node, req),
@@ -251,7 +259,7 @@ fn get_task(node: &Node, req: &Request, uid: &str) -> Handled {
         )
     })?;
     let st = node.state();
-    match st.tasks.get(n as usize) {
+    match st.tasks.get(n as usize).filter(|t| !t.deleted) {
         Some(t) => Ok(Reply::json(200, t.view())),
         None => Err(ApiError::new(404, "task_not_found", "invalid_request", format!("Task `{n}` not found."))),
     }
@@ -280,33 +288,12 @@ fn list_tasks(node: &Node, req: &Request) -> Handled {
         None => None,
         Some(_) => Some(number_param(req, "from", "invalid_task_from", 0)? as u32),
     };
-    let statuses = list_param(req, "statuses");
-    if let Some(bad) = statuses
-        .iter()
-        .flatten()
-        .find(|s| !["*", "enqueued", "processing", "succeeded", "failed", "canceled"].contains(&s.as_str()))
-    {
-        return Err(ApiError::invalid(
-            "invalid_task_statuses",
-            format!("Invalid value in parameter `statuses`: `{bad}` is not a valid task status. Available statuses are `enqueued`, `processing`, `succeeded`, `failed`, `canceled`."),
-        ));
-    }
-    let types = list_param(req, "types");
-    let index_uids = list_param(req, "indexUids");
-    let uids = list_param(req, "uids");
-    let wanted = |filter: &Option<Vec<String>>, value: &str| {
-        filter.as_ref().is_none_or(|f| f.iter().any(|x| x == "*" || x == value))
-    };
+    let filter = TaskFilter::from_query(&req.query)?;
     let reverse = req.param("reverse") == Some("true");
     let st = node.state();
     let ordered: Box<dyn Iterator<Item = &crate::tasks::Task>> =
         if reverse { Box::new(st.tasks.iter()) } else { Box::new(st.tasks.iter().rev()) };
-    let matching: Vec<_> = ordered
-        .filter(|t| wanted(&statuses, t.status.as_str()))
-        .filter(|t| wanted(&types, t.kind))
-        .filter(|t| wanted(&index_uids, t.index_uid.as_deref().unwrap_or("")))
-        .filter(|t| wanted(&uids, &t.uid.to_string()))
-        .collect();
+    let matching: Vec<_> = ordered.filter(|t| !t.deleted && filter.matches(t)).collect();
     let total = matching.len();
     let page: Vec<_> = matching
         .iter()
@@ -317,6 +304,122 @@ fn list_tasks(node: &Node, req: &Request) -> Handled {
     let results: Vec<Value> = page.iter().take(limit).map(|t| t.view()).collect();
     let first = page.first().map(|t| t.uid);
     Ok(Reply::json(200, json!({"results": results, "total": total, "limit": limit, "from": first, "next": next})))
+}
+
+/// `POST /tasks/cancel` and `DELETE /tasks`: a task acting on this node's own task uids that match
+/// the filter now (at least one filter is required).
+fn cancel_or_delete_tasks(node: &Node, req: &Request, cancel: bool) -> Handled {
+    authorize(node, req)?;
+    let verb = if cancel { "cancel" } else { "delete" };
+    if let Some((unknown, _)) = req.query.iter().find(|(k, _)| !FILTER_PARAMS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            "bad_request",
+            format!(
+                "Unknown parameter `{unknown}`: expected one of {}",
+                FILTER_PARAMS.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    let filter = TaskFilter::from_query(&req.query)?;
+    if req.query.is_empty() {
+        return Err(ApiError::invalid(
+            "missing_task_filters",
+            format!("Query parameters to filter the tasks to {verb} are missing. Available query parameters are: `uids`, `indexUids`, `statuses`, `types`, `canceledBy`, `beforeEnqueuedAt`, `afterEnqueuedAt`, `beforeStartedAt`, `afterStartedAt`, `beforeFinishedAt`, `afterFinishedAt`."),
+        ));
+    }
+    let matched: Vec<u32> = {
+        let st = node.state();
+        st.tasks.iter().filter(|t| !t.deleted && filter.matches(t)).map(|t| t.uid).collect()
+    };
+    let original = format!("?{}", req.raw_query);
+    let summary = if cancel {
+        let details = json!({"matchedTasks": matched.len(), "canceledTasks": null, "originalFilter": original});
+        node.enqueue(None, "taskCancelation", details, Operation::TaskCancelation { matched })
+    } else {
+        let details = json!({"matchedTasks": matched.len(), "deletedTasks": null, "originalFilter": original});
+        node.enqueue(None, "taskDeletion", details, Operation::TaskDeletion { matched })
+    };
+    accepted(summary)
+}
+
+/// One batch per processed task (no autobatching); the tasks a cancelation canceled share its batch.
+fn batch_views(st: &crate::node::NodeState) -> Vec<Value> {
+    let mut by_batch: std::collections::BTreeMap<u32, Vec<&crate::tasks::Task>> = Default::default();
+    for t in st.tasks.iter().filter(|t| !t.deleted) {
+        if let Some(b) = t.batch_uid {
+            by_batch.entry(b).or_default().push(t);
+        }
+    }
+    by_batch
+        .into_iter()
+        .filter_map(|(uid, tasks)| {
+            let main = tasks.iter().find(|t| t.started_at.is_some()).or(tasks.first())?;
+            let mut status = Map::new();
+            let mut types = Map::new();
+            let mut index_uids = Map::new();
+            for t in &tasks {
+                let bump = |m: &mut Map<String, Value>, k: &str| {
+                    let n = m.get(k).and_then(Value::as_u64).unwrap_or(0);
+                    m.insert(k.to_string(), json!(n + 1));
+                };
+                bump(&mut status, t.status.as_str());
+                bump(&mut types, t.kind);
+                if let Some(i) = &t.index_uid {
+                    bump(&mut index_uids, i);
+                }
+            }
+            let view = main.view();
+            Some(json!({
+                "uid": uid,
+                "progress": null,
+                "details": view.get("details").cloned().unwrap_or(json!({})),
+                "stats": {"totalNbTasks": tasks.len(), "status": status, "types": types, "indexUids": index_uids},
+                "duration": view["duration"],
+                "startedAt": view["startedAt"],
+                "finishedAt": view["finishedAt"],
+                "batchStrategy": "unspecified",
+            }))
+        })
+        .collect()
+}
+
+fn list_batches(node: &Node, req: &Request) -> Handled {
+    authorize(node, req)?;
+    let limit = number_param(req, "limit", "invalid_batch_limit", 20)? as usize;
+    let from = match req.param("from") {
+        None => None,
+        Some(_) => Some(number_param(req, "from", "invalid_batch_from", 0)?),
+    };
+    let reverse = req.param("reverse") == Some("true");
+    let mut all = batch_views(&node.state());
+    if !reverse {
+        all.reverse();
+    }
+    let total = all.len();
+    let page: Vec<&Value> = all
+        .iter()
+        .filter(|b| from.is_none_or(|f| b["uid"].as_u64().is_some_and(|u| if reverse { u >= f } else { u <= f })))
+        .take(limit.saturating_add(1))
+        .collect();
+    let next = if page.len() > limit { page.last().map(|b| b["uid"].clone()) } else { None };
+    let first = page.first().map(|b| b["uid"].clone());
+    let results: Vec<&Value> = page.into_iter().take(limit).collect();
+    Ok(Reply::json(200, json!({"results": results, "total": total, "limit": limit, "from": first, "next": next})))
+}
+
+fn get_batch(node: &Node, req: &Request, uid: &str) -> Handled {
+    authorize(node, req)?;
+    let n: u64 = uid.parse().map_err(|_| {
+        ApiError::invalid(
+            "invalid_batch_uids",
+            format!("Invalid value in parameter `batchUid`: could not parse `{uid}` as a positive integer"),
+        )
+    })?;
+    batch_views(&node.state())
+        .into_iter()
+        .find(|b| b["uid"] == json!(n))
+        .map(|b| Reply::json(200, b))
+        .ok_or_else(|| ApiError::new(404, "batch_not_found", "invalid_request", format!("Batch `{n}` not found.")))
 }
 
 // ---- indexes ----
