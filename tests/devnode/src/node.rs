@@ -67,6 +67,8 @@ pub struct NodeState {
     pub next_batch_uid: u32,
     pub faults: Faults,
     pub requests: VecDeque<Value>,
+    /// API keys (the default ones when the node has a master key, then those created).
+    pub keys: Vec<crate::auth::ApiKey>,
 }
 
 pub struct Node {
@@ -83,11 +85,12 @@ pub struct Node {
 
 impl Node {
     pub fn new(id: String, master_key: Option<String>, default_task_ms: u64) -> Arc<Node> {
+        let keys = master_key.as_deref().map(crate::auth::default_keys).unwrap_or_default();
         Arc::new(Node {
             id,
             master_key,
             default_task_ms,
-            state: Mutex::new(NodeState::default()),
+            state: Mutex::new(NodeState { keys, ..NodeState::default() }),
             wake_worker: Notify::new(),
             liveness: watch::channel(Liveness::default()).0,
             listening: watch::channel(false).0,

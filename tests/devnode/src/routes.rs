@@ -82,6 +82,11 @@ pub fn handle(node: &Node, req: &Request) -> Reply {
             "PATCH" => update_index(node, req, uid),
             _ => delete_index(node, req, uid),
         }),
+        ["keys"] => on(m, &["GET", "POST"], || match m {
+            "GET" => list_keys(node, req),
+            _ => create_key(node, req),
+        }),
+        ["keys", id] => on(m, &["GET", "PATCH", "DELETE"], || one_key(node, req, id)),
         ["swap-indexes"] => on(m, &["POST"], || swap_indexes(node, req)),
         ["indexes", uid, "stats"] => on(m, &["GET"], || index_stats(node, req, uid)),
         ["indexes", uid, "settings"] => on(m, &["GET", "PATCH", "DELETE"], || match m {
@@ -129,8 +134,114 @@ fn on(method: &str, allowed: &[&str], f: impl FnOnce() -> Handled) -> Result<Han
     }
 }
 
+/// The key action a request needs and the index it touches (`meilisearch-auth`'s per-route
+/// policies).
+fn required_action(req: &Request) -> (&'static str, Option<String>) {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let m = req.method.as_str();
+    let index = match segs.as_slice() {
+        ["indexes", uid, ..] => Some(uid.to_string()),
+        ["indexes"] if m == "POST" => serde_json::from_slice::<Value>(&req.body)
+            .ok()
+            .and_then(|b| b.get("uid").and_then(Value::as_str).map(str::to_string)),
+        _ => None,
+    };
+    let action = match (m, segs.as_slice()) {
+        (_, ["version"]) => "version",
+        (_, ["stats"] | ["indexes", _, "stats"]) => "stats.get",
+        ("GET", ["tasks", ..] | ["batches", ..]) => "tasks.get",
+        ("POST", ["tasks", "cancel"]) => "tasks.cancel",
+        ("DELETE", ["tasks"]) => "tasks.delete",
+        ("GET", ["indexes"] | ["indexes", _]) => "indexes.get",
+        ("POST", ["indexes"]) => "indexes.create",
+        ("PATCH", ["indexes", _]) => "indexes.update",
+        ("DELETE", ["indexes", _]) => "indexes.delete",
+        (_, ["swap-indexes"]) => "indexes.swap",
+        ("GET", ["indexes", _, "settings", ..]) => "settings.get",
+        (_, ["indexes", _, "settings", ..]) => "settings.update",
+        ("GET", ["indexes", _, "documents", ..]) | ("POST", ["indexes", _, "documents", "fetch"]) => "documents.get",
+        ("POST" | "PUT", ["indexes", _, "documents"]) => "documents.add",
+        (_, ["indexes", _, "documents", ..]) => "documents.delete",
+        (_, ["indexes", _, "search"]) => "search",
+        ("GET", ["keys", ..]) => "keys.get",
+        ("POST", ["keys"]) => "keys.create",
+        ("PATCH", ["keys", _]) => "keys.update",
+        ("DELETE", ["keys", _]) => "keys.delete",
+        (_, ["export"]) => "export",
+        _ => "*",
+    };
+    (action, index)
+}
+
 fn authorize(node: &Node, req: &Request) -> Result<(), ApiError> {
-    auth::check(node.master_key.as_deref(), req.authorization.as_deref())
+    let (action, index) = required_action(req);
+    let keys = node.state().keys.clone();
+    auth::check_action(node.master_key.as_deref(), &keys, req.authorization.as_deref(), action, index.as_deref())
+}
+
+// ---- keys ----
+
+/// The `/keys` routes need a master key on the node (Meilisearch answers `missing_master_key`).
+fn authorize_keys(node: &Node, req: &Request) -> Result<String, ApiError> {
+    let Some(master) = node.master_key.clone() else {
+        return Err(ApiError::new(
+            401,
+            "missing_master_key",
+            "auth",
+            "Meilisearch is running without a master key. To access this API endpoint, you must have set a master key at launch.",
+        ));
+    };
+    authorize(node, req)?;
+    Ok(master)
+}
+
+fn key_not_found(k: &str) -> ApiError {
+    ApiError::new(404, "api_key_not_found", "invalid_request", format!("API key `{k}` not found."))
+}
+
+fn create_key(node: &Node, req: &Request) -> Handled {
+    let master = authorize_keys(node, req)?;
+    let body = json_body(req)?;
+    let mut st = node.state();
+    let key = auth::create_key(&master, &st.keys, &body)?;
+    let view = key.view();
+    st.keys.push(key);
+    Ok(Reply::json(201, view))
+}
+
+fn list_keys(node: &Node, req: &Request) -> Handled {
+    authorize_keys(node, req)?;
+    let offset = number_param(req, "offset", "invalid_api_key_offset", 0)? as usize;
+    let limit = number_param(req, "limit", "invalid_api_key_limit", 20)? as usize;
+    let st = node.state();
+    let mut keys: Vec<&auth::ApiKey> = st.keys.iter().collect();
+    // Newest first; the stable sort keeps creation order among equal timestamps.
+    keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+    let results: Vec<Value> = keys.iter().skip(offset).take(limit).map(|k| k.view()).collect();
+    Ok(Reply::json(200, json!({"results": results, "offset": offset, "limit": limit, "total": keys.len()})))
+}
+
+fn one_key(node: &Node, req: &Request, id: &str) -> Handled {
+    authorize_keys(node, req)?;
+    let body = if req.method == "PATCH" { Some(json_body(req)?) } else { None };
+    let mut st = node.state();
+    let pos = st
+        .keys
+        .iter()
+        .position(|k| k.key == id || k.uid == id.to_ascii_lowercase())
+        .ok_or_else(|| key_not_found(id))?;
+    match req.method.as_str() {
+        "GET" => Ok(Reply::json(200, st.keys[pos].view())),
+        "PATCH" => {
+            let key = &mut st.keys[pos];
+            auth::update_key(key, &body.unwrap_or(Value::Null))?;
+            Ok(Reply::json(200, key.view()))
+        }
+        _ => {
+            st.keys.remove(pos);
+            Ok(Reply::empty(204))
+        }
+    }
 }
 
 /// `[A-Za-z0-9_-]`, 1..=400 bytes (the message says 512; reference §6.1).
