@@ -7,6 +7,7 @@ pub mod auth;
 pub mod documents;
 pub mod embedders;
 pub mod errors;
+pub mod export;
 pub mod faults;
 pub mod jsoncheck;
 pub mod node;

@@ -198,12 +198,28 @@ impl Node {
             if task_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(task_ms)).await;
             }
+            let export = {
+                let st = self.state();
+                match st.tasks.get(uid as usize).map(|t| &t.operation) {
+                    Some(Operation::Export { request }) => {
+                        Some((request.clone(), crate::export::plan(&st.indexes, request)))
+                    }
+                    _ => None,
+                }
+            };
+            // An export talks to another node: no lock held while it does.
+            let exported = match export {
+                Some((request, Ok(plans))) => Some(crate::export::run(&request, &plans).await),
+                Some((_, Err(e))) => Some(Err(e)),
+                None => None,
+            };
             let mut st = self.state();
             let Some(task) = st.tasks.get(uid as usize).cloned() else {
                 continue;
             };
             let (details, result) = match &task.operation {
                 Operation::IndexSwap { swaps } => (None, swap(&mut st, uid, swaps)),
+                Operation::Export { .. } => (None, exported.unwrap_or(Ok(()))),
                 Operation::TaskCancelation { matched } => cancel_tasks(&mut st, uid, matched),
                 Operation::TaskDeletion { matched } => delete_tasks(&mut st, uid, matched),
                 _ => execute(&mut st.indexes, &task),
@@ -419,7 +435,10 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
             indexes.insert(index.uid.clone(), index);
             (None, Ok(()))
         }
-        Operation::IndexSwap { .. } | Operation::TaskCancelation { .. } | Operation::TaskDeletion { .. } => {
+        Operation::IndexSwap { .. }
+        | Operation::TaskCancelation { .. }
+        | Operation::TaskDeletion { .. }
+        | Operation::Export { .. } => {
             (None, Err(ApiError::internal("this task runs through the worker's own handlers")))
         }
         Operation::IndexDeletion => match indexes.remove(&uid) {

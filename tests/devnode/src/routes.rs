@@ -87,6 +87,7 @@ pub fn handle(node: &Node, req: &Request) -> Reply {
             _ => create_key(node, req),
         }),
         ["keys", id] => on(m, &["GET", "PATCH", "DELETE"], || one_key(node, req, id)),
+        ["export"] => on(m, &["POST"], || export(node, req)),
         ["swap-indexes"] => on(m, &["POST"], || swap_indexes(node, req)),
         ["indexes", uid, "stats"] => on(m, &["GET"], || index_stats(node, req, uid)),
         ["indexes", uid, "settings"] => on(m, &["GET", "PATCH", "DELETE"], || match m {
@@ -177,6 +178,13 @@ fn authorize(node: &Node, req: &Request) -> Result<(), ApiError> {
     let (action, index) = required_action(req);
     let keys = node.state().keys.clone();
     auth::check_action(node.master_key.as_deref(), &keys, req.authorization.as_deref(), action, index.as_deref())
+}
+
+fn export(node: &Node, req: &Request) -> Handled {
+    authorize(node, req)?;
+    let body = json_body(req)?;
+    let (request, details) = crate::export::parse(&body)?;
+    accepted(node.enqueue(None, "export", details, Operation::Export { request }))
 }
 
 // ---- keys ----

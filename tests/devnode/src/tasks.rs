@@ -74,6 +74,9 @@ pub enum Operation {
     TaskDeletion {
         matched: Vec<u32>,
     },
+    Export {
+        request: crate::export::Request,
+    },
 }
 
 #[derive(Clone, Debug)]
