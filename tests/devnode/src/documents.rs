@@ -20,23 +20,23 @@ pub fn document_id(v: &Value) -> Option<String> {
     }
 }
 
+/// Primary-key inference as milli does it: every field of the first document whose lowercased
+/// name ends with `id` is a candidate (`id` itself gets no precedence); exactly one must remain.
 fn infer_primary_key(first: &Map<String, Value>) -> Result<String, ApiError> {
-    if first.contains_key("id") {
-        return Ok("id".to_string());
-    }
-    let candidates: Vec<&String> = first.keys().filter(|k| k.to_lowercase().ends_with("id")).collect();
+    let mut candidates: Vec<&String> = first.keys().filter(|k| k.to_lowercase().ends_with("id")).collect();
+    candidates.sort_unstable();
     match candidates.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(ApiError::invalid(
             "index_primary_key_no_candidate_found",
             "The primary key inference failed as the engine did not find any field ending with `id` in its name. Please specify the primary key manually using the `primaryKey` query parameter.",
         )),
-        many => Err(ApiError::invalid(
+        // The message names the first two candidates only.
+        [first, second, ..] => Err(ApiError::invalid(
             "index_primary_key_multiple_candidates_found",
             format!(
-                "The primary key inference failed as the engine found {} fields ending with `id` in their names: {}. Please specify the primary key manually using the `primaryKey` query parameter.",
-                many.len(),
-                many.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(" and ")
+                "The primary key inference failed as the engine found {} fields ending with `id` in their names: '{first}' and '{second}'. Please specify the primary key manually using the `primaryKey` query parameter.",
+                candidates.len(),
             ),
         )),
     }
@@ -416,6 +416,23 @@ mod tests {
         let docs = parse_csv("id;name\r\na;b\r\n", b';').unwrap();
         assert_eq!(Value::Object(docs[0].clone()), json!({"id": "a", "name": "b"}));
         assert_eq!(parse_csv("id,a\n1\n", b',').unwrap_err().code, "malformed_payload");
+    }
+
+    #[test]
+    fn primary_key_inference_like_milli() {
+        let doc = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(infer_primary_key(&doc(json!({"title": "t", "skuID": 1}))).unwrap(), "skuID");
+        let e = infer_primary_key(&doc(json!({"id": 1, "public_uid": "x", "project_id": 2}))).unwrap_err();
+        assert_eq!(e.code, "index_primary_key_multiple_candidates_found");
+        assert!(
+            e.message.contains("found 3 fields ending with `id` in their names: 'id' and 'project_id'."),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            infer_primary_key(&doc(json!({"id_": 1}))).unwrap_err().code,
+            "index_primary_key_no_candidate_found"
+        );
     }
 
     #[test]
