@@ -467,7 +467,7 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
         }
         Operation::DocumentDeletionByFilter { filter } => {
             let original = Value::String(filter.clone()).to_string();
-            let failed_details = json!({"providedIds": 0, "originalFilter": original, "deletedDocuments": 0});
+            let failed_details = json!({"providedIds": 0, "deletedDocuments": 0, "originalFilter": original});
             let Some(index) = indexes.get_mut(&uid) else {
                 return (Some(failed_details), Err(ApiError::index_not_found(&uid)));
             };
@@ -483,7 +483,7 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
             index.documents.retain(|_, d| !parsed.matches(d));
             index.updated_at = now;
             let deleted = before - index.documents.len();
-            (Some(json!({"providedIds": 0, "originalFilter": original, "deletedDocuments": deleted})), Ok(()))
+            (Some(json!({"providedIds": 0, "deletedDocuments": deleted, "originalFilter": original})), Ok(()))
         }
         Operation::DocumentClear => {
             let Some(index) = indexes.get_mut(&uid) else {

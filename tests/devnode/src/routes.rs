@@ -812,7 +812,7 @@ fn get_document(node: &Node, req: &Request, uid: &str, id: &str) -> Handled {
 fn delete_document(node: &Node, req: &Request, uid: &str, id: &str) -> Handled {
     authorize(node, req)?;
     check_index_uid(uid)?;
-    let details = json!({"providedIds": 1, "originalFilter": null, "deletedDocuments": null});
+    let details = json!({"providedIds": 1, "deletedDocuments": null});
     accepted(node.enqueue(
         Some(uid),
         "documentDeletion",
@@ -833,7 +833,7 @@ fn delete_batch(node: &Node, req: &Request, uid: &str) -> Handled {
         })
         .collect();
     check_index_uid(uid)?;
-    let details = json!({"providedIds": ids.len(), "originalFilter": null, "deletedDocuments": null});
+    let details = json!({"providedIds": ids.len(), "deletedDocuments": null});
     accepted(node.enqueue(Some(uid), "documentDeletion", details, Operation::DocumentDeletion { ids }))
 }
 
@@ -855,7 +855,7 @@ fn delete_by_filter(node: &Node, req: &Request, uid: &str) -> Handled {
     };
     documents::Filter::parse(&filter)?;
     check_index_uid(uid)?;
-    let details = json!({"providedIds": 0, "originalFilter": Value::String(filter.clone()).to_string(), "deletedDocuments": null});
+    let details = json!({"providedIds": 0, "deletedDocuments": null, "originalFilter": Value::String(filter.clone()).to_string()});
     accepted(node.enqueue(Some(uid), "documentDeletion", details, Operation::DocumentDeletionByFilter { filter }))
 }
 
