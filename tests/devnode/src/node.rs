@@ -69,6 +69,9 @@ pub struct NodeState {
     pub requests: VecDeque<Value>,
     /// API keys (the default ones when the node has a master key, then those created).
     pub keys: Vec<crate::auth::ApiKey>,
+    /// The processing task a just-enqueued cancelation matched: it stops and stays `processing`
+    /// until the cancelation (which runs next) cancels it, as the scheduler aborts a batch.
+    pub abort_task: Option<u32>,
 }
 
 pub struct Node {
@@ -77,6 +80,8 @@ pub struct Node {
     default_task_ms: u64,
     state: Mutex<NodeState>,
     wake_worker: Notify,
+    /// Wakes the worker out of a task's processing time when a cancelation targets that task.
+    abort_worker: Notify,
     liveness: watch::Sender<Liveness>,
     /// Whether the node's listener is currently bound (maintained by the listener task), so the
     /// control API can answer a `down` change only once it has taken effect.
@@ -92,6 +97,7 @@ impl Node {
             default_task_ms,
             state: Mutex::new(NodeState { keys, ..NodeState::default() }),
             wake_worker: Notify::new(),
+            abort_worker: Notify::new(),
             liveness: watch::channel(Liveness::default()).0,
             listening: watch::channel(false).0,
         })
@@ -166,6 +172,19 @@ impl Node {
         summary
     }
 
+    /// Called after enqueuing a cancelation: if it matched the task being processed, that task
+    /// is interrupted.
+    pub fn abort_processing(&self, matched: &[u32]) {
+        let mut st = self.state();
+        let processing =
+            st.tasks.iter().find(|t| t.status == Status::Processing && t.kind != "taskCancelation").map(|t| t.uid);
+        if let Some(uid) = processing.filter(|u| matched.contains(u)) {
+            st.abort_task = Some(uid);
+            drop(st);
+            self.abort_worker.notify_one();
+        }
+    }
+
     /// Processes the queue forever: one task at a time, `task_ms` in `processing` each.
     pub async fn run_worker(self: Arc<Self>) {
         loop {
@@ -196,7 +215,26 @@ impl Node {
                 continue;
             };
             if task_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(task_ms)).await;
+                let done = tokio::time::sleep(Duration::from_millis(task_ms));
+                tokio::pin!(done);
+                loop {
+                    tokio::select! {
+                        _ = &mut done => break,
+                        _ = self.abort_worker.notified() => {
+                            if self.state().abort_task == Some(uid) {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            {
+                let mut st = self.state();
+                if st.abort_task == Some(uid) {
+                    // Left `processing`; the cancelation queued first cancels it.
+                    st.abort_task = None;
+                    continue;
+                }
             }
             let export = {
                 let st = self.state();
@@ -304,8 +342,8 @@ fn swap(st: &mut NodeState, task_uid: u32, swaps: &[(String, String, bool)]) -> 
     Ok(())
 }
 
-/// A taskCancelation: the matched tasks still enqueued are canceled (the worker runs one task at
-/// a time, so none of them is processing now). Their count-like details become 0 as the scheduler
+/// A taskCancelation: the matched tasks still enqueued are canceled, and so is the one whose
+/// processing it interrupted (left `processing`, see `Node::abort_processing`). Their count-like details become 0 as the scheduler
 /// does for tasks that did not run.
 fn cancel_tasks(st: &mut NodeState, by: u32, matched: &[u32]) -> (Option<Value>, Result<(), ApiError>) {
     let now = SystemTime::now();
@@ -313,7 +351,7 @@ fn cancel_tasks(st: &mut NodeState, by: u32, matched: &[u32]) -> (Option<Value>,
     let mut canceled = 0u64;
     for uid in matched {
         let Some(t) = st.tasks.get_mut(*uid as usize) else { continue };
-        if t.status != Status::Enqueued || t.uid == by {
+        if !matches!(t.status, Status::Enqueued | Status::Processing) || t.uid == by {
             continue;
         }
         t.status = Status::Canceled;

@@ -453,7 +453,10 @@ fn cancel_or_delete_tasks(node: &Node, req: &Request, cancel: bool) -> Handled {
     let original = format!("?{}", req.raw_query);
     let summary = if cancel {
         let details = json!({"matchedTasks": matched.len(), "canceledTasks": null, "originalFilter": original});
-        node.enqueue(None, "taskCancelation", details, Operation::TaskCancelation { matched })
+        let summary =
+            node.enqueue(None, "taskCancelation", details, Operation::TaskCancelation { matched: matched.clone() });
+        node.abort_processing(&matched);
+        summary
     } else {
         let details = json!({"matchedTasks": matched.len(), "deletedTasks": null, "originalFilter": original});
         node.enqueue(None, "taskDeletion", details, Operation::TaskDeletion { matched })

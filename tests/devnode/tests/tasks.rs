@@ -59,22 +59,25 @@ async fn cancel_runs_first_and_cancels_enqueued_tasks() {
     let t = wait_task(port, cancel_uid).await;
     assert_eq!(t["details"]["originalFilter"], "?statuses=enqueued,processing&indexUids=m");
     assert_eq!(t["details"]["matchedTasks"], 3);
-    // Task 0 was processing when the cancelation arrived; the others had not started yet.
-    assert_eq!(t["details"]["canceledTasks"], 2);
+    // Task 0 was processing when the cancelation arrived: it is interrupted and canceled too.
+    assert_eq!(t["details"]["canceledTasks"], 3);
     let c = wait_task(port, 2).await;
     assert_eq!((c["status"].clone(), c["canceledBy"].clone()), (json!("canceled"), json!(cancel_uid)));
     assert_eq!(c["details"], json!({"receivedDocuments": 1, "indexedDocuments": 0}));
-    assert_eq!(wait_task(port, 0).await["status"], "succeeded");
-    assert_eq!(call(port, "GET", "/indexes/m/stats", None).await.body["numberOfDocuments"], 1);
+    let first = wait_task(port, 0).await;
+    assert_eq!(first["status"], "canceled");
+    assert!(first["startedAt"].is_string() && first["finishedAt"].is_string());
+    // Canceled before it ran, so the index was never created.
+    assert_eq!(call(port, "GET", "/indexes/m", None).await.status, 404);
     let listed = call(port, "GET", &format!("/tasks?canceledBy={cancel_uid}"), None).await.body;
-    assert_eq!(uids(&listed), [2, 1]);
+    assert_eq!(uids(&listed), [2, 1, 0]);
     let r = call(port, "POST", "/tasks/cancel", None).await;
     assert_eq!((r.status, r.body["code"].clone()), (400, json!("missing_task_filters")));
     let r = call(port, "POST", "/tasks/cancel?limit=2", None).await;
     assert_eq!((r.status, r.body["code"].clone()), (400, json!("bad_request")));
     let b = call(port, "GET", "/batches", None).await.body;
     assert_eq!(b["results"][0]["stats"]["types"]["taskCancelation"], 1);
-    assert_eq!(b["results"][0]["stats"]["totalNbTasks"], 3);
+    assert_eq!(b["results"][0]["stats"]["totalNbTasks"], 4);
     let first = b["results"][0]["uid"].as_u64().unwrap();
     assert_eq!(call(port, "GET", &format!("/batches/{first}"), None).await.body["uid"], first);
     assert_eq!(call(port, "GET", "/batches/999", None).await.body["code"], "batch_not_found");
