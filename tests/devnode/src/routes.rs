@@ -793,11 +793,41 @@ fn list_documents(node: &Node, req: &Request, uid: &str) -> Handled {
     let offset = number_param(req, "offset", "invalid_document_offset", 0)? as usize;
     let limit = number_param(req, "limit", "invalid_document_limit", 20)? as usize;
     let fields = fields_param(req);
+    let ids = list_param(req, "ids");
+    let filter = match req.param("filter") {
+        None | Some("") => None,
+        Some(text) => Some((text.to_string(), documents::Filter::parse(text)?)),
+    };
+    documents_page(node, uid, offset, limit, fields, ids, filter)
+}
+
+/// One page of documents (GET list and POST fetch): optional ids, filter and field projection.
+fn documents_page(
+    node: &Node,
+    uid: &str,
+    offset: usize,
+    limit: usize,
+    fields: Option<Vec<String>>,
+    ids: Option<Vec<String>>,
+    filter: Option<(String, documents::Filter)>,
+) -> Handled {
     let body = with_index(node, uid, |i| {
+        if let Some((text, f)) = &filter {
+            if let Some(field) = f.fields().into_iter().find(|field| !documents::is_filterable(i, field)) {
+                return Err(documents::not_filterable(i, field, text));
+            }
+        }
+        let matching: Vec<&Value> = i
+            .documents
+            .iter()
+            .filter(|(id, _)| ids.as_ref().is_none_or(|ids| ids.contains(id)))
+            .filter(|(_, d)| filter.as_ref().is_none_or(|(_, f)| f.matches(d)))
+            .map(|(_, d)| d)
+            .collect();
         let results: Vec<Value> =
-            i.documents.values().skip(offset).take(limit).map(|d| documents::project(d, fields.as_deref())).collect();
-        json!({"results": results, "offset": offset, "limit": limit, "total": i.documents.len()})
-    })?;
+            matching.iter().skip(offset).take(limit).map(|d| documents::project(d, fields.as_deref())).collect();
+        Ok(json!({"results": results, "offset": offset, "limit": limit, "total": matching.len()}))
+    })??;
     Ok(Reply::json(200, body))
 }
 
@@ -901,24 +931,7 @@ fn fetch_documents(node: &Node, req: &Request, uid: &str) -> Handled {
         }
     };
     check_index_uid(uid)?;
-    let body = with_index(node, uid, |i| {
-        if let Some((text, f)) = &filter {
-            if let Some(field) = f.fields().into_iter().find(|field| !documents::is_filterable(i, field)) {
-                return Err(documents::not_filterable(i, field, text));
-            }
-        }
-        let matching: Vec<&Value> = i
-            .documents
-            .iter()
-            .filter(|(id, _)| ids.as_ref().is_none_or(|ids| ids.contains(id)))
-            .filter(|(_, d)| filter.as_ref().is_none_or(|(_, f)| f.matches(d)))
-            .map(|(_, d)| d)
-            .collect();
-        let results: Vec<Value> =
-            matching.iter().skip(offset).take(limit).map(|d| documents::project(d, fields.as_deref())).collect();
-        Ok(json!({"results": results, "offset": offset, "limit": limit, "total": matching.len()}))
-    })??;
-    Ok(Reply::json(200, body))
+    documents_page(node, uid, offset, limit, fields, ids, filter)
 }
 
 fn clear_documents(node: &Node, req: &Request, uid: &str) -> Handled {

@@ -171,6 +171,26 @@ pub const FILTER_PARAMS: [&str; 12] = [
     "beforeFinishedAt",
 ];
 
+/// Task types of Meilisearch v1.50 (what `types` accepts).
+const TYPES: [&str; 16] = [
+    "documentAdditionOrUpdate",
+    "documentEdition",
+    "documentDeletion",
+    "settingsUpdate",
+    "indexCreation",
+    "indexDeletion",
+    "indexUpdate",
+    "indexSwap",
+    "taskCancelation",
+    "taskDeletion",
+    "dumpCreation",
+    "snapshotCreation",
+    "export",
+    "upgradeDatabase",
+    "indexCompaction",
+    "networkTopologyChange",
+];
+
 const STATUSES: [&str; 5] = ["enqueued", "processing", "succeeded", "failed", "canceled"];
 
 fn error_code_for(param: &str) -> String {
@@ -220,7 +240,19 @@ impl TaskFilter {
                     }
                     f.statuses = Some(items);
                 }
-                "types" => f.types = Some(list()),
+                "types" => {
+                    let items = list();
+                    if let Some(bad) = items.iter().find(|t| *t != "*" && !TYPES.contains(&t.as_str())) {
+                        return Err(ApiError::invalid(
+                            "invalid_task_types",
+                            format!(
+                                "Invalid value in parameter `types`: `{bad}` is not a valid task type. Available types are {}.",
+                                TYPES.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    }
+                    f.types = Some(items);
+                }
                 "indexUids" => f.index_uids = Some(list()),
                 name if name.ends_with("At") && FILTER_PARAMS.contains(&name) => {
                     let before = name.starts_with("before");

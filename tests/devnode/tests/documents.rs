@@ -122,6 +122,10 @@ async fn reads_fetch_and_stats() {
     let f =
         call(port, "POST", "/indexes/m/documents/fetch", Some(json!({"filter": "tag = hi", "limit": 1}))).await.body;
     assert_eq!((f["total"].clone(), f["results"][0]["id"].clone()), (json!(2), json!(4)));
+    let g = call(port, "GET", "/indexes/m/documents?filter=tag%20%3D%20hi&fields=id", None).await.body;
+    assert_eq!(g, json!({"results": [{"id": 4}, {"id": 5}], "offset": 0, "limit": 20, "total": 2}));
+    let g = call(port, "GET", "/indexes/m/documents?ids=2,5&fields=id", None).await.body;
+    assert_eq!(g["results"], json!([{"id": 2}, {"id": 5}]));
     assert_eq!(call(port, "GET", "/indexes/m/documents/9", None).await.body["code"], "document_not_found");
     let s = call(port, "GET", "/indexes/m/stats", None).await.body;
     assert_eq!(

@@ -37,6 +37,8 @@ async fn list_filters_pages_and_dates() {
     assert_eq!(call(port, "GET", "/tasks?afterFinishedAt=2000-01-01", None).await.body["total"], 3);
     let r = call(port, "GET", "/tasks?afterEnqueuedAt=soon", None).await;
     assert_eq!((r.status, r.body["code"].clone()), (400, json!("invalid_task_after_enqueued_at")));
+    let r = call(port, "GET", "/tasks?types=documentAddition", None).await;
+    assert_eq!((r.status, r.body["code"].clone()), (400, json!("invalid_task_types")));
     let r = call(port, "GET", "/tasks?uids=x", None).await;
     assert_eq!(r.body["code"], "invalid_task_uids");
 }
