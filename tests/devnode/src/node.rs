@@ -190,11 +190,15 @@ impl Node {
         loop {
             let next = {
                 let mut st = self.state();
-                // Like the scheduler: cancelations first, then deletions, then the rest in uid order.
+                // Like the scheduler: cancelations first, then deletions, then exports, then the
+                // rest in uid order.
                 let kind_at = |st: &NodeState, kind: &str| {
                     st.queue.iter().position(|u| st.tasks.get(*u as usize).is_some_and(|t| t.kind == kind))
                 };
-                let pos = kind_at(&st, "taskCancelation").or_else(|| kind_at(&st, "taskDeletion")).unwrap_or(0);
+                let pos = kind_at(&st, "taskCancelation")
+                    .or_else(|| kind_at(&st, "taskDeletion"))
+                    .or_else(|| kind_at(&st, "export"))
+                    .unwrap_or(0);
                 match st.queue.remove(pos) {
                     Some(uid) => {
                         let batch = st.next_batch_uid;

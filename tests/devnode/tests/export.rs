@@ -80,3 +80,25 @@ async fn export_failures() {
     let r = call_as(src, k, "POST", "/export", Some(json!({"apiKey": KEY}))).await;
     assert_eq!((r.status, r.body["code"].clone()), (400, json!("invalid_export_url")));
 }
+
+#[tokio::test]
+async fn export_runs_before_queued_index_tasks() {
+    let d = fleet(2, Some(KEY)).await;
+    let (src, dst) = (d.node_ports()[0], d.node_ports()[1]);
+    let k = Some(KEY);
+    call(d.control_port, "POST", "/nodes/0/faults", Some(json!({"task_ms": 100}))).await;
+    let first = call_as(src, k, "POST", "/indexes/m/documents", Some(json!([{"id": 1}]))).await.body["taskUid"].clone();
+    let second =
+        call_as(src, k, "POST", "/indexes/m/documents", Some(json!([{"id": 2}]))).await.body["taskUid"].clone();
+    let body = json!({"url": format!("http://127.0.0.1:{dst}"), "apiKey": KEY});
+    let export = call_as(src, k, "POST", "/export", Some(body)).await.body["taskUid"].clone();
+    let export = wait_task_as(src, k, export.as_u64().unwrap()).await;
+    let second = wait_task_as(src, k, second.as_u64().unwrap()).await;
+    let first = wait_task_as(src, k, first.as_u64().unwrap()).await;
+    let started = |t: &serde_json::Value| t["batchUid"].as_u64().unwrap();
+    assert!(started(&first) < started(&export) && started(&export) < started(&second), "{first} {export} {second}");
+    // So the export carried only the first document.
+    let last = call_as(dst, k, "GET", "/tasks?limit=1", None).await.body["results"][0]["uid"].as_u64().unwrap();
+    wait_task_as(dst, k, last).await;
+    assert_eq!(call_as(dst, k, "GET", "/indexes/m/documents", None).await.body["total"], 1);
+}
