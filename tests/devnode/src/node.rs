@@ -148,6 +148,10 @@ impl Node {
         let summary = {
             let mut st = self.state();
             let uid = st.tasks.len() as u32;
+            let injected_failure = match kind {
+                "taskCancelation" | "taskDeletion" => None,
+                _ => st.faults.fail_all_tasks.clone(),
+            };
             let task = Task {
                 uid,
                 batch_uid: None,
@@ -162,6 +166,7 @@ impl Node {
                 operation,
                 canceled_by: None,
                 deleted: false,
+                injected_failure,
             };
             let summary = task.summary();
             st.tasks.push(task);
@@ -242,8 +247,8 @@ impl Node {
             }
             let export = {
                 let st = self.state();
-                match st.tasks.get(uid as usize).map(|t| &t.operation) {
-                    Some(Operation::Export { request }) => {
+                match st.tasks.get(uid as usize).map(|t| (&t.operation, &t.injected_failure)) {
+                    Some((Operation::Export { request }, None)) => {
                         Some((request.clone(), crate::export::plan(&st.indexes, request)))
                     }
                     _ => None,
@@ -259,12 +264,22 @@ impl Node {
             let Some(task) = st.tasks.get(uid as usize).cloned() else {
                 continue;
             };
-            let (details, result) = match &task.operation {
-                Operation::IndexSwap { swaps } => (None, swap(&mut st, uid, swaps)),
-                Operation::Export { .. } => (None, exported.unwrap_or(Ok(()))),
-                Operation::TaskCancelation { matched } => cancel_tasks(&mut st, uid, matched),
-                Operation::TaskDeletion { matched } => delete_tasks(&mut st, uid, matched),
-                _ => execute(&mut st.indexes, &task),
+            let settings_fault = matches!(&task.operation, Operation::Settings { fail_with: Some(_), .. });
+            let (details, result) = match (&task.operation, &task.injected_failure) {
+                (_, Some(e)) if !settings_fault => {
+                    let e = match &task.index_uid {
+                        Some(index) => engine_error(index, e.clone()),
+                        None => e.clone(),
+                    };
+                    (None, Err(e))
+                }
+                _ => match &task.operation {
+                    Operation::IndexSwap { swaps } => (None, swap(&mut st, uid, swaps)),
+                    Operation::Export { .. } => (None, exported.unwrap_or(Ok(()))),
+                    Operation::TaskCancelation { matched } => cancel_tasks(&mut st, uid, matched),
+                    Operation::TaskDeletion { matched } => delete_tasks(&mut st, uid, matched),
+                    _ => execute(&mut st.indexes, &task),
+                },
             };
             if let Some(t) = st.tasks.get_mut(uid as usize) {
                 if let Some(d) = details {

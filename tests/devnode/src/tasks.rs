@@ -95,6 +95,8 @@ pub struct Task {
     pub canceled_by: Option<u32>,
     /// Deleted by a taskDeletion: no longer listed or found.
     pub deleted: bool,
+    /// `fail_all_tasks` fault snapshot taken at enqueue time.
+    pub injected_failure: Option<ApiError>,
 }
 
 impl Task {

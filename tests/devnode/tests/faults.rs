@@ -40,3 +40,41 @@ async fn status_delay_and_down_cover_the_new_routes() {
     assert_eq!(tasks["total"], 1);
     assert_eq!(call_as(port, k, "GET", "/keys", None).await.body["total"], 4);
 }
+
+#[tokio::test]
+async fn fail_all_tasks_fails_every_write_task_and_leaves_fail_tasks_alone() {
+    let d = fleet(1, None).await;
+    let port = d.node_ports()[0];
+    write(port, "POST", "/indexes/m/documents", Some(json!([{"id": 1}]))).await;
+    let body = json!({"fail_all_tasks": {"code": "io_error", "message": "disk full", "type": "system"}});
+    let r = call(d.control_port, "POST", "/nodes/0/faults", Some(body)).await;
+    assert_eq!(r.body["fail_all_tasks"], json!({"code": "io_error", "message": "disk full", "type": "system"}));
+    for (method, path, body) in [
+        ("POST", "/indexes/m/documents", Some(json!([{"id": 2}]))),
+        ("DELETE", "/indexes/m/documents/1", None),
+        ("PATCH", "/indexes/m/settings", Some(json!({"stopWords": ["a"]}))),
+        ("POST", "/indexes", Some(json!({"uid": "n"}))),
+        ("POST", "/swap-indexes", Some(json!([{"indexes": ["m", "o"], "rename": true}]))),
+    ] {
+        let t = write(port, method, path, body).await;
+        assert_eq!(t["status"], "failed", "{method} {path}: {t}");
+        assert_eq!(t["error"]["code"], "io_error");
+    }
+    let t = write(port, "POST", "/indexes/m/documents", Some(json!([{"id": 3}]))).await;
+    assert_eq!(t["error"]["message"], "Index `m`: disk full");
+    // Task management still works, and nothing was applied.
+    assert_eq!(write(port, "DELETE", "/tasks?statuses=failed", None).await["status"], "succeeded");
+    let docs = call(port, "GET", "/indexes/m/documents", None).await.body;
+    assert_eq!(docs["results"], json!([{"id": 1}]));
+    assert_eq!(call(port, "GET", "/indexes/m/settings/stop-words", None).await.body, json!([]));
+    // fail_tasks keeps its own message on settings tasks.
+    let both = json!({"fail_tasks": {"code": "x", "message": "settings boom"}});
+    call(d.control_port, "POST", "/nodes/0/faults", Some(both)).await;
+    let t = write(port, "PATCH", "/indexes/m/settings", Some(json!({"stopWords": ["a"]}))).await;
+    assert_eq!(
+        (t["error"]["code"].clone(), t["error"]["message"].clone()),
+        (json!("x"), json!("Index `m`: settings boom"))
+    );
+    call(d.control_port, "DELETE", "/nodes/0/faults", None).await;
+    assert_eq!(write(port, "POST", "/indexes/m/documents", Some(json!([{"id": 4}]))).await["status"], "succeeded");
+}
