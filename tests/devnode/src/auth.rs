@@ -242,17 +242,39 @@ fn invalid_key() -> ApiError {
     ApiError::new(403, "invalid_api_key", "auth", "The provided API key is invalid.")
 }
 
+/// What a request may see: everything, or the indexes matching a key's patterns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scope {
+    All,
+    Indexes(Vec<String>),
+}
+
+impl Scope {
+    pub fn covers(&self, index: Option<&str>) -> bool {
+        match (self, index) {
+            (Scope::All, _) => true,
+            // Tasks of no index (swaps, task management, exports) only show to unrestricted keys.
+            (Scope::Indexes(_), None) => false,
+            (Scope::Indexes(patterns), Some(i)) => patterns.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => i.starts_with(prefix),
+                None => p == i,
+            }),
+        }
+    }
+}
+
 /// Authorization for one route: the master key passes everything; an API key must be unexpired,
-/// name the action (or a wildcard of it) and, for index routes, cover the index.
+/// name the action (or a wildcard of it) and, for index routes, cover the index. Returns what
+/// listings may show.
 pub fn check_action(
     master_key: Option<&str>,
     keys: &[ApiKey],
     authorization: Option<&str>,
     action: &str,
     index: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<Scope, ApiError> {
     match check(master_key, authorization) {
-        Ok(()) => return Ok(()),
+        Ok(()) => return Ok(Scope::All),
         Err(e) if e.status == 401 => return Err(e),
         Err(_) => {}
     }
@@ -269,7 +291,11 @@ pub fn check_action(
             return Err(invalid_key());
         }
     }
-    Ok(())
+    if key.indexes.iter().any(|i| i == "*") {
+        Ok(Scope::All)
+    } else {
+        Ok(Scope::Indexes(key.indexes.clone()))
+    }
 }
 
 fn optional_string(obj: &Map<String, Value>, field: &str, code: &'static str) -> Result<Option<String>, ApiError> {

@@ -174,7 +174,7 @@ fn required_action(req: &Request) -> (&'static str, Option<String>) {
     (action, index)
 }
 
-fn authorize(node: &Node, req: &Request) -> Result<(), ApiError> {
+fn authorize(node: &Node, req: &Request) -> Result<auth::Scope, ApiError> {
     let (action, index) = required_action(req);
     let keys = node.state().keys.clone();
     auth::check_action(node.master_key.as_deref(), &keys, req.authorization.as_deref(), action, index.as_deref())
@@ -370,7 +370,7 @@ pub fn enqueue_settings(node: &Node, uid: &str, update: Update, is_deletion: boo
 // ---- tasks ----
 
 fn get_task(node: &Node, req: &Request, uid: &str) -> Handled {
-    authorize(node, req)?;
+    let scope = authorize(node, req)?;
     let n: u32 = uid.parse().map_err(|_| {
         ApiError::invalid(
             "invalid_task_uids",
@@ -378,7 +378,7 @@ fn get_task(node: &Node, req: &Request, uid: &str) -> Handled {
         )
     })?;
     let st = node.state();
-    match st.tasks.get(n as usize).filter(|t| !t.deleted) {
+    match st.tasks.get(n as usize).filter(|t| !t.deleted && scope.covers(t.index_uid.as_deref())) {
         Some(t) => Ok(Reply::json(200, t.view())),
         None => Err(ApiError::new(404, "task_not_found", "invalid_request", format!("Task `{n}` not found."))),
     }
@@ -401,7 +401,7 @@ fn number_param(req: &Request, name: &str, code: &str, default: u64) -> Result<u
 }
 
 fn list_tasks(node: &Node, req: &Request) -> Handled {
-    authorize(node, req)?;
+    let scope = authorize(node, req)?;
     let limit = number_param(req, "limit", "invalid_task_limit", 20)? as usize;
     let from = match req.param("from") {
         None => None,
@@ -412,7 +412,8 @@ fn list_tasks(node: &Node, req: &Request) -> Handled {
     let st = node.state();
     let ordered: Box<dyn Iterator<Item = &crate::tasks::Task>> =
         if reverse { Box::new(st.tasks.iter()) } else { Box::new(st.tasks.iter().rev()) };
-    let matching: Vec<_> = ordered.filter(|t| !t.deleted && filter.matches(t)).collect();
+    let matching: Vec<_> =
+        ordered.filter(|t| !t.deleted && scope.covers(t.index_uid.as_deref()) && filter.matches(t)).collect();
     let total = matching.len();
     let page: Vec<_> = matching
         .iter()
@@ -547,12 +548,13 @@ fn get_batch(node: &Node, req: &Request, uid: &str) -> Handled {
 // ---- indexes ----
 
 fn list_indexes(node: &Node, req: &Request) -> Handled {
-    authorize(node, req)?;
+    let scope = authorize(node, req)?;
     let offset = number_param(req, "offset", "invalid_index_offset", 0)? as usize;
     let limit = number_param(req, "limit", "invalid_index_limit", 20)? as usize;
     let st = node.state();
-    let results: Vec<Value> = st.indexes.values().skip(offset).take(limit).map(|i| i.view()).collect();
-    Ok(Reply::json(200, json!({"results": results, "offset": offset, "limit": limit, "total": st.indexes.len()})))
+    let visible: Vec<_> = st.indexes.values().filter(|i| scope.covers(Some(&i.uid))).collect();
+    let results: Vec<Value> = visible.iter().skip(offset).take(limit).map(|i| i.view()).collect();
+    Ok(Reply::json(200, json!({"results": results, "offset": offset, "limit": limit, "total": visible.len()})))
 }
 
 fn get_index(node: &Node, req: &Request, uid: &str) -> Handled {

@@ -52,7 +52,14 @@ async fn same_uid_gives_the_same_key_on_every_node() {
     assert_eq!(call_as(p0, Some(KEY), "GET", &format!("/keys/{UID}"), None).await.body["code"], "api_key_not_found");
     let r = call_as(p0, Some(&key), "POST", "/indexes/movies/documents", Some(json!([{"id": 2}]))).await;
     assert_eq!(r.status, 403);
-    assert_eq!(call_as(p1, Some(&key), "GET", "/tasks", None).await.status, 200);
+    // A key restricted to `mov*` sees only those indexes and their tasks.
+    call_as(p1, Some(KEY), "POST", "/indexes", Some(json!({"uid": "books"}))).await;
+    let tasks = call_as(p1, Some(&key), "GET", "/tasks", None).await.body;
+    assert!(tasks["results"].as_array().unwrap().iter().all(|t| t["indexUid"] == "movies"), "{tasks}");
+    let books_task =
+        call_as(p1, Some(KEY), "GET", "/tasks?indexUids=books", None).await.body["results"][0]["uid"].clone();
+    let r = call_as(p1, Some(&key), "GET", &format!("/tasks/{books_task}"), None).await;
+    assert_eq!((r.status, r.body["code"].clone()), (404, json!("task_not_found")));
 }
 
 #[tokio::test]
@@ -86,6 +93,13 @@ async fn default_keys_scopes_validation_and_expiry() {
     let k = call_as(port, Some(KEY), "POST", "/keys", Some(soon)).await.body;
     assert_eq!(k["expiresAt"], "2999-01-01T00:00:00Z");
     assert_eq!(call_as(port, Some(k["key"].as_str().unwrap()), "GET", "/stats", None).await.status, 200);
+    let only_m = json!({"actions": ["indexes.get"], "indexes": ["m"], "expiresAt": null});
+    let only_m =
+        call_as(port, Some(KEY), "POST", "/keys", Some(only_m)).await.body["key"].as_str().unwrap().to_string();
+    let r = call_as(port, Some(KEY), "POST", "/indexes", Some(json!({"uid": "other"}))).await;
+    wait_task_as(port, Some(KEY), r.body["taskUid"].as_u64().unwrap()).await;
+    let l = call_as(port, Some(&only_m), "GET", "/indexes", None).await.body;
+    assert_eq!((l["total"].clone(), l["results"][0]["uid"].clone()), (json!(1), json!("m")));
     // Without a master key the key routes are refused.
     let open = fleet(1, None).await;
     let r = call(open.node_ports()[0], "GET", "/keys", None).await;
