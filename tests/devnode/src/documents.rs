@@ -392,13 +392,15 @@ pub fn not_filterable(index: &Index, field: &str, filter: &str) -> ApiError {
         .flatten()
         .filter_map(|p| p.as_str().map(str::to_string))
         .collect();
+    // `start:end` of the attribute in the filter, 1-based columns, end exclusive.
+    let start = filter.find(field).map_or(0, |byte| filter[..byte].chars().count()) + 1;
+    let span = format!("{start}:{}", start + field.chars().count());
     let message = if available.is_empty() {
-        format!("Attribute `{field}` is not filterable. This index does not have configured filterable attributes.\n1:{} {filter}", field.chars().count() + 1)
+        format!("Attribute `{field}` is not filterable. This index does not have configured filterable attributes.\n{span} {filter}")
     } else {
         format!(
-            "Attribute `{field}` is not filterable. Available filterable attribute patterns are: `{}`.\n1:{} {filter}",
+            "Attribute `{field}` is not filterable. Available filterable attribute patterns are: `{}`.\n{span} {filter}",
             available.join(", "),
-            field.chars().count() + 1
         )
     };
     ApiError::invalid("invalid_document_filter", message)
@@ -443,6 +445,13 @@ mod tests {
         assert!(!f.matches(&json!({"genre": "drama", "year": 2000})));
         assert!(f.matches(&json!({"id": 7})));
         assert!(Filter::parse("genre").is_err());
+        let index = Index::new("m", None);
+        let e = not_filterable(&index, "year", "genre = a AND year = 2");
+        assert!(
+            e.message.ends_with("configured filterable attributes.\n15:19 genre = a AND year = 2"),
+            "{}",
+            e.message
+        );
         assert!(pattern_matches("gen*", "genre") && pattern_matches("*", "x") && !pattern_matches("a", "b"));
     }
 }
