@@ -258,75 +258,9 @@ fn csv_rows(text: &str, delimiter: char) -> Result<Vec<Vec<String>>, String> {
     Ok(rows)
 }
 
-/// A document filter as far as the dev node understands one: `field = value`, `field != value`,
-/// joined by `AND` / `OR` (no parentheses, `AND` binds tighter).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Filter {
-    /// OR of ANDs of (field, negated, value).
-    pub any_of: Vec<Vec<(String, bool, String)>>,
-}
+pub use crate::filter::Filter;
 
-impl Filter {
-    pub fn parse(text: &str) -> Result<Filter, ApiError> {
-        let bad = || {
-            ApiError::invalid(
-                "invalid_document_filter",
-                format!("Was expecting an operation `=`, `!=`, `>=`, `>`, `<=`, `<`, `IN`, `NOT IN`, `TO`, `EXISTS`, `NOT EXISTS`, `IS NULL`, `IS NOT NULL`, `IS EMPTY`, `IS NOT EMPTY`, `CONTAINS`, `NOT CONTAINS`, `STARTS WITH`, `NOT STARTS WITH`, `_geoRadius`, or `_geoBoundingBox` at `{text}`.\n1:{} {text}", text.chars().count() + 1),
-            )
-        };
-        let mut any_of = Vec::new();
-        for alternative in split_keyword(text, "OR") {
-            let mut all = Vec::new();
-            for term in split_keyword(&alternative, "AND") {
-                let (field, negated, value) = match term.split_once("!=") {
-                    Some((f, v)) => (f, true, v),
-                    None => match term.split_once('=') {
-                        Some((f, v)) => (f, false, v),
-                        None => return Err(bad()),
-                    },
-                };
-                let field = field.trim();
-                let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
-                if field.is_empty() || value.is_empty() {
-                    return Err(bad());
-                }
-                all.push((field.to_string(), negated, value.to_string()));
-            }
-            any_of.push(all);
-        }
-        Ok(Filter { any_of })
-    }
-
-    pub fn fields(&self) -> Vec<&str> {
-        self.any_of.iter().flatten().map(|(f, _, _)| f.as_str()).collect()
-    }
-
-    pub fn matches(&self, doc: &Value) -> bool {
-        self.any_of.iter().any(|all| {
-            all.iter().all(|(field, negated, value)| {
-                let found = lookup(doc, field).is_some_and(|v| value_equals(v, value));
-                found != *negated
-            })
-        })
-    }
-}
-
-fn split_keyword(text: &str, keyword: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    for word in text.split_whitespace() {
-        if word == keyword {
-            parts.push(String::new());
-        } else if let Some(last) = parts.last_mut() {
-            if !last.is_empty() {
-                last.push(' ');
-            }
-            last.push_str(word);
-        }
-    }
-    parts
-}
-
-fn lookup<'v>(doc: &'v Value, path: &str) -> Option<&'v Value> {
+pub(crate) fn lookup<'v>(doc: &'v Value, path: &str) -> Option<&'v Value> {
     let obj = doc.as_object()?;
     if let Some(v) = obj.get(path) {
         return Some(v);
@@ -335,7 +269,7 @@ fn lookup<'v>(doc: &'v Value, path: &str) -> Option<&'v Value> {
     lookup(obj.get(head)?, rest)
 }
 
-fn value_equals(v: &Value, wanted: &str) -> bool {
+pub(crate) fn value_equals(v: &Value, wanted: &str) -> bool {
     match v {
         Value::String(s) => s.to_lowercase() == wanted.to_lowercase(),
         Value::Number(n) => {

@@ -9,6 +9,7 @@ pub mod embedders;
 pub mod errors;
 pub mod export;
 pub mod faults;
+pub mod filter;
 pub mod jsoncheck;
 pub mod node;
 pub mod normalize;
