@@ -20,7 +20,9 @@ const DOCUMENTS_PER_PAYLOAD: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct IndexRule {
     pub pattern: String,
+    /// The filter expression (array syntax joined) and the filter as sent.
     pub filter: Option<String>,
+    pub original_filter: Value,
     pub override_settings: bool,
 }
 
@@ -55,23 +57,25 @@ pub fn parse(body: &Value) -> Result<(Request, Value), ApiError> {
     let mut rules = Vec::new();
     match obj.get("indexes") {
         None | Some(Value::Null) => {
-            rules.push(IndexRule { pattern: "*".into(), filter: None, override_settings: false });
+            rules.push(IndexRule {
+                pattern: "*".into(),
+                filter: None,
+                original_filter: Value::Null,
+                override_settings: false,
+            });
         }
         Some(v) => {
             for (pattern, rule) in At::new("invalid_export_indexes_patterns", ".indexes").object(v)? {
                 let at = At::new("bad_request", format!(".indexes.{pattern}"));
                 let r = at.object_with(rule, &["filter", "overrideSettings"])?;
-                let filter = match r.get("filter") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::String(f)) => {
-                        Filter::parse(f)?;
-                        Some(f.clone())
-                    }
-                    Some(other) => {
-                        return Err(ApiError::invalid(
-                            "invalid_export_index_filter",
-                            format!("Invalid value at `.indexes.{pattern}.filter`: expected a string, found {other}"),
-                        ))
+                let (filter, original) = match r.get("filter") {
+                    None | Some(Value::Null) => (None, Value::Null),
+                    Some(v) => {
+                        let text = crate::filter::expression(v)
+                            .map_err(|e| ApiError { code: "invalid_export_index_filter".into(), ..e })?;
+                        Filter::parse(&text)
+                            .map_err(|e| ApiError { code: "invalid_export_index_filter".into(), ..e })?;
+                        (Some(text), v.clone())
                     }
                 };
                 let override_settings = match r.get("overrideSettings") {
@@ -82,13 +86,18 @@ pub fn parse(body: &Value) -> Result<(Request, Value), ApiError> {
                     )
                     .boolean(v)?,
                 };
-                rules.push(IndexRule { pattern: pattern.clone(), filter, override_settings });
+                rules.push(IndexRule {
+                    pattern: pattern.clone(),
+                    filter,
+                    original_filter: original,
+                    override_settings,
+                });
             }
         }
     }
     let indexes: Map<String, Value> = rules
         .iter()
-        .map(|r| (r.pattern.clone(), json!({"filter": r.filter, "overrideSettings": r.override_settings})))
+        .map(|r| (r.pattern.clone(), json!({"filter": r.original_filter, "overrideSettings": r.override_settings})))
         .collect();
     let details = json!({
         "url": url,

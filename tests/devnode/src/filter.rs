@@ -322,6 +322,35 @@ fn text_test(v: &Value, test: &dyn Fn(&str) -> bool) -> bool {
     }
 }
 
+/// The expression a JSON filter stands for: a string as is; an array ANDs its items, and an
+/// inner array ORs its strings (Meilisearch's array syntax).
+pub fn expression(v: &Value) -> Result<String, ApiError> {
+    let bad = |found: &Value| {
+        ApiError::invalid(
+            "invalid_document_filter",
+            format!("Invalid syntax for the filter parameter: `expected String, Array, found: {found}`."),
+        )
+    };
+    let alternatives = |item: &Value| -> Result<String, ApiError> {
+        match item {
+            Value::String(s) => Ok(format!("({s})")),
+            Value::Array(inner) => {
+                let parts = inner
+                    .iter()
+                    .map(|i| i.as_str().map(|s| format!("({s})")).ok_or_else(|| bad(i)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(format!("({})", parts.join(" OR ")))
+            }
+            other => Err(bad(other)),
+        }
+    };
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(items) => Ok(items.iter().map(alternatives).collect::<Result<Vec<_>, _>>()?.join(" AND ")),
+        other => Err(bad(other)),
+    }
+}
+
 impl Filter {
     pub fn parse(text: &str) -> Result<Filter, ApiError> {
         let toks = tokenize(text).map_err(|_| syntax_error(text))?;
@@ -414,6 +443,14 @@ mod tests {
         assert!(m("genre = comedy OR year = 1999 AND tags = a", doc.clone()));
         assert!(m("nested.x = 1", doc.clone()));
         assert!(m("\"genre\" = \"Drama\"", doc));
+    }
+
+    #[test]
+    fn array_syntax() {
+        let e = expression(&json!(["a = 1", ["b = 2", "c = 3"]])).unwrap();
+        assert_eq!(e, "(a = 1) AND ((b = 2) OR (c = 3))");
+        assert!(Filter::parse(&e).unwrap().matches(&json!({"a": 1, "c": 3})));
+        assert_eq!(expression(&json!(3)).unwrap_err().code, "invalid_document_filter");
     }
 
     #[test]

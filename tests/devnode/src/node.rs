@@ -522,8 +522,7 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
             index.updated_at = now;
             (Some(json!({"providedIds": ids.len(), "deletedDocuments": deleted})), Ok(()))
         }
-        Operation::DocumentDeletionByFilter { filter } => {
-            let original = Value::String(filter.clone()).to_string();
+        Operation::DocumentDeletionByFilter { filter, original } => {
             let failed_details = json!({"providedIds": 0, "deletedDocuments": 0, "originalFilter": original});
             let Some(index) = indexes.get_mut(&uid) else {
                 return (Some(failed_details), Err(ApiError::index_not_found(&uid)));

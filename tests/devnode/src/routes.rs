@@ -876,22 +876,21 @@ fn delete_by_filter(node: &Node, req: &Request, uid: &str) -> Handled {
     authorize(node, req)?;
     let body = json_body(req)?;
     let obj = At::new("bad_request", "").object_with(&body, &["filter"])?;
-    let filter = match obj.get("filter") {
+    let (filter, original) = match obj.get("filter") {
         None | Some(Value::Null) => {
             return Err(ApiError::invalid("missing_document_filter", "Missing field `filter`"));
         }
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "invalid_document_filter",
-                format!("Invalid syntax for the filter parameter: `expected String, Array, found: {other}`."),
-            ))
-        }
+        Some(v) => (crate::filter::expression(v)?, v.to_string()),
     };
     documents::Filter::parse(&filter)?;
     check_index_uid(uid)?;
-    let details = json!({"providedIds": 0, "deletedDocuments": null, "originalFilter": Value::String(filter.clone()).to_string()});
-    accepted(node.enqueue(Some(uid), "documentDeletion", details, Operation::DocumentDeletionByFilter { filter }))
+    let details = json!({"providedIds": 0, "deletedDocuments": null, "originalFilter": original});
+    accepted(node.enqueue(
+        Some(uid),
+        "documentDeletion",
+        details,
+        Operation::DocumentDeletionByFilter { filter, original },
+    ))
 }
 
 /// `POST /indexes/{uid}/documents/fetch`: `{offset, limit, fields, ids, filter}`.
@@ -924,12 +923,10 @@ fn fetch_documents(node: &Node, req: &Request, uid: &str) -> Handled {
     };
     let filter = match obj.get("filter") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some((s.clone(), documents::Filter::parse(s)?)),
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "invalid_document_filter",
-                format!("Invalid syntax for the filter parameter: `expected String, Array, found: {other}`."),
-            ))
+        Some(v) => {
+            let text = crate::filter::expression(v)?;
+            let parsed = documents::Filter::parse(&text)?;
+            Some((text, parsed))
         }
     };
     check_index_uid(uid)?;

@@ -64,7 +64,10 @@ pub enum Operation {
         ids: Vec<String>,
     },
     DocumentDeletionByFilter {
+        /// The filter expression (array syntax already joined).
         filter: String,
+        /// The request's `filter` as JSON, for `originalFilter`.
+        original: String,
     },
     DocumentClear,
     /// The uids the filter matched when the task was enqueued.

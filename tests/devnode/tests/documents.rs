@@ -93,6 +93,10 @@ async fn deletions_by_id_batch_filter_and_clear() {
     let r = call(port, "DELETE", "/indexes/m/documents/77", None).await;
     let enqueued = call(port, "GET", &format!("/tasks/{}", r.body["taskUid"]), None).await.body;
     assert!(enqueued["details"].get("originalFilter").is_none(), "{enqueued}");
+    let t =
+        write(port, "POST", "/indexes/m/documents/delete", Some(json!({"filter": [["genre = x", "genre = y"]]}))).await;
+    assert_eq!(t["details"]["originalFilter"], "[[\"genre = x\",\"genre = y\"]]");
+    assert_eq!(t["details"]["deletedDocuments"], 0);
     let r = call(port, "POST", "/indexes/m/documents/delete", Some(json!({}))).await;
     assert_eq!((r.status, r.body["code"].clone()), (400, json!("missing_document_filter")));
     let r = call(port, "POST", "/indexes/m/documents/delete", Some(json!({"filter": "genre"}))).await;
