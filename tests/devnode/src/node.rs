@@ -419,12 +419,12 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
     let uid = task.index_uid.clone().unwrap_or_default();
     let now = SystemTime::now();
     match &task.operation {
-        Operation::Settings { update, is_deletion, dropped, apply_different, fail_with } => {
+        Operation::Settings { update, is_deletion, dropped, apply_different, fail_with, allow_index_creation } => {
             if let Some(e) = fail_with {
                 return (None, Err(engine_error(&uid, e.clone())));
             }
             if !indexes.contains_key(&uid) {
-                if *is_deletion {
+                if *is_deletion || !allow_index_creation {
                     return (None, Err(ApiError::index_not_found(&uid)));
                 }
                 indexes.insert(uid.clone(), Index::new(&uid, None));
@@ -502,8 +502,12 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
             Some(index) => (Some(json!({"deletedDocuments": index.documents.len()})), Ok(())),
             None => (Some(json!({"deletedDocuments": 0})), Err(ApiError::index_not_found(&uid))),
         },
-        Operation::DocumentAddition { documents: docs, primary_key, replace } => {
+        Operation::DocumentAddition { documents: docs, primary_key, replace, allow_index_creation } => {
             let received = docs.len();
+            if !indexes.contains_key(&uid) && !allow_index_creation {
+                let details = json!({"receivedDocuments": received, "indexedDocuments": 0});
+                return (Some(details), Err(ApiError::index_not_found(&uid)));
+            }
             let index = indexes.entry(uid.clone()).or_insert_with(|| Index::new(&uid, None));
             let result =
                 documents::add(index, docs, primary_key.as_deref(), *replace).map_err(|e| engine_error(&uid, e));

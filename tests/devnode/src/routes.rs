@@ -187,6 +187,13 @@ fn export(node: &Node, req: &Request) -> Handled {
     accepted(node.enqueue(None, "export", details, Operation::Export { request }))
 }
 
+/// Whether the request's key may create `uid` (a write to a missing index creates it only then).
+fn may_create_index(node: &Node, req: &Request, uid: &str) -> bool {
+    let keys = node.state().keys.clone();
+    auth::check_action(node.master_key.as_deref(), &keys, req.authorization.as_deref(), "indexes.create", Some(uid))
+        .is_ok()
+}
+
 // ---- keys ----
 
 /// The `/keys` routes need a master key on the node (Meilisearch answers `missing_master_key`).
@@ -332,7 +339,8 @@ fn update_settings(node: &Node, req: &Request, uid: &str, key: Option<&str>) -> 
         Some(k) => settings::parse_sub(k, &body)?,
     };
     check_index_uid(uid)?;
-    accepted(enqueue_settings(node, uid, update, false))
+    let allow = may_create_index(node, req, uid);
+    accepted(enqueue_settings(node, uid, update, false, allow))
 }
 
 fn delete_settings(node: &Node, req: &Request, uid: &str, key: Option<&str>) -> Handled {
@@ -343,7 +351,7 @@ fn delete_settings(node: &Node, req: &Request, uid: &str, key: Option<&str>) -> 
         None => Update::cleared(),
         Some(k) => Update::reset(k),
     };
-    accepted(enqueue_settings(node, uid, update, true))
+    accepted(enqueue_settings(node, uid, update, true, false))
 }
 
 fn reject_settings_fault(node: &Node) -> Result<(), ApiError> {
@@ -354,7 +362,13 @@ fn reject_settings_fault(node: &Node) -> Result<(), ApiError> {
 }
 
 /// Enqueues a settingsUpdate task, snapshotting the task-level faults now.
-pub fn enqueue_settings(node: &Node, uid: &str, update: Update, is_deletion: bool) -> Value {
+pub fn enqueue_settings(
+    node: &Node,
+    uid: &str,
+    update: Update,
+    is_deletion: bool,
+    allow_index_creation: bool,
+) -> Value {
     let (dropped, apply_different, fail_with) = {
         let mut st = node.state();
         let fail_with = st.faults.fail_tasks.clone();
@@ -363,7 +377,7 @@ pub fn enqueue_settings(node: &Node, uid: &str, update: Update, is_deletion: boo
         (dropped, apply_different, fail_with)
     };
     let details = update.details();
-    let op = Operation::Settings { update, is_deletion, dropped, apply_different, fail_with };
+    let op = Operation::Settings { update, is_deletion, dropped, apply_different, fail_with, allow_index_creation };
     node.enqueue(Some(uid), "settingsUpdate", details, op)
 }
 
@@ -781,7 +795,12 @@ fn add_documents(node: &Node, req: &Request, uid: &str, replace: bool) -> Handle
         Some(uid),
         kind,
         details,
-        Operation::DocumentAddition { documents: docs, primary_key: pk, replace },
+        Operation::DocumentAddition {
+            documents: docs,
+            primary_key: pk,
+            replace,
+            allow_index_creation: may_create_index(node, req, uid),
+        },
     ))
 }
 

@@ -41,6 +41,8 @@ pub enum Operation {
         apply_different: Option<Update>,
         /// Fault snapshot: fail with this error.
         fail_with: Option<ApiError>,
+        /// The request's key may create the index (`indexes.create`); else a missing index fails.
+        allow_index_creation: bool,
     },
     IndexCreation {
         primary_key: Option<String>,
@@ -59,6 +61,8 @@ pub enum Operation {
         documents: Vec<Map<String, Value>>,
         primary_key: Option<String>,
         replace: bool,
+        /// The request's key may create the index (`indexes.create`); else a missing index fails.
+        allow_index_creation: bool,
     },
     DocumentDeletion {
         ids: Vec<String>,

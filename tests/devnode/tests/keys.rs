@@ -29,6 +29,12 @@ async fn same_uid_gives_the_same_key_on_every_node() {
     assert_eq!((again.status, again.body["code"].clone()), (409, json!("api_key_already_exists")));
     let key = a.body["key"].as_str().unwrap().to_string();
     for port in [p0, p1] {
+        // Without `indexes.create` a document write cannot create the index.
+        let r = call_as(port, Some(&key), "POST", "/indexes/movies/documents", Some(json!([{"id": 1}]))).await;
+        let t = wait_task_as(port, Some(&key), r.body["taskUid"].as_u64().unwrap()).await;
+        assert_eq!(t["error"]["code"], "index_not_found");
+        let r = call_as(port, Some(KEY), "POST", "/indexes", Some(json!({"uid": "movies"}))).await;
+        wait_task_as(port, Some(KEY), r.body["taskUid"].as_u64().unwrap()).await;
         let r = call_as(port, Some(&key), "POST", "/indexes/movies/documents", Some(json!([{"id": 1}]))).await;
         assert_eq!(r.status, 202);
         let t = wait_task_as(port, Some(&key), r.body["taskUid"].as_u64().unwrap()).await;
