@@ -86,7 +86,7 @@ async fn export_runs_before_queued_index_tasks() {
     let d = fleet(2, Some(KEY)).await;
     let (src, dst) = (d.node_ports()[0], d.node_ports()[1]);
     let k = Some(KEY);
-    call(d.control_port, "POST", "/nodes/0/faults", Some(json!({"task_ms": 100}))).await;
+    call(d.control_port, "POST", "/nodes/0/faults", Some(json!({"task_ms": 300}))).await;
     let first = call_as(src, k, "POST", "/indexes/m/documents", Some(json!([{"id": 1}]))).await.body["taskUid"].clone();
     let second =
         call_as(src, k, "POST", "/indexes/m/documents", Some(json!([{"id": 2}]))).await.body["taskUid"].clone();

@@ -47,7 +47,7 @@ async fn list_filters_pages_and_dates() {
 async fn cancel_runs_first_and_cancels_enqueued_tasks() {
     let d = fleet(1, None).await;
     let port = d.node_ports()[0];
-    let r = control_call(&d, json!({"task_ms": 300})).await;
+    let r = control_call(&d, json!({"task_ms": 500})).await;
     assert_eq!(r, 200);
     for i in 0..3 {
         call(port, "POST", "/indexes/m/documents", Some(json!([{"id": i}]))).await;
