@@ -27,6 +27,9 @@ pub struct Faults {
     pub apply_different: Option<(Value, Update)>,
     /// Settings tasks fail with this error (code, message, type).
     pub fail_tasks: Option<ApiError>,
+    /// Every task but cancelations and deletions fails with this error without being applied
+    /// (settings tasks: only when `fail_tasks` is not set, which keeps its own message).
+    pub fail_all_tasks: Option<ApiError>,
     /// Settings writes rejected synchronously with this error.
     pub reject_settings: Option<ApiError>,
 }
@@ -75,6 +78,7 @@ impl Faults {
                     }
                 }
                 "fail_tasks" => next.fail_tasks = parse_error(key, v, 400)?,
+                "fail_all_tasks" => next.fail_all_tasks = parse_error(key, v, 400)?,
                 "reject_settings" => next.reject_settings = parse_error(key, v, 400)?,
                 other => return Err(bad(format!("unknown fault `{other}`"))),
             }
@@ -112,6 +116,9 @@ impl Faults {
         }
         if let Some(e) = &self.fail_tasks {
             out.insert("fail_tasks".into(), json!({"code": e.code, "message": e.message, "type": e.kind}));
+        }
+        if let Some(e) = &self.fail_all_tasks {
+            out.insert("fail_all_tasks".into(), json!({"code": e.code, "message": e.message, "type": e.kind}));
         }
         if let Some(e) = &self.reject_settings {
             out.insert(

@@ -67,6 +67,11 @@ pub struct NodeState {
     pub next_batch_uid: u32,
     pub faults: Faults,
     pub requests: VecDeque<Value>,
+    /// API keys (the default ones when the node has a master key, then those created).
+    pub keys: Vec<crate::auth::ApiKey>,
+    /// The processing task a just-enqueued cancelation matched: it stops and stays `processing`
+    /// until the cancelation (which runs next) cancels it, as the scheduler aborts a batch.
+    pub abort_task: Option<u32>,
 }
 
 pub struct Node {
@@ -75,6 +80,8 @@ pub struct Node {
     default_task_ms: u64,
     state: Mutex<NodeState>,
     wake_worker: Notify,
+    /// Wakes the worker out of a task's processing time when a cancelation targets that task.
+    abort_worker: Notify,
     liveness: watch::Sender<Liveness>,
     /// Whether the node's listener is currently bound (maintained by the listener task), so the
     /// control API can answer a `down` change only once it has taken effect.
@@ -83,12 +90,14 @@ pub struct Node {
 
 impl Node {
     pub fn new(id: String, master_key: Option<String>, default_task_ms: u64) -> Arc<Node> {
+        let keys = master_key.as_deref().map(crate::auth::default_keys).unwrap_or_default();
         Arc::new(Node {
             id,
             master_key,
             default_task_ms,
-            state: Mutex::new(NodeState::default()),
+            state: Mutex::new(NodeState { keys, ..NodeState::default() }),
             wake_worker: Notify::new(),
+            abort_worker: Notify::new(),
             liveness: watch::channel(Liveness::default()).0,
             listening: watch::channel(false).0,
         })
@@ -139,6 +148,10 @@ impl Node {
         let summary = {
             let mut st = self.state();
             let uid = st.tasks.len() as u32;
+            let injected_failure = match kind {
+                "taskCancelation" | "taskDeletion" => None,
+                _ => st.faults.fail_all_tasks.clone(),
+            };
             let task = Task {
                 uid,
                 batch_uid: None,
@@ -151,6 +164,9 @@ impl Node {
                 started_at: None,
                 finished_at: None,
                 operation,
+                canceled_by: None,
+                deleted: false,
+                injected_failure,
             };
             let summary = task.summary();
             st.tasks.push(task);
@@ -161,12 +177,34 @@ impl Node {
         summary
     }
 
+    /// Called after enqueuing a cancelation: if it matched the task being processed, that task
+    /// is interrupted.
+    pub fn abort_processing(&self, matched: &[u32]) {
+        let mut st = self.state();
+        let processing =
+            st.tasks.iter().find(|t| t.status == Status::Processing && t.kind != "taskCancelation").map(|t| t.uid);
+        if let Some(uid) = processing.filter(|u| matched.contains(u)) {
+            st.abort_task = Some(uid);
+            drop(st);
+            self.abort_worker.notify_one();
+        }
+    }
+
     /// Processes the queue forever: one task at a time, `task_ms` in `processing` each.
     pub async fn run_worker(self: Arc<Self>) {
         loop {
             let next = {
                 let mut st = self.state();
-                match st.queue.pop_front() {
+                // Like the scheduler: cancelations first, then deletions, then exports, then the
+                // rest in uid order.
+                let kind_at = |st: &NodeState, kind: &str| {
+                    st.queue.iter().position(|u| st.tasks.get(*u as usize).is_some_and(|t| t.kind == kind))
+                };
+                let pos = kind_at(&st, "taskCancelation")
+                    .or_else(|| kind_at(&st, "taskDeletion"))
+                    .or_else(|| kind_at(&st, "export"))
+                    .unwrap_or(0);
+                match st.queue.remove(pos) {
                     Some(uid) => {
                         let batch = st.next_batch_uid;
                         st.next_batch_uid += 1;
@@ -186,13 +224,63 @@ impl Node {
                 continue;
             };
             if task_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(task_ms)).await;
+                let done = tokio::time::sleep(Duration::from_millis(task_ms));
+                tokio::pin!(done);
+                loop {
+                    tokio::select! {
+                        _ = &mut done => break,
+                        _ = self.abort_worker.notified() => {
+                            if self.state().abort_task == Some(uid) {
+                                break;
+                            }
+                        }
+                    }
+                }
             }
+            {
+                let mut st = self.state();
+                if st.abort_task == Some(uid) {
+                    // Left `processing`; the cancelation queued first cancels it.
+                    st.abort_task = None;
+                    continue;
+                }
+            }
+            let export = {
+                let st = self.state();
+                match st.tasks.get(uid as usize).map(|t| (&t.operation, &t.injected_failure)) {
+                    Some((Operation::Export { request }, None)) => {
+                        Some((request.clone(), crate::export::plan(&st.indexes, request)))
+                    }
+                    _ => None,
+                }
+            };
+            // An export talks to another node: no lock held while it does.
+            let exported = match export {
+                Some((request, Ok(plans))) => Some(crate::export::run(&request, &plans).await),
+                Some((_, Err(e))) => Some(Err(e)),
+                None => None,
+            };
             let mut st = self.state();
             let Some(task) = st.tasks.get(uid as usize).cloned() else {
                 continue;
             };
-            let (details, result) = execute(&mut st.indexes, &task);
+            let settings_fault = matches!(&task.operation, Operation::Settings { fail_with: Some(_), .. });
+            let (details, result) = match (&task.operation, &task.injected_failure) {
+                (_, Some(e)) if !settings_fault => {
+                    let e = match &task.index_uid {
+                        Some(index) => engine_error(index, e.clone()),
+                        None => e.clone(),
+                    };
+                    (None, Err(e))
+                }
+                _ => match &task.operation {
+                    Operation::IndexSwap { swaps } => (None, swap(&mut st, uid, swaps)),
+                    Operation::Export { .. } => (None, exported.unwrap_or(Ok(()))),
+                    Operation::TaskCancelation { matched } => cancel_tasks(&mut st, uid, matched),
+                    Operation::TaskDeletion { matched } => delete_tasks(&mut st, uid, matched),
+                    _ => execute(&mut st.indexes, &task),
+                },
+            };
             if let Some(t) = st.tasks.get_mut(uid as usize) {
                 if let Some(d) = details {
                     t.details = d;
@@ -215,18 +303,128 @@ fn engine_error(index_uid: &str, e: ApiError) -> ApiError {
     ApiError { message: format!("Index `{index_uid}`: {}", e.message), ..e }
 }
 
+fn index_already_exists(uid: &str) -> ApiError {
+    ApiError::new(409, "index_already_exists", "invalid_request", format!("Index `{uid}` already exists."))
+}
+
+/// An `indexSwap` task: every named index must exist (the second one must not when renaming);
+/// then the indexes trade places, and so do the index uids of the tasks that name them, like the
+/// scheduler does.
+fn swap(st: &mut NodeState, task_uid: u32, swaps: &[(String, String, bool)]) -> Result<(), ApiError> {
+    let mut missing: Vec<&str> = Vec::new();
+    for (a, b, rename) in swaps {
+        if !st.indexes.contains_key(a) {
+            missing.push(a);
+        }
+        if *rename {
+            if st.indexes.contains_key(b) {
+                return Err(index_already_exists(b));
+            }
+        } else if !st.indexes.contains_key(b) {
+            missing.push(b);
+        }
+    }
+    match missing.as_slice() {
+        [] => {}
+        [one] => return Err(ApiError::index_not_found(one)),
+        many => {
+            return Err(ApiError::new(
+                404,
+                "index_not_found",
+                "invalid_request",
+                format!("Indexes {} not found.", many.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")),
+            ))
+        }
+    }
+    let now = SystemTime::now();
+    for (a, b, rename) in swaps {
+        let first = st.indexes.remove(a);
+        let second = st.indexes.remove(b);
+        for (index, name) in [(first, b), (second, a)] {
+            if let Some(mut index) = index {
+                index.uid = name.clone();
+                index.updated_at = now;
+                st.indexes.insert(name.clone(), index);
+            }
+        }
+        for t in st.tasks.iter_mut().filter(|t| t.uid != task_uid) {
+            let renamed = match t.index_uid.as_deref() {
+                Some(x) if x == a => Some(b.clone()),
+                Some(x) if x == b && !rename => Some(a.clone()),
+                _ => None,
+            };
+            if renamed.is_some() {
+                t.index_uid = renamed;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A taskCancelation: the matched tasks still enqueued are canceled, and so is the one whose
+/// processing it interrupted (left `processing`, see `Node::abort_processing`). Their count-like details become 0 as the scheduler
+/// does for tasks that did not run.
+fn cancel_tasks(st: &mut NodeState, by: u32, matched: &[u32]) -> (Option<Value>, Result<(), ApiError>) {
+    let now = SystemTime::now();
+    let batch = st.tasks.get(by as usize).and_then(|t| t.batch_uid);
+    let mut canceled = 0u64;
+    for uid in matched {
+        let Some(t) = st.tasks.get_mut(*uid as usize) else { continue };
+        if !matches!(t.status, Status::Enqueued | Status::Processing) || t.uid == by {
+            continue;
+        }
+        t.status = Status::Canceled;
+        t.canceled_by = Some(by);
+        t.batch_uid = batch;
+        t.finished_at = Some(now);
+        if let Value::Object(details) = &mut t.details {
+            for (k, v) in details.iter_mut() {
+                if v.is_null() && k != "primaryKey" && k != "originalFilter" {
+                    *v = json!(0);
+                }
+            }
+        }
+        canceled += 1;
+        st.queue.retain(|q| q != uid);
+    }
+    let details = st.tasks.get(by as usize).map(|t| {
+        let mut d = t.details.clone();
+        d["canceledTasks"] = json!(canceled);
+        d
+    });
+    (details, Ok(()))
+}
+
+/// A taskDeletion: the matched tasks that are finished disappear (enqueued/processing ones stay).
+fn delete_tasks(st: &mut NodeState, by: u32, matched: &[u32]) -> (Option<Value>, Result<(), ApiError>) {
+    let mut deleted = 0u64;
+    for uid in matched {
+        let Some(t) = st.tasks.get_mut(*uid as usize) else { continue };
+        if matches!(t.status, Status::Succeeded | Status::Failed | Status::Canceled) && !t.deleted {
+            t.deleted = true;
+            deleted += 1;
+        }
+    }
+    let details = st.tasks.get(by as usize).map(|t| {
+        let mut d = t.details.clone();
+        d["deletedTasks"] = json!(deleted);
+        d
+    });
+    (details, Ok(()))
+}
+
 /// Runs one task against the indexes. Returns updated details (if the outcome changes them)
 /// and the result.
 fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>, Result<(), ApiError>) {
     let uid = task.index_uid.clone().unwrap_or_default();
     let now = SystemTime::now();
     match &task.operation {
-        Operation::Settings { update, is_deletion, dropped, apply_different, fail_with } => {
+        Operation::Settings { update, is_deletion, dropped, apply_different, fail_with, allow_index_creation } => {
             if let Some(e) = fail_with {
                 return (None, Err(engine_error(&uid, e.clone())));
             }
             if !indexes.contains_key(&uid) {
-                if *is_deletion {
+                if *is_deletion || !allow_index_creation {
                     return (None, Err(ApiError::index_not_found(&uid)));
                 }
                 indexes.insert(uid.clone(), Index::new(&uid, None));
@@ -253,21 +451,13 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
         }
         Operation::IndexCreation { primary_key } => {
             if indexes.contains_key(&uid) {
-                return (
-                    None,
-                    Err(ApiError::new(
-                        409,
-                        "index_already_exists",
-                        "invalid_request",
-                        format!("Index `{uid}` already exists."),
-                    )),
-                );
+                return (None, Err(index_already_exists(&uid)));
             }
             indexes.insert(uid.clone(), Index::new(&uid, primary_key.clone()));
             (None, Ok(()))
         }
-        Operation::IndexUpdate { primary_key } => {
-            let Some(index) = indexes.get_mut(&uid) else {
+        Operation::IndexUpdate { primary_key, new_uid } => {
+            let Some(index) = indexes.get(&uid) else {
                 return (None, Err(ApiError::index_not_found(&uid)));
             };
             if let Some(pk) = primary_key {
@@ -283,17 +473,41 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
                         )),
                     );
                 }
+            }
+            if let Some(new) = new_uid.as_ref().filter(|n| **n != uid) {
+                if indexes.contains_key(new) {
+                    return (None, Err(index_already_exists(new)));
+                }
+            }
+            let Some(mut index) = indexes.remove(&uid) else {
+                return (None, Err(ApiError::index_not_found(&uid)));
+            };
+            if let Some(pk) = primary_key {
                 index.primary_key = Some(pk.clone());
             }
             index.updated_at = now;
+            if let Some(new) = new_uid {
+                index.uid = new.clone();
+            }
+            indexes.insert(index.uid.clone(), index);
             (None, Ok(()))
+        }
+        Operation::IndexSwap { .. }
+        | Operation::TaskCancelation { .. }
+        | Operation::TaskDeletion { .. }
+        | Operation::Export { .. } => {
+            (None, Err(ApiError::internal("this task runs through the worker's own handlers")))
         }
         Operation::IndexDeletion => match indexes.remove(&uid) {
             Some(index) => (Some(json!({"deletedDocuments": index.documents.len()})), Ok(())),
             None => (Some(json!({"deletedDocuments": 0})), Err(ApiError::index_not_found(&uid))),
         },
-        Operation::DocumentAddition { documents: docs, primary_key, replace } => {
+        Operation::DocumentAddition { documents: docs, primary_key, replace, allow_index_creation } => {
             let received = docs.len();
+            if !indexes.contains_key(&uid) && !allow_index_creation {
+                let details = json!({"receivedDocuments": received, "indexedDocuments": 0});
+                return (Some(details), Err(ApiError::index_not_found(&uid)));
+            }
             let index = indexes.entry(uid.clone()).or_insert_with(|| Index::new(&uid, None));
             let result =
                 documents::add(index, docs, primary_key.as_deref(), *replace).map_err(|e| engine_error(&uid, e));
@@ -311,6 +525,25 @@ fn execute(indexes: &mut BTreeMap<String, Index>, task: &Task) -> (Option<Value>
             let deleted = ids.iter().filter(|id| index.documents.shift_remove(id.as_str()).is_some()).count();
             index.updated_at = now;
             (Some(json!({"providedIds": ids.len(), "deletedDocuments": deleted})), Ok(()))
+        }
+        Operation::DocumentDeletionByFilter { filter, original } => {
+            let failed_details = json!({"providedIds": 0, "deletedDocuments": 0, "originalFilter": original});
+            let Some(index) = indexes.get_mut(&uid) else {
+                return (Some(failed_details), Err(ApiError::index_not_found(&uid)));
+            };
+            let parsed = match documents::Filter::parse(filter) {
+                Ok(f) => f,
+                Err(e) => return (Some(failed_details), Err(engine_error(&uid, e))),
+            };
+            if let Some(field) = parsed.fields().into_iter().find(|f| !documents::is_filterable(index, f)) {
+                let e = documents::not_filterable(index, field, filter);
+                return (Some(failed_details), Err(engine_error(&uid, e)));
+            }
+            let before = index.documents.len();
+            index.documents.retain(|_, d| !parsed.matches(d));
+            index.updated_at = now;
+            let deleted = before - index.documents.len();
+            (Some(json!({"providedIds": 0, "deletedDocuments": deleted, "originalFilter": original})), Ok(()))
         }
         Operation::DocumentClear => {
             let Some(index) = indexes.get_mut(&uid) else {

@@ -210,8 +210,12 @@ async fn read_request(req: hyper::Request<Incoming>) -> Result<RawRequest, hyper
     let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".to_string());
     let segments = split_path(req.uri().path());
     let query = parse_query(req.uri().query());
+    let raw_query = req.uri().query().unwrap_or("").to_string();
     let body = req.into_body().collect().await?.to_bytes().to_vec();
-    Ok(RawRequest { request: Request { method, segments, query, content_type, authorization, body }, path_and_query })
+    Ok(RawRequest {
+        request: Request { method, segments, query, content_type, authorization, body, raw_query },
+        path_and_query,
+    })
 }
 
 /// One request to a node: logged, then faults (hang, reset, delay, 5xx), then the Meilisearch API.

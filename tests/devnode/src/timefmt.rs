@@ -17,6 +17,59 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// (year, month, day) → days since 1970-01-01 (inverse of `civil_from_days`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A task-list date as Meilisearch takes one: `YYYY-MM-DD` (then `true` is returned with it) or
+/// RFC 3339 with `Z` or an offset. None when not a date.
+pub fn parse_date(s: &str) -> Option<(SystemTime, bool)> {
+    let num =
+        |t: &str| -> Option<i64> { (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())? };
+    let date = s.get(..10)?;
+    let mut parts = date.split('-');
+    let (y, mo, d) = (num(parts.next()?)?, num(parts.next()?)? as u32, num(parts.next()?)? as u32);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || date.as_bytes()[4] != b'-' {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d);
+    let rest = &s[10..];
+    if rest.is_empty() {
+        return Some((UNIX_EPOCH + Duration::from_secs(u64::try_from(days * 86_400).ok()?), true));
+    }
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    let (clock, offset_secs) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
+        (c, 0i64)
+    } else {
+        let at = rest.rfind(['+', '-'])?;
+        let (c, off) = rest.split_at(at);
+        let (oh, om) = off[1..].split_once(':')?;
+        let secs = num(oh)? * 3600 + num(om)? * 60;
+        (c, if off.starts_with('-') { -secs } else { secs })
+    };
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut hms = hms.split(':');
+    let (h, mi, sec) = (num(hms.next()?)?, num(hms.next()?)?, num(hms.next()?)?);
+    if h > 23 || mi > 59 || sec > 60 || hms.next().is_some() {
+        return None;
+    }
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        num(frac)?;
+        format!("{frac:0<9}").get(..9)?.parse::<u32>().ok()?
+    };
+    let total = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
+    Some((UNIX_EPOCH + Duration::new(u64::try_from(total).ok()?, nanos), false))
+}
+
 pub fn rfc3339(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as i64;
@@ -65,6 +118,16 @@ mod tests {
         let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_400_000);
         assert_eq!(rfc3339(t), "2023-11-14T22:13:20.1234Z");
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_400_000);
+        assert_eq!(parse_date("2023-11-14T22:13:20.1234Z"), Some((t, false)));
+        assert_eq!(parse_date("2023-11-14T23:13:20.1234+01:00"), Some((t, false)));
+        assert_eq!(parse_date("2000-02-29"), Some((UNIX_EPOCH + Duration::from_secs(951_782_400), true)));
+        assert_eq!(parse_date("2000-13-01"), None);
+        assert_eq!(parse_date("yesterday"), None);
     }
 
     #[test]
