@@ -1,77 +1,23 @@
 //! HTTP-level tests: a devnode fleet started in-process on ephemeral ports, driven with a tiny
 //! raw HTTP/1.1 client (Connection: close) so no client library is needed.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{call, raw_call, wait_task, Resp, KEY};
 use miroir_devnode::{start, Config, Devnode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-const KEY: &str = "MASTER_KEY_0123456789";
-
 async fn fleet(nodes: usize, task_ms: u64, master_key: Option<&str>) -> Devnode {
     start(Config { nodes, task_ms, master_key: master_key.map(str::to_string), ..Config::default() }).await.unwrap()
 }
 
-struct Resp {
-    status: u16,
-    raw_body: String,
-    body: Value,
-}
-
-async fn raw_call(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> std::io::Result<Resp> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-    let body = body.unwrap_or("");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    stream.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
-        .await
-        .map_err(|_| std::io::Error::other("timeout"))??;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, raw_body) =
-        text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no header end in {text:?}")))?;
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = serde_json::from_str(raw_body).unwrap_or(Value::Null);
-    Ok(Resp { status, raw_body: raw_body.to_string(), body })
-}
-
-async fn call(port: u16, method: &str, path: &str, body: Option<Value>) -> Resp {
-    let text = body.map(|b| b.to_string());
-    let headers: &[(&str, &str)] = if text.is_some() { &[("Content-Type", "application/json")] } else { &[] };
-    raw_call(port, method, path, headers, text.as_deref()).await.unwrap()
-}
-
 async fn control(d: &Devnode, method: &str, path: &str, body: Option<Value>) -> Resp {
     call(d.control_port, method, path, body).await
-}
-
-async fn wait_task(port: u16, uid: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let t = call(port, "GET", &format!("/tasks/{uid}"), None).await.body;
-        if t["status"] == "succeeded" || t["status"] == "failed" {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "task {uid} not finished: {t}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 fn keys(v: &Value) -> Vec<&str> {

@@ -18,11 +18,14 @@ pub async fn fleet(nodes: usize, master_key: Option<&str>) -> Devnode {
 
 pub struct Resp {
     pub status: u16,
+    pub raw_body: String,
     pub body: Value,
 }
 
-pub async fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+/// One request over a fresh connection; the error says what went wrong on the wire (a refused
+/// connection, a reset, no complete head), for tests of faults that break the connection.
+pub async fn raw_call(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> std::io::Result<Resp> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     let body = body.unwrap_or("");
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -33,13 +36,21 @@ pub async fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)],
     }
     req.push_str("\r\n");
     req.push_str(body);
-    stream.write_all(req.as_bytes()).await.unwrap();
+    stream.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
-    timeout(Duration::from_secs(10), stream.read_to_end(&mut buf)).await.unwrap().unwrap();
+    timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("timeout"))??;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, raw_body) = text.split_once("\r\n\r\n").unwrap();
+    let (head, raw_body) =
+        text.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no header end in {text:?}")))?;
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Resp { status, body: serde_json::from_str(raw_body).unwrap_or(Value::Null) }
+    let body = serde_json::from_str(raw_body).unwrap_or(Value::Null);
+    Ok(Resp { status, raw_body: raw_body.to_string(), body })
+}
+
+pub async fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+    raw_call(port, method, path, headers, body).await.unwrap()
 }
 
 /// A JSON call, with `Bearer key` when a key is given.
