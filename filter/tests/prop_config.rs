@@ -318,24 +318,12 @@ fn document() -> impl Strategy<Value = Doc> {
             let mut set = Vec::new();
             for (&(section, key, _), value) in FIELDS.iter().zip(values) {
                 let Some((value, ok)) = value else { continue };
-                let dotted = if section.is_empty() {
-                    key.to_string()
-                } else {
-                    format!("{section}.{key}")
-                };
+                let name = dotted(section, key);
                 if !ok {
-                    broken.insert(dotted.clone());
+                    broken.insert(name.clone());
                 }
-                set.push((dotted, value.clone()));
-                let target = if section.is_empty() {
-                    &mut root
-                } else {
-                    root.entry(section)
-                        .or_insert_with(|| json!({}))
-                        .as_object_mut()
-                        .unwrap()
-                };
-                target.insert(key.into(), value);
+                set.push((name, value.clone()));
+                section_of(&mut root, section).insert(key.into(), value);
             }
             let mut node_values: Vec<Value> = Vec::new();
             for (v, bad) in nodes {
@@ -369,21 +357,8 @@ fn document() -> impl Strategy<Value = Doc> {
                 }
             }
             if let Some(section) = unknown {
-                let dotted = if section.is_empty() {
-                    "bogus".to_string()
-                } else {
-                    format!("{section}.bogus")
-                };
-                let target = if section.is_empty() {
-                    &mut root
-                } else {
-                    root.entry(section)
-                        .or_insert_with(|| json!({}))
-                        .as_object_mut()
-                        .unwrap()
-                };
-                target.insert("bogus".into(), json!(1));
-                broken.insert(dotted);
+                section_of(&mut root, section).insert("bogus".into(), json!(1));
+                broken.insert(dotted(section, "bogus"));
             }
             Doc {
                 json: Value::Object(root),
@@ -392,6 +367,23 @@ fn document() -> impl Strategy<Value = Doc> {
                 nodes: node_values,
             }
         })
+}
+
+/// The dotted name of `key` in `section` ("" is the top level).
+fn dotted(section: &str, key: &str) -> String {
+    if section.is_empty() {
+        key.to_string()
+    } else {
+        format!("{section}.{key}")
+    }
+}
+
+/// The object `section` of the document ("" is the top level), created when missing.
+fn section_of<'a>(root: &'a mut Map<String, Value>, section: &str) -> &'a mut Map<String, Value> {
+    if section.is_empty() {
+        return root;
+    }
+    root.entry(section).or_insert_with(|| json!({})).as_object_mut().unwrap()
 }
 
 fn u64_of(v: &Value) -> u64 {
