@@ -18,8 +18,7 @@ use super::route::{classify, Route};
 use super::state::store;
 use super::tasks;
 
-pub use super::headers::response_headers;
-pub use super::request::{RequestHead, HEADER_MIN_VERSION};
+use super::request::{RequestHead, HEADER_MIN_VERSION};
 
 /// A settings write whose body is being buffered.
 #[derive(Debug, Clone)]

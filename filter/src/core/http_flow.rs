@@ -7,6 +7,7 @@
 use super::engine::Engine;
 use super::errors::{ErrorType, MeiliError};
 use super::front::{self, BodyDecision, HeadersDecision, PendingWrite};
+use super::headers;
 use super::host::{Host, LocalReply};
 use super::request::{RequestHead, HEADER_MIN_VERSION};
 use super::route::{classify, may_be_routed, Route};
@@ -158,7 +159,7 @@ impl HttpFlow {
 
     pub fn on_response_headers(&mut self, host: &dyn Host, io: &mut dyn RequestIo) {
         let Some(index) = self.stamp_index.as_deref() else { return };
-        for (name, value) in front::response_headers(host, index) {
+        for (name, value) in headers::response_headers(host, index) {
             io.set_response_header(name, &value);
         }
     }
