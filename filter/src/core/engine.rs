@@ -607,10 +607,3 @@ pub fn lift_freeze(host: &mut dyn Host, index: &str) {
     host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 0);
     host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), Phase::Idle.gauge());
 }
-
-/// Errors the HTTP side can hit while queueing a write.
-#[derive(Debug)]
-pub enum EnqueueError {
-    Frozen(String),
-    Store(StoreError),
-}
