@@ -15,10 +15,10 @@ use super::time::{iso8601_duration_ms, rfc3339_from_ms};
 #[serde(rename_all = "camelCase")]
 struct SummarizedTask<'a> {
     task_uid: u64,
-    index_uid: &'a str,
+    index_uid: Option<&'a str>,
     status: &'static str,
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: &'a str,
     enqueued_at: String,
 }
 
@@ -28,10 +28,10 @@ struct SummarizedTask<'a> {
 struct TaskView<'a> {
     uid: u64,
     batch_uid: Option<u64>,
-    index_uid: &'a str,
+    index_uid: Option<&'a str>,
     status: &'a str,
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: &'a str,
     canceled_by: Option<u64>,
     details: &'a Value,
     error: &'a Option<Value>,
@@ -46,12 +46,17 @@ fn json_reply(status: u16, body: Vec<u8>) -> LocalReply {
     LocalReply { status, headers: vec![("content-type".into(), "application/json".into())], body }
 }
 
+/// Instance-wide tasks (dumps, snapshots) have no index: `null`, as on a node.
+fn index_uid(task: &TaskRecord) -> Option<&str> {
+    Some(task.index_uid.as_str()).filter(|u| !u.is_empty())
+}
+
 pub fn summarized_reply(task: &TaskRecord) -> LocalReply {
     let view = SummarizedTask {
         task_uid: task.uid,
-        index_uid: &task.index_uid,
+        index_uid: index_uid(task),
         status: "enqueued",
-        kind: "settingsUpdate",
+        kind: &task.kind,
         enqueued_at: rfc3339_from_ms(task.enqueued_ms),
     };
     json_reply(202, serde_json::to_vec(&view).unwrap_or_default())
@@ -65,9 +70,9 @@ pub fn task_view_json(task: &TaskRecord) -> Vec<u8> {
     let view = TaskView {
         uid: task.uid,
         batch_uid: None,
-        index_uid: &task.index_uid,
+        index_uid: index_uid(task),
         status: &task.status,
-        kind: "settingsUpdate",
+        kind: &task.kind,
         canceled_by: None,
         details: &task.details,
         error: &task.error,
@@ -111,6 +116,7 @@ mod tests {
         TaskRecord {
             uid: 2130706433,
             index_uid: "movies".into(),
+            kind: "settingsUpdate".into(),
             status: "succeeded".into(),
             details: json!({"rankingRules": ["typo"]}),
             error: None,

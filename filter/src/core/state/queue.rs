@@ -39,6 +39,7 @@ pub fn enqueue_job(cfg: &Config, host: &mut dyn Host, mut job: JobRecord, detail
         let task = TaskRecord {
             uid: task_uid,
             index_uid: job.index.clone(),
+            kind: "settingsUpdate".into(),
             status: "enqueued".into(),
             details: details.clone(),
             error: None,

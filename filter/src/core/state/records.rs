@@ -192,7 +192,11 @@ pub struct TaskMiroir {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub uid: u64,
+    /// Empty for instance-wide tasks (dumps, snapshots), shown as `null`.
     pub index_uid: String,
+    /// Meilisearch's task type (`settingsUpdate`, `documentAdditionOrUpdate`, …).
+    #[serde(default = "settings_update")]
+    pub kind: String,
     /// enqueued | processing | succeeded | failed; "rejected" = never became a task (hidden).
     pub status: String,
     pub details: Value,
@@ -204,6 +208,10 @@ pub struct TaskRecord {
     pub miroir: TaskMiroir,
     /// SHA-256 of the creating request's Authorization header: only the same credentials read it.
     pub auth_hash: Option<String>,
+}
+
+fn settings_update() -> String {
+    "settingsUpdate".into()
 }
 
 /// Outcome of the last check of one index, read by the admin API.
