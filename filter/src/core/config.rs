@@ -31,6 +31,29 @@ pub enum Strategy {
     Sequential,
 }
 
+/// What the filter does with writes other than settings (docs/operations.md, "Writes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// Every write goes to every node, in one order per index, as one filter task. The default.
+    Mirror,
+    /// Only settings are broadcast; other writes go to one node (fleets replicated otherwise).
+    Passthrough,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorConfig {
+    /// Bytes of writes kept per index for a node that missed them (catch-up log).
+    pub log_max_bytes: u64,
+}
+
+pub const DEFAULT_MIRROR_LOG_MAX_BYTES: u64 = 67_108_864;
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        MirrorConfig { log_max_bytes: DEFAULT_MIRROR_LOG_MAX_BYTES }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BroadcastConfig {
     pub strategy: Strategy,
@@ -62,6 +85,8 @@ pub struct Config {
     pub node_api_key_env: String,
     /// Request bodies the filter buffers (settings writes) larger than this are refused with 413.
     pub max_body_bytes: u64,
+    pub writes: Writes,
+    pub mirror: MirrorConfig,
 }
 
 /// Why a configuration was refused: the dotted path of the key and the reason.
@@ -195,6 +220,8 @@ impl Config {
                 "admin_api_key_env",
                 "node_api_key_env",
                 "max_body_bytes",
+                "writes",
+                "mirror",
             ],
         )?;
 
@@ -236,6 +263,15 @@ impl Config {
             1_024..=104_857_600,
         )?;
 
+        let writes = match root.get("writes") {
+            None => Writes::Mirror,
+            Some(Value::String(s)) if s == "mirror" => Writes::Mirror,
+            Some(Value::String(s)) if s == "passthrough" => Writes::Passthrough,
+            Some(Value::String(_)) => return Err(err("writes", "must be \"mirror\" or \"passthrough\"")),
+            Some(other) => return Err(wrong_type("writes", "a string", other)),
+        };
+        let mirror = parse_mirror(root.get("mirror"))?;
+
         Ok(Config {
             nodes,
             settings_broadcast,
@@ -246,6 +282,8 @@ impl Config {
             admin_api_key_env,
             node_api_key_env,
             max_body_bytes,
+            writes,
+            mirror,
         })
     }
 
@@ -439,6 +477,18 @@ fn parse_drift(value: Option<&Value>) -> Result<DriftConfig, ConfigError> {
             DEFAULT_DRIFT_READS_IN_FLIGHT,
             1..=64,
         )?,
+    })
+}
+
+fn parse_mirror(value: Option<&Value>) -> Result<MirrorConfig, ConfigError> {
+    const PATH: &str = "mirror";
+    let Some(value) = value else {
+        return Ok(MirrorConfig::default());
+    };
+    let object = as_object(value, PATH)?;
+    deny_unknown_keys(object, PATH, &["log_max_bytes"])?;
+    Ok(MirrorConfig {
+        log_max_bytes: optional_u64(object, PATH, "log_max_bytes", DEFAULT_MIRROR_LOG_MAX_BYTES, 0..=1_073_741_824)?,
     })
 }
 
@@ -693,6 +743,8 @@ mod tests {
             admin_api_key_env: "MIROIR_ADMIN_API_KEY".into(),
             node_api_key_env: "MIROIR_NODE_API_KEY".into(),
             max_body_bytes: 10_485_760,
+            writes: Writes::Mirror,
+            mirror: MirrorConfig::default(),
         }
     }
 
@@ -794,6 +846,10 @@ mod tests {
             }),
             (with(r#""routing_header":"x-node-7""#), |c| {
                 c.routing_header == "x-node-7"
+            }),
+            (with(r#""writes":"passthrough""#), |c| c.writes == Writes::Passthrough),
+            (with(r#""writes":"mirror","mirror":{"log_max_bytes":0}"#), |c| {
+                c.writes == Writes::Mirror && c.mirror.log_max_bytes == 0
             }),
             (with(r#""task_uid_base":1073741824"#), |c| c.task_uid_base == 1 << 30),
             (with(r#""task_uid_base":2130706432"#), |c| {
@@ -1233,6 +1289,10 @@ mod tests {
                 "admin_api_key_env",
                 "must not be empty",
             ),
+            (with(r#""writes":"Mirror""#), "writes", "\"mirror\" or \"passthrough\""),
+            (with(r#""writes":true"#), "writes", "a string"),
+            (with(r#""mirror":{"log_max_bytes":-1}"#), "mirror.log_max_bytes", ""),
+            (with(r#""mirror":{"log":1}"#), "mirror.log", ""),
             (
                 with(r#""admin_api_key_env":"1KEY""#),
                 "admin_api_key_env",

@@ -15,6 +15,7 @@ use super::config::{Config, Strategy};
 use super::errors::MeiliError;
 use super::fingerprint::fingerprint;
 use super::host::{Callout, CalloutResponse, Host, LocalReply};
+use super::mirror::NodeAnswer;
 use super::job::{self, NodeTask, ProposeResult};
 use super::metrics;
 use super::proposal::Proposal;
@@ -29,6 +30,8 @@ use super::tasks;
 
 mod answers;
 mod drift;
+mod mirror_round;
+mod mirror_tasks;
 mod queued_writes;
 mod round_propose;
 mod round_verify;
@@ -56,6 +59,8 @@ enum Purpose {
     Snapshot,
     DriftList,
     DriftRead,
+    /// Mirror mode: a node's page of the tasks of open mirrored writes.
+    Follow,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +93,8 @@ struct NodeRun {
     poll_in_flight: bool,
     /// (fingerprint, read-back matches the proposal)
     readback: Option<(String, bool)>,
+    /// Mirror mode: the node's answer to the write.
+    answer: Option<NodeAnswer>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -164,6 +171,8 @@ pub struct Engine {
     queued_now: BTreeMap<u32, Result<u64, String>>,
     /// Clients whose write the ledger answers later.
     queueing_later: BTreeSet<u32>,
+    /// Mirror mode: open mirrored writes followed per index (`engine/mirror_tasks.rs`).
+    following: BTreeMap<String, mirror_tasks::Following>,
 }
 
 enum Verdict {
@@ -201,6 +210,7 @@ impl Engine {
             verify_reads: BTreeSet::new(),
             queued_now: BTreeMap::new(),
             queueing_later: BTreeSet::new(),
+            following: BTreeMap::new(),
         }
     }
 
@@ -224,6 +234,7 @@ impl Engine {
             && self.drift.is_none()
             && self.verify_waiters.is_empty()
             && self.awaiting.is_empty()
+            && !self.is_following()
         {
             TICK_IDLE_MS
         } else {
@@ -344,6 +355,10 @@ impl Engine {
             self.on_drift_response(host, &tag, &resp);
             return;
         }
+        if tag.purpose == Purpose::Follow {
+            self.on_follow_poll(host, &tag, &resp);
+            return;
+        }
         let Some(run) = self.jobs.get_mut(&tag.index) else {
             return;
         };
@@ -360,7 +375,7 @@ impl Engine {
             Purpose::Poll => self.on_poll(host, &tag, &resp),
             Purpose::Verify => self.on_verify(host, &tag, &resp),
             Purpose::Snapshot => self.on_snapshot(host, &tag, &resp),
-            Purpose::DriftList | Purpose::DriftRead => {}
+            Purpose::DriftList | Purpose::DriftRead | Purpose::Follow => {}
         }
     }
 
@@ -384,7 +399,13 @@ impl Engine {
 
     fn start_job(&mut self, host: &mut dyn Host, index: &str, head: Head) {
         let now = host.now_ms();
-        let Head { rec, task_uid, job, task } = head;
+        let Head { rec, task_uid, job, task, open } = head;
+        for o in open {
+            self.follow(host, index, o);
+        }
+        if rec.queue.is_empty() {
+            return; // claimed for its open mirrored writes only
+        }
         log::debug!("miroir: worker {} starts task {task_uid} on index {index}", self.worker);
         let Some(job) = job else {
             log::warn!("miroir: job {task_uid} on index {index} has no record; dropping it");
@@ -392,8 +413,14 @@ impl Engine {
             return;
         };
         let client_answered = task.as_ref().is_some_and(|t| t.propose.is_some());
-        let body: Option<Value> = job.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
-        let proposal = match Proposal::from_request(&job.method, job.setting_key.as_deref(), body.as_ref()) {
+        let body: Option<Value> =
+            if job.mirror.is_some() { None } else { job.body.as_deref().and_then(|b| serde_json::from_str(b).ok()) };
+        let proposal = match job.mirror {
+            // A mirrored write is sent as is; there are no settings to predict.
+            Some(_) => Ok(Proposal::Patch(serde_json::Map::new())),
+            None => Proposal::from_request(&job.method, job.setting_key.as_deref(), body.as_ref()),
+        };
+        let proposal = match proposal {
             Ok(p) => p,
             Err(reason) => {
                 let err = MeiliError::bad_request(reason);
@@ -430,6 +457,13 @@ impl Engine {
                 });
             }
             self.finish(host, index, task_uid, Outcome::Failed(err.to_json()));
+            return;
+        }
+        if run.job.mirror.is_some() {
+            // Mirrored: no phase (the settings do not change), the task starts when a node
+            // starts it (`mirror_tasks.rs`).
+            self.jobs.insert(index.to_string(), run);
+            self.propose_round(host, index, (0..n).collect());
             return;
         }
         self.update_task(host, task_uid, TaskChange::Start { now_ms: now });
@@ -572,8 +606,9 @@ impl Engine {
     }
 
     fn record_result(&self, host: &mut dyn Host, index: &str, result: &str, now: u64) {
-        // Drift repairs have their own counter; broadcasts are what clients asked for.
-        if self.jobs.get(index).is_some_and(|r| r.job.drift_repair) {
+        // Drift repairs have their own counter, mirrored writes theirs; broadcasts are the
+        // settings writes clients asked for.
+        if self.jobs.get(index).is_some_and(|r| r.job.drift_repair || r.job.mirror.is_some()) {
             return;
         }
         host.counter_add(&metrics::for_index_result(metrics::BROADCAST_TOTAL, index, result), 1);
@@ -592,6 +627,8 @@ enum Outcome {
     Rejected,
     /// The job's record vanished (e.g. retention overran it): nothing to report.
     Dropped,
+    /// A mirrored write the nodes enqueued: its task follows their tasks (`mirror_tasks.rs`).
+    Tracked,
 }
 
 pub use super::state::index_store::read_hot;

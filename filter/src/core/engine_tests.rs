@@ -65,7 +65,7 @@ fn invalid_json_is_refused_before_any_node_is_touched() {
     let worker = &mut w.workers[0];
     let head = RequestHead { method: "PATCH".into(), path: "/indexes/m/settings".into(), ..RequestHead::default() };
     let HeadersDecision::Buffer(p) = front::on_headers(&worker.engine, &mut worker.host, &head) else { panic!() };
-    let BodyDecision::Reply(r) = front::on_settings_body(&mut worker.engine, &mut worker.host, 1, &p, b"{nope") else { panic!() };
+    let BodyDecision::Reply(r) = front::on_write_body(&mut worker.engine, &mut worker.host, 1, &p, b"{nope") else { panic!() };
     assert_eq!(r.status, 400);
     assert!(String::from_utf8(r.body).unwrap().contains("malformed_payload"));
     w.run(3, 10);

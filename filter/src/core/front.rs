@@ -6,7 +6,9 @@
 
 use serde_json::Value;
 
+use super::config::Writes;
 use super::engine::{self, Engine, Queued};
+use super::mirror::{self, INSTANCE_QUEUE};
 use super::errors::{ErrorType, MeiliError};
 use super::host::{Host, LocalReply};
 use super::metrics;
@@ -20,11 +22,25 @@ use super::tasks;
 
 use super::request::{RequestHead, HEADER_MIN_VERSION};
 
-/// A settings write whose body is being buffered.
+/// What a buffered write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// A settings write: broadcast, verified, versioned.
+    Settings,
+    /// Mirror mode: any other write to `index`, sent to every node as is.
+    Mirror,
+    /// Mirror mode: `POST /indexes`, queued on the index its body names.
+    CreateIndex,
+    /// Mirror mode: a write to the instance; `POST /keys` (`creates_key`) gets a `uid`.
+    Instance { creates_key: bool },
+}
+
+/// A write whose body is being buffered.
 #[derive(Debug, Clone)]
 pub struct PendingWrite {
     pub index: String,
     pub setting_key: Option<&'static str>,
+    pub kind: WriteKind,
     pub head: RequestHead,
 }
 
@@ -57,7 +73,29 @@ pub fn on_headers(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> H
 /// Which request headers the decision for `route` reads, so the glue fetches no others: on the
 /// hot path (reads) only `X-Miroir-Min-Settings-Version`.
 pub fn wants_credentials(route: &Route) -> bool {
-    matches!(route, Route::SettingsWrite { .. } | Route::TaskGet { .. } | Route::Admin { .. })
+    matches!(
+        route,
+        Route::SettingsWrite { .. }
+            | Route::TaskGet { .. }
+            | Route::TaskList
+            | Route::Admin { .. }
+            | Route::IndexWrite { .. }
+            | Route::IndexCreate
+            | Route::InstanceWrite { .. }
+    )
+}
+
+/// Whether the filter replays this request to the nodes itself (so its headers must be text).
+pub fn is_replayed(cfg: &super::config::Config, route: &Route) -> bool {
+    match route {
+        Route::SettingsWrite { .. } => true,
+        Route::IndexWrite { .. } | Route::IndexCreate | Route::InstanceWrite { .. } => mirrors(cfg),
+        _ => false,
+    }
+}
+
+fn mirrors(cfg: &super::config::Config) -> bool {
+    cfg.writes == Writes::Mirror
 }
 
 /// `on_headers` for a request already classified.
@@ -69,13 +107,29 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
             if let Some(reply) = refuse_if_frozen(host, &index) {
                 return HeadersDecision::Reply(reply);
             }
-            HeadersDecision::Buffer(PendingWrite { index, setting_key: setting.map(|s| s.key), head: head.clone() })
+            HeadersDecision::Buffer(PendingWrite {
+                index,
+                setting_key: setting.map(|s| s.key),
+                kind: WriteKind::Settings,
+                head: head.clone(),
+            })
         }
         Route::IndexWrite { index } => match refuse_if_frozen(host, &index) {
             Some(reply) => HeadersDecision::Reply(reply),
+            None if mirrors(cfg) => buffer(index, WriteKind::Mirror, head),
             None => HeadersDecision::PassAndStamp { index },
         },
+        Route::IndexCreate if mirrors(cfg) => buffer(INSTANCE_QUEUE.into(), WriteKind::CreateIndex, head),
+        Route::InstanceWrite { creates_key } if mirrors(cfg) => {
+            buffer(INSTANCE_QUEUE.into(), WriteKind::Instance { creates_key }, head)
+        }
+        Route::NotMirrored { why } if mirrors(cfg) => {
+            HeadersDecision::Reply(tasks::error_reply(&MeiliError::new(400, "miroir_not_mirrored", ErrorType::InvalidRequest, why)))
+        }
+        Route::IndexCreate | Route::InstanceWrite { .. } | Route::NotMirrored { .. } => HeadersDecision::Pass,
+        Route::TaskList | Route::Batches { .. } => HeadersDecision::Pass,
         Route::IndexRead { index } => match &head.min_settings_version {
+            None if mirrors(cfg) && engine::read_hot(host, &index).split => pin(engine, host, index, "0"),
             None => HeadersDecision::PassAndStamp { index },
             Some(raw) => pin(engine, host, index, raw),
         },
@@ -93,6 +147,10 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
         },
         Route::AdminUnknown => HeadersDecision::Reply(tasks::error_reply(&MeiliError::not_found())),
     }
+}
+
+fn buffer(index: String, kind: WriteKind, head: &RequestHead) -> HeadersDecision {
+    HeadersDecision::Buffer(PendingWrite { index, setting_key: None, kind, head: head.clone() })
 }
 
 fn refuse_if_frozen(host: &mut dyn Host, index: &str) -> Option<LocalReply> {
@@ -117,8 +175,16 @@ fn pin(engine: &Engine, host: &mut dyn Host, index: String, raw: &str) -> Header
         ))));
     };
     let rec: IndexRecord = store::read(host, &keys::index_key(&index)).ok().flatten().unwrap_or_default();
-    let fresh: Vec<usize> =
-        engine.config().nodes.iter().enumerate().filter(|(_, n)| min == 0 || rec.node_version(&n.id) >= min).map(|(i, _)| i).collect();
+    // Nodes verified at that version and, in mirror mode, holding every write of the index.
+    let fresh: Vec<usize> = engine
+        .config()
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| min == 0 || rec.node_version(&n.id) >= min)
+        .filter(|(_, n)| !rec.out_of_sync.contains_key(&n.id))
+        .map(|(i, _)| i)
+        .collect();
     if fresh.is_empty() {
         return HeadersDecision::Reply(tasks::error_reply(&MeiliError::settings_version_stale(&index, min)));
     }
@@ -131,8 +197,64 @@ fn pin(engine: &Engine, host: &mut dyn Host, index: String, raw: &str) -> Header
     }
 }
 
+/// The whole body of a buffered write is here.
+pub fn on_write_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, pending: &PendingWrite, body: &[u8]) -> BodyDecision {
+    match pending.kind {
+        WriteKind::Settings => on_settings_body(engine, host, context_id, pending, body),
+        _ => on_mirrored_body(engine, host, context_id, pending, body),
+    }
+}
+
+/// Mirror mode: queue the write as is (the nodes validate it, and refuse it alike when it is
+/// bad: nothing changes). Only what decides the queue is read: the uid of `POST /indexes`; and
+/// `POST /keys` gets a `uid` when it has none, so that every node derives the same key.
+fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, pending: &PendingWrite, body: &[u8]) -> BodyDecision {
+    let cfg = engine.config().clone();
+    if body.len() as u64 > cfg.max_body_bytes {
+        return BodyDecision::Reply(tasks::error_reply(&MeiliError::payload_too_large(cfg.max_body_bytes)));
+    }
+    let mut index = pending.index.clone();
+    let mut body = body.to_vec();
+    match pending.kind {
+        WriteKind::CreateIndex => {
+            let uid = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("uid").and_then(Value::as_str).map(str::to_string));
+            if let Some(uid) = uid.filter(|u| super::route::is_valid_index_uid(u)) {
+                index = uid;
+            }
+        }
+        WriteKind::Instance { creates_key: true } => {
+            if let Ok(Value::Object(mut key)) = serde_json::from_slice::<Value>(&body) {
+                if !key.contains_key("uid") {
+                    let seed = format!("{} {} {context_id} {}", engine.worker(), host.now_ms(), body.len());
+                    let mut seed = seed.into_bytes();
+                    seed.extend_from_slice(&body);
+                    key.insert("uid".into(), Value::String(mirror::key_uid(&seed)));
+                    body = serde_json::to_vec(&Value::Object(key)).unwrap_or(body);
+                }
+            }
+        }
+        _ => {}
+    }
+    if index != INSTANCE_QUEUE {
+        if let Some(reply) = refuse_if_frozen(host, &index) {
+            return BodyDecision::Reply(reply);
+        }
+    }
+    let mut job = job_of(engine, host, pending, &body);
+    job.index = index.clone();
+    job.mirror = Some(mirror::expected_task_type(&pending.head.method, &pending.head.path).to_string());
+    match engine.queue_write(host, context_id, job, Value::Object(serde_json::Map::new())) {
+        Queued::Now(task_uid) => BodyDecision::Wait { task_uid: Some(task_uid) },
+        Queued::Later => BodyDecision::Wait { task_uid: None },
+        Queued::Refused(e) => {
+            log::error!("miroir: could not queue a write on {index}: {e}");
+            BodyDecision::Reply(tasks::error_reply(&MeiliError::write_not_queued()))
+        }
+    }
+}
+
 /// The whole body of a settings write is here: validate it, queue the job, wait for the answer.
-pub fn on_settings_body(
+fn on_settings_body(
     engine: &mut Engine,
     host: &mut dyn Host,
     context_id: u32,
@@ -194,5 +316,6 @@ fn job_of(engine: &Engine, host: &mut dyn Host, pending: &PendingWrite, body: &[
         targets: None,
         drift_repair: false,
         lifts_freeze: false,
+        mirror: None,
     }
 }

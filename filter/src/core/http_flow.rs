@@ -69,7 +69,8 @@ impl HttpFlow {
         let path = path.into_owned();
         let method = lossy(io.request_header(":method")).unwrap_or_default();
         let route = classify(&method, &path);
-        let settings_write = matches!(route, Route::SettingsWrite { .. });
+        // A write the filter replays to the nodes itself: its headers must be replayable.
+        let settings_write = front::is_replayed(engine.config(), &route);
         let (authorization, content_type) = if front::wants_credentials(&route) {
             match (text(io.request_header("authorization")), text(io.request_header("content-type"))) {
                 (Ok(a), Ok(c)) => (a, c),
@@ -175,7 +176,7 @@ impl HttpFlow {
     }
 
     fn decide(&mut self, engine: &mut Engine, host: &mut dyn Host, io: &mut dyn RequestIo, pending: &PendingWrite, body: &[u8]) -> Next {
-        match front::on_settings_body(engine, host, self.context_id, pending, body) {
+        match front::on_write_body(engine, host, self.context_id, pending, body) {
             BodyDecision::Reply(r) => {
                 io.send_reply(&r);
                 Next::Pause

@@ -13,6 +13,10 @@ pub const FROZEN_WRITE_REJECTED_TOTAL: &str = "miroir_frozen_write_rejected_tota
 pub const BROADCAST_TOTAL: &str = "miroir_settings_broadcast_total";
 pub const BROADCAST_DURATION_MS: &str = "miroir_settings_broadcast_duration_ms";
 pub const CALLOUT_ERRORS_TOTAL: &str = "miroir_callout_errors_total";
+/// Mirror mode: mirrored writes by outcome (enqueued, answered, refused, unreachable).
+pub const MIRROR_WRITES_TOTAL: &str = "miroir_mirror_writes_total";
+/// Mirror mode: times a node was found out of sync for an index (an alert).
+pub const OUT_OF_SYNC_TOTAL: &str = "miroir_node_out_of_sync_total";
 
 pub fn for_index(metric: &str, index: &str) -> String {
     format!("{metric}.index.{index}")
@@ -20,6 +24,10 @@ pub fn for_index(metric: &str, index: &str) -> String {
 
 pub fn for_index_result(metric: &str, index: &str, result: &str) -> String {
     format!("{metric}.index.{index}.result.{result}")
+}
+
+pub fn for_index_node(metric: &str, index: &str, node: &str) -> String {
+    format!("{metric}.index.{index}.node.{node}")
 }
 
 pub fn for_node(metric: &str, node: &str) -> String {

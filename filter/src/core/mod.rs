@@ -14,6 +14,7 @@ pub use state::records;
 pub mod time;
 pub mod metrics;
 pub mod job;
+pub mod mirror;
 pub mod engine;
 pub mod tasks;
 pub mod admin;

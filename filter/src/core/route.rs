@@ -102,6 +102,17 @@ pub enum Route {
     IndexRead { index: String },
     /// `GET /tasks/{uid}` with a numeric uid; the caller decides whether it is the filter's.
     TaskGet { uid: u64 },
+    /// `GET /tasks`: the task list.
+    TaskList,
+    /// `GET /batches` and `GET /batches/{uid}`.
+    Batches { uid: Option<u64> },
+    /// `POST /indexes`: creates the index named in the body.
+    IndexCreate,
+    /// A write to the instance rather than an index (keys, experimental features, chats, dumps,
+    /// snapshots). `creates_key`: `POST /keys`, whose key value depends on its `uid`.
+    InstanceWrite { creates_key: bool },
+    /// A write that mirroring cannot keep right as it stands; `why` is told to the client.
+    NotMirrored { why: &'static str },
     /// An admin route (docs/architecture.md §2).
     Admin { index: String, action: AdminAction },
     /// Any other path under `/_miroir`: answered 404 by the filter, never forwarded.
@@ -119,7 +130,14 @@ impl Route {
             | Route::IndexWrite { index }
             | Route::IndexRead { index }
             | Route::Admin { index, .. } => Some(index),
-            Route::TaskGet { .. } | Route::AdminUnknown | Route::Other => None,
+            Route::TaskGet { .. }
+            | Route::TaskList
+            | Route::Batches { .. }
+            | Route::IndexCreate
+            | Route::InstanceWrite { .. }
+            | Route::NotMirrored { .. }
+            | Route::AdminUnknown
+            | Route::Other => None,
         }
     }
 }
@@ -144,8 +162,64 @@ pub fn classify(method: &str, path: &str) -> Route {
         classify_task(method, segments)
     } else if decoded_eq(first, "_miroir") {
         classify_admin(method, segments)
-    } else {
+    } else if decoded_eq(first, "batches") {
+        classify_batches(method, segments)
+    } else if is_read_method(method) {
         Route::Other
+    } else {
+        classify_instance_write(method, first, segments)
+    }
+}
+
+/// Why each write the filter does not mirror is refused in mirror mode (docs/operations.md).
+pub const WHY_SWAP: &str = "`/swap-indexes` is not mirrored yet: a swap must hold the write queues of every index it names. Swap on each node directly while no writes run, or use `\"writes\": \"passthrough\"`.";
+pub const WHY_NETWORK: &str = "`/network` configures each node's own place in a Meilisearch network; set it on each node directly.";
+pub const WHY_EXPORT: &str = "`/export` makes a node push its own copy elsewhere; every node would push the same documents. Call it on one node directly.";
+pub const WHY_WEBHOOKS: &str = "Each node names its webhooks with its own uuid, so one uuid cannot address them all; configure webhooks on each node directly.";
+pub const WHY_TASKS: &str = "Task uids are the gateway's own; canceling or deleting node tasks through the gateway is not supported yet. Use each node directly.";
+
+fn classify_instance_write<'a>(method: &str, first: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
+    let second = rest.next();
+    if decoded_eq(first, "indexes") {
+        return if second.is_none() && method == "POST" { Route::IndexCreate } else { Route::Other };
+    }
+    if decoded_eq(first, "keys") {
+        return Route::InstanceWrite { creates_key: second.is_none() && method == "POST" };
+    }
+    if ["experimental-features", "dumps", "snapshots"].iter().any(|p| decoded_eq(first, p)) {
+        return Route::InstanceWrite { creates_key: false };
+    }
+    // Chat completions (POST) change nothing and stream their answer: passed on to one node.
+    if decoded_eq(first, "chats") {
+        return if method == "POST" { Route::Other } else { Route::InstanceWrite { creates_key: false } };
+    }
+    let why = if decoded_eq(first, "swap-indexes") {
+        WHY_SWAP
+    } else if decoded_eq(first, "network") {
+        WHY_NETWORK
+    } else if decoded_eq(first, "export") {
+        WHY_EXPORT
+    } else if decoded_eq(first, "webhooks") {
+        WHY_WEBHOOKS
+    } else if decoded_eq(first, "tasks") {
+        WHY_TASKS
+    } else {
+        return Route::Other;
+    };
+    Route::NotMirrored { why }
+}
+
+fn classify_batches<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
+    if method != "GET" {
+        return Route::Other;
+    }
+    match (rest.next(), rest.next()) {
+        (None, _) => Route::Batches { uid: None },
+        (Some(raw), None) => match parse_task_uid(raw) {
+            Some(uid) => Route::Batches { uid: Some(uid) },
+            None => Route::Other,
+        },
+        _ => Route::Other,
     }
 }
 
@@ -154,8 +228,15 @@ pub fn classify(method: &str, path: &str) -> Route {
 /// "maybe": the first segment may be an escaped `indexes` (`/%69ndexes/...`), which actix routes.
 pub fn may_be_routed(path: &str) -> bool {
     let rest = path.trim_start_matches('/');
-    rest.starts_with("indexes") || rest.starts_with("tasks") || rest.starts_with("_miroir") || path.contains('%')
+    ROUTED_PREFIXES.iter().any(|p| rest.starts_with(p)) || path.contains('%')
 }
+
+/// First path segments the filter handles; anything else (`/health`, `/stats`, `/version`, …)
+/// passes untouched after one scan of this list.
+const ROUTED_PREFIXES: &[&str] = &[
+    "indexes", "tasks", "_miroir", "batches", "keys", "experimental-features", "chats", "dumps", "snapshots",
+    "swap-indexes", "network", "export", "webhooks",
+];
 
 /// Methods that never change an index. Everything else — including verbs Meilisearch does not
 /// know — is treated as a write: fencing an unknown write is safer than letting it through a
@@ -170,8 +251,8 @@ const POST_READS: &[&str] = &["search", "facet-search", "similar", "fields"];
 
 fn classify_index<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
     let Some(raw_uid) = rest.next() else {
-        // `/indexes` itself: list or create, not about one index.
-        return Route::Other;
+        // `/indexes` itself: the list, or a creation (the uid is in the body).
+        return if method == "POST" { Route::IndexCreate } else { Route::Other };
     };
     let Some(index) = decode_index_uid(raw_uid) else {
         return Route::Other;
@@ -224,9 +305,10 @@ fn by_method(method: &str, index: String) -> Route {
 
 fn classify_task<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
     if method != "GET" {
-        return Route::Other;
+        return if is_read_method(method) { Route::Other } else { Route::NotMirrored { why: WHY_TASKS } };
     }
     match (rest.next(), rest.next()) {
+        (None, _) => Route::TaskList,
         (Some(raw), None) => match parse_task_uid(raw) {
             Some(uid) => Route::TaskGet { uid },
             None => Route::Other,
@@ -263,6 +345,11 @@ fn find_setting(raw_segment: &str) -> Option<&'static SettingRoute> {
 
 fn is_index_uid_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Whether `uid` is a valid Meilisearch index uid as written (a `POST /indexes` body).
+pub fn is_valid_index_uid(uid: &str) -> bool {
+    !uid.is_empty() && uid.len() <= MAX_INDEX_UID_LEN && uid.bytes().all(is_index_uid_byte)
 }
 
 /// The decoded uid if it is a valid Meilisearch index uid.
@@ -444,7 +531,7 @@ mod tests {
             assert!(classify("POST", path) != Route::Other || classify("GET", path) != Route::Other, "{path}");
             assert!(may_be_routed(path), "{path}");
         }
-        for path in ["/health", "/multi-search", "/keys", "/", "", "/stats", "/version"] {
+        for path in ["/health", "/multi-search", "/", "", "/stats", "/version", "/metrics"] {
             assert!(!may_be_routed(path), "{path}");
         }
     }
@@ -606,7 +693,7 @@ mod tests {
             ("post", "/indexes/movies/documents", write("movies")),
             // `/indexes` itself is list/create, not about one index.
             ("GET", "/indexes", Route::Other),
-            ("POST", "/indexes", Route::Other),
+            ("POST", "/indexes", Route::IndexCreate),
             ("POST", "/indexes/", Route::Other),
             ("GET", "/indexes?limit=5", Route::Other),
         ]);
@@ -775,14 +862,17 @@ mod tests {
             ("GET", "/tasks/-5", Route::Other),
             ("GET", "/tasks/5a", Route::Other),
             ("GET", "/tasks/%20", Route::Other),
-            ("GET", "/tasks", Route::Other),
-            ("GET", "/tasks/", Route::Other),
-            ("GET", "/tasks?indexUids=movies", Route::Other),
+            ("GET", "/tasks", Route::TaskList),
+            ("GET", "/tasks/", Route::TaskList),
+            ("GET", "/tasks?indexUids=movies", Route::TaskList),
             ("GET", "/tasks/5/documents", Route::Other),
             ("HEAD", "/tasks/5", Route::Other),
-            ("DELETE", "/tasks/5", Route::Other),
-            ("POST", "/tasks/cancel", Route::Other),
-            ("DELETE", "/tasks?uids=5", Route::Other),
+            ("DELETE", "/tasks/5", Route::NotMirrored { why: WHY_TASKS }),
+            ("POST", "/tasks/cancel", Route::NotMirrored { why: WHY_TASKS }),
+            ("DELETE", "/tasks?uids=5", Route::NotMirrored { why: WHY_TASKS }),
+            ("GET", "/batches", Route::Batches { uid: None }),
+            ("GET", "/batches/3", Route::Batches { uid: Some(3) }),
+            ("POST", "/batches", Route::Other),
         ]);
     }
 
@@ -839,14 +929,37 @@ mod tests {
             ("GET", "/version", Route::Other),
             ("GET", "/stats", Route::Other),
             ("POST", "/multi-search", Route::Other),
-            ("POST", "/swap-indexes", Route::Other),
-            ("POST", "/dumps", Route::Other),
             ("GET", "/keys", Route::Other),
-            ("POST", "/chats/c/chat/completions", Route::Other),
+            ("GET", "/indexes", Route::Other),
+            ("GET", "/experimental-features", Route::Other),
+            ("PUT", "/indexes", Route::Other),
+            ("POST", "/somewhere-new", Route::Other),
             ("PATCH", "/index/movies/settings", Route::Other),
             ("PATCH", "/Indexes/movies/settings", Route::Other),
             ("PATCH", "/indexesx/movies/settings", Route::Other),
             ("PATCH", "/v1/indexes/movies/settings", Route::Other),
+        ]);
+    }
+
+    #[test]
+    fn instance_writes_and_writes_not_mirrored() {
+        check(&[
+            ("POST", "/indexes", Route::IndexCreate),
+            ("POST", "//indexes/", Route::IndexCreate),
+            ("POST", "/keys", Route::InstanceWrite { creates_key: true }),
+            ("PATCH", "/keys/abc", Route::InstanceWrite { creates_key: false }),
+            ("DELETE", "/keys/abc", Route::InstanceWrite { creates_key: false }),
+            ("PATCH", "/experimental-features", Route::InstanceWrite { creates_key: false }),
+            ("PATCH", "/chats/w/settings", Route::InstanceWrite { creates_key: false }),
+            ("POST", "/dumps", Route::InstanceWrite { creates_key: false }),
+            ("POST", "/snapshots", Route::InstanceWrite { creates_key: false }),
+            ("DELETE", "/chats/w", Route::InstanceWrite { creates_key: false }),
+            ("POST", "/chats/w/chat/completions", Route::Other),
+            ("POST", "/swap-indexes", Route::NotMirrored { why: WHY_SWAP }),
+            ("PATCH", "/network", Route::NotMirrored { why: WHY_NETWORK }),
+            ("POST", "/export", Route::NotMirrored { why: WHY_EXPORT }),
+            ("POST", "/webhooks", Route::NotMirrored { why: WHY_WEBHOOKS }),
+            ("POST", "/%6Beys", Route::InstanceWrite { creates_key: true }),
         ]);
     }
 

@@ -233,7 +233,7 @@ impl World {
             other => panic!("not buffered: {other:?}"),
         };
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        match front::on_settings_body(&mut worker.engine, &mut worker.host, ctx, &pending, &bytes) {
+        match front::on_write_body(&mut worker.engine, &mut worker.host, ctx, &pending, &bytes) {
             BodyDecision::Wait { .. } => {}
             BodyDecision::Reply(r) => worker.host.replies.push((ctx, r)),
         }

@@ -36,6 +36,8 @@ pub(super) enum Awaiting {
     VerifyRead { index: String },
     /// A client's write, paused in HTTP context `context_id`.
     ClientWrite { context_id: u32, index: String },
+    /// The lease of an index followed for its open mirrored writes.
+    FollowRenew { index: String },
 }
 
 impl Engine {
@@ -150,6 +152,7 @@ impl Engine {
                 };
                 self.on_write_queued(host, context_id, &index, queued);
             }
+            (Awaiting::FollowRenew { index }, answer) => self.on_follow_renewed(&index, matches!(answer, Answer::Renewed(true))),
             (Awaiting::VerifyRead { index }, Answer::Verify(view)) => self.on_verify_read(host, &index, view.map(|v| *v)),
             (Awaiting::VerifyRead { index }, other) => {
                 log::warn!("miroir: unexpected ledger answer {other:?} to the check of {index}");

@@ -536,6 +536,7 @@ impl Engine {
             targets: Some(targets),
             drift_repair: true,
             lifts_freeze,
+            mirror: None,
         };
         let op = Op::Enqueue { job: Box::new(job), details: Value::Null };
         self.submit(host, op, Awaiting::RepairQueued { index: index.to_string(), differ, result });

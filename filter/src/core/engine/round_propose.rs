@@ -64,6 +64,9 @@ impl Engine {
         let Some(run) = self.jobs.get_mut(&tag.index) else { return };
         let result = job::parse_propose(resp);
         if let Some(node) = run.nodes.get_mut(tag.node) {
+            if run.job.mirror.is_some() {
+                node.answer = Some(crate::core::mirror::parse_answer(resp));
+            }
             if let ProposeResult::Accepted { task_uid } = result {
                 node.task_uid = Some(task_uid);
             }
@@ -77,6 +80,10 @@ impl Engine {
         let now = host.now_ms();
         let Some(run) = self.jobs.get_mut(index) else { return };
         if run.outstanding > 0 || run.step != Step::Propose {
+            return;
+        }
+        if run.job.mirror.is_some() {
+            self.mirror_proposed(host, index);
             return;
         }
         let results: Vec<ProposeResult> = run

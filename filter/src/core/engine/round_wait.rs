@@ -5,6 +5,9 @@ use super::*;
 
 impl Engine {
     pub(super) fn drive_timers(&mut self, host: &mut dyn Host) {
+        if self.is_following() {
+            self.drive_following(host);
+        }
         let now = host.now_ms();
         let indexes: Vec<String> = self.jobs.keys().cloned().collect();
         for index in indexes {

@@ -109,7 +109,7 @@ impl Engine {
                 self.update_task(host, task_uid, TaskChange::Rejected);
                 self.record_result(host, index, "rejected", now);
             }
-            Outcome::Dropped => {}
+            Outcome::Dropped | Outcome::Tracked => {}
         }
         self.next_job(host, index, task_uid);
     }

@@ -31,7 +31,10 @@ impl Engine {
             let Some(waiter) = self.waiting.get(&uid) else { continue };
             let reply = match &task {
                 Some(t) => match &t.propose {
-                    Some(ProposeOutcome::Rejected { status, body, content_type }) => Some(LocalReply {
+                    Some(
+                        ProposeOutcome::Rejected { status, body, content_type }
+                        | ProposeOutcome::Answered { status, body, content_type },
+                    ) => Some(LocalReply {
                         status: *status,
                         headers: vec![(
                             "content-type".into(),

@@ -27,6 +27,10 @@ pub fn task_key(task_uid: u64) -> String {
 pub fn desired_key(uid: &str) -> String {
     format!("{PREFIX}desired/{uid}")
 }
+/// Mirror mode: the index's accepted writes whose node tasks are still running (`OpenTask`s).
+pub fn open_key(uid: &str) -> String {
+    format!("{PREFIX}open/{uid}")
+}
 /// Outcome of the last check of one index, read by the admin API.
 pub fn verify_result_key(index: &str) -> String {
     format!("{PREFIX}verified/{index}")
@@ -39,7 +43,7 @@ mod tests {
     #[test]
     fn every_key_is_under_the_prefix() {
         let keys = [TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY];
-        let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m")];
+        let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m"), open_key("m")];
         assert!(keys.iter().copied().chain(made.iter().map(String::as_str)).all(|k| k.starts_with(PREFIX)));
     }
 }

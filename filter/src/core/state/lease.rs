@@ -32,10 +32,10 @@ pub fn held_by_other(rec: &IndexRecord, owner: &str) -> bool {
     rec.lease.as_ref().is_some_and(|l| l.owner != owner)
 }
 
-/// The record with the lease taken by `owner`, or None when there is nothing to run or another
-/// worker holds it.
-pub fn claimed(rec: &IndexRecord, owner: &str, now_ms: u64) -> Option<IndexRecord> {
-    if rec.queue.is_empty() || !free_for(rec, owner, now_ms) {
+/// The record with the lease taken by `owner`, or None when there is nothing to run (no job
+/// queued, no mirrored task to follow: `open_tasks`) or another worker holds it.
+pub fn claimed(rec: &IndexRecord, owner: &str, now_ms: u64, open_tasks: bool) -> Option<IndexRecord> {
+    if (rec.queue.is_empty() && !open_tasks) || !free_for(rec, owner, now_ms) {
         return None;
     }
     let mut next = rec.clone();
@@ -84,9 +84,10 @@ mod tests {
     #[test]
     fn an_expired_lease_is_free_and_a_live_one_only_for_its_owner() {
         let rec = IndexRecord { queue: vec![1], lease: Some(fresh("a", 0)), ..IndexRecord::default() };
-        assert!(claimed(&rec, "b", LEASE_TTL_MS - 1).is_none());
-        assert!(claimed(&rec, "a", 5).is_some_and(|r| renewed(&r, "a", 5)));
-        assert!(claimed(&rec, "b", LEASE_TTL_MS).is_some_and(|r| held_by(&r, "b")));
-        assert!(claimed(&IndexRecord::default(), "a", 0).is_none(), "nothing queued, nothing to claim");
+        assert!(claimed(&rec, "b", LEASE_TTL_MS - 1, false).is_none());
+        assert!(claimed(&rec, "a", 5, false).is_some_and(|r| renewed(&r, "a", 5)));
+        assert!(claimed(&rec, "b", LEASE_TTL_MS, false).is_some_and(|r| held_by(&r, "b")));
+        assert!(claimed(&IndexRecord::default(), "a", 0, false).is_none(), "nothing queued, nothing to claim");
+        assert!(claimed(&IndexRecord::default(), "a", 0, true).is_some(), "open mirrored tasks are work too");
     }
 }

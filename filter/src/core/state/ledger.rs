@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::records::{FrozenRecord, IndexRecord, JobRecord, Phase, TaskRecord, VerifyResult};
+use super::records::{FrozenRecord, IndexRecord, JobRecord, OpenTask, Phase, TaskRecord, VerifyResult};
 use super::store::StoreError;
 use super::task_change::TaskChange;
 use crate::core::host::{CalloutResponse, Host};
@@ -63,6 +63,18 @@ pub enum Op {
     Enqueue { job: Box<JobRecord>, details: Value },
     /// The last check of an index, with what an operator's answer shows (`Answer::Verify`).
     ReadVerify { index: String },
+    /// Mirror mode: the nodes accepted a write; follow its node tasks until they finish.
+    Track { index: String, open: OpenTask },
+    /// A mirrored write's node tasks all finished.
+    Untrack { index: String, task_uid: u64 },
+    /// Nodes (id, why) that no longer hold what the others hold for `index`.
+    MarkOutOfSync { index: String, nodes: Vec<(String, String)> },
+    /// The index was deleted (or renamed away) through the gateway: its settings are no longer
+    /// the filter's to keep, so the drift check does not bring them back.
+    ForgetSettings { index: String },
+    /// Nothing runs on `index` any more: release the lease unless work is queued or open, and
+    /// say what comes next (`Answer::Next`).
+    ReleaseIfIdle { index: String, owner: String, now_ms: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -90,10 +102,13 @@ pub struct Freeze {
 #[derive(Debug, Clone)]
 pub struct Head {
     pub rec: IndexRecord,
+    /// The job at the head of the queue (`rec.queue` empty: there is none, only open tasks).
     pub task_uid: u64,
     /// None when the record is gone or unreadable.
     pub job: Option<JobRecord>,
     pub task: Option<TaskRecord>,
+    /// Mirrored writes whose node tasks are still followed (mirror mode).
+    pub open: Vec<OpenTask>,
 }
 
 /// An index's last check, its record and the repair task the check queued, if any.

@@ -39,7 +39,7 @@ pub fn enqueue_job(cfg: &Config, host: &mut dyn Host, mut job: JobRecord, detail
         let task = TaskRecord {
             uid: task_uid,
             index_uid: job.index.clone(),
-            kind: "settingsUpdate".into(),
+            kind: job.mirror.clone().unwrap_or_else(|| "settingsUpdate".into()),
             status: "enqueued".into(),
             details: details.clone(),
             error: None,
@@ -161,6 +161,7 @@ mod tests {
             targets: None,
             drift_repair: false,
             lifts_freeze: false,
+            mirror: None,
         }
     }
 

@@ -86,6 +86,10 @@ pub struct IndexRecord {
     /// above it takes a new one, so queue order is always task uid order.
     #[serde(default)]
     pub queued_seq: u64,
+    /// Mirror mode: node id → why that node no longer holds what the others hold for this index
+    /// (it missed or failed a write they applied). Reads avoid it.
+    #[serde(default)]
+    pub out_of_sync: BTreeMap<String, String>,
 }
 
 impl IndexRecord {
@@ -108,6 +112,8 @@ pub struct HotRecord {
     pub inconsistent: bool,
     pub frozen: bool,
     pub rev: u64,
+    /// Some node is out of sync for the index: reads are routed to the others.
+    pub split: bool,
 }
 
 impl HotRecord {
@@ -117,10 +123,18 @@ impl HotRecord {
             inconsistent: rec.phase != Phase::Idle || rec.frozen.is_some(),
             frozen: rec.frozen.is_some(),
             rev: rec.rev,
+            split: !rec.out_of_sync.is_empty(),
         }
     }
     pub fn encode(&self) -> String {
-        format!("{} {} {} {}", self.version, u8::from(self.inconsistent), u8::from(self.frozen), self.rev)
+        format!(
+            "{} {} {} {} {}",
+            self.version,
+            u8::from(self.inconsistent),
+            u8::from(self.frozen),
+            self.rev,
+            u8::from(self.split)
+        )
     }
     pub fn decode(bytes: &[u8]) -> Option<HotRecord> {
         let text = std::str::from_utf8(bytes).ok()?;
@@ -129,7 +143,8 @@ impl HotRecord {
         let inconsistent = parts.next()? == "1";
         let frozen = parts.next()? == "1";
         let rev = parts.next().and_then(|r| r.parse().ok()).unwrap_or(0);
-        Some(HotRecord { version, inconsistent, frozen, rev })
+        let split = parts.next() == Some("1");
+        Some(HotRecord { version, inconsistent, frozen, rev, split })
     }
 }
 
@@ -160,6 +175,25 @@ pub struct JobRecord {
     /// frozen, and a converged verify lifts the freeze.
     #[serde(default)]
     pub lifts_freeze: bool,
+    /// Mirror mode: a write other than settings, mirrored as is; the Meilisearch task type it
+    /// is expected to enqueue (the nodes' answer has the last word). None: a settings write.
+    #[serde(default)]
+    pub mirror: Option<String>,
+}
+
+/// A mirrored write the nodes accepted whose node tasks have not all finished: the filter task
+/// follows them (`engine/mirror_tasks.rs`). Kept per index so that another worker can take over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenTask {
+    pub uid: u64,
+    /// Node id → that node's task uid.
+    pub nodes: BTreeMap<String, u64>,
+    /// The client's credentials, to read its node tasks when no node key is set (a secret: in
+    /// shared memory only, never shown).
+    pub authorization: Option<String>,
+    /// The task type the nodes gave.
+    #[serde(default)]
+    pub kind: String,
 }
 
 /// What the propose round told the client-facing side.
@@ -167,6 +201,9 @@ pub struct JobRecord {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProposeOutcome {
     Accepted,
+    /// A write answered at once rather than with a task (keys, experimental features): the
+    /// nodes' answer, passed on verbatim. Never a task.
+    Answered { status: u16, body: String, content_type: Option<String> },
     /// Every node refused synchronously with the same answer: pass it on verbatim.
     Rejected { status: u16, body: String, content_type: Option<String> },
 }

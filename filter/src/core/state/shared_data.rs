@@ -11,7 +11,7 @@ use super::keys;
 use super::lease;
 use super::ledger::{Answer, Commit, Freeze, Head, Ledger, Next, Op, OpId, VerifyView};
 use super::queue;
-use super::records::{DriftSchedule, IndexRecord, JobRecord, Phase, TaskRecord, VerifyResult};
+use super::records::{DriftSchedule, IndexRecord, OpenTask, Phase, TaskRecord, VerifyResult};
 use super::store::{self, StoreError};
 use super::task_change::TaskChange;
 use crate::core::config::Config;
@@ -35,9 +35,11 @@ impl SharedDataLedger {
                 Err(e) => Answer::Failed(e),
             },
             Op::ClaimHead { index, owner, now_ms } => {
-                match update_index(host, &index, |rec| lease::claimed(rec?, &owner, now_ms)) {
+                let open = !read_open(host, &index).is_empty();
+                match update_index(host, &index, |rec| lease::claimed(rec?, &owner, now_ms, open)) {
                     Ok(Some(rec)) if lease::held_by(&rec, &owner) => {
-                        Answer::Head(rec.queue.first().copied().map(|uid| Box::new(head(host, rec.clone(), uid))))
+                        let uid = rec.queue.first().copied().unwrap_or(0);
+                        Answer::Head(Some(Box::new(head(host, &index, rec, uid))))
                     }
                     Ok(_) => Answer::Head(None),
                     Err(e) => Answer::Failed(e),
@@ -129,6 +131,37 @@ impl SharedDataLedger {
                     Box::new(VerifyView { result, rec, repair_task })
                 }))
             }
+            Op::Track { index, open } => done(store::update::<Vec<OpenTask>, _>(host, &keys::open_key(&index), |list| {
+                let mut list = list.cloned().unwrap_or_default();
+                if list.iter().any(|t| t.uid == open.uid) {
+                    return None;
+                }
+                list.push(open.clone());
+                Some(list)
+            })),
+            Op::Untrack { index, task_uid } => done(store::update::<Vec<OpenTask>, _>(host, &keys::open_key(&index), |list| {
+                let list = list?;
+                list.iter().any(|t| t.uid == task_uid).then(|| list.iter().filter(|t| t.uid != task_uid).cloned().collect())
+            })),
+            Op::MarkOutOfSync { index, nodes } => done(update_index(host, &index, |rec| {
+                let mut next = rec.cloned().unwrap_or_default();
+                let before = next.out_of_sync.clone();
+                for (node, why) in &nodes {
+                    next.out_of_sync.entry(node.clone()).or_insert_with(|| why.clone());
+                }
+                (next.out_of_sync != before).then_some(next)
+            })),
+            Op::ForgetSettings { index } => {
+                let _ = store::clear(host, &keys::desired_key(&index));
+                done(update_index(host, &index, |rec| {
+                    let rec = rec?;
+                    let mut next = rec.clone();
+                    next.fingerprint = None;
+                    next.node_fingerprints.clear();
+                    (next != *rec).then_some(next)
+                }))
+            }
+            Op::ReleaseIfIdle { index, owner, now_ms } => end_lease(host, &index, &owner, now_ms),
             Op::Enqueue { job, details } => {
                 let index = job.index.clone();
                 match queue::enqueue_job(&self.cfg, host, *job, details) {
@@ -167,10 +200,14 @@ fn done<T>(result: Result<T, StoreError>) -> Answer {
 }
 
 /// The head job of a claimed index, with its records.
-fn head(host: &dyn Host, rec: IndexRecord, task_uid: u64) -> Head {
-    let job: Option<JobRecord> = store::read(host, &keys::job_key(task_uid)).ok().flatten();
-    let task: Option<TaskRecord> = store::read(host, &keys::task_key(task_uid)).ok().flatten();
-    Head { rec, task_uid, job, task }
+fn head(host: &dyn Host, index: &str, rec: IndexRecord, task_uid: u64) -> Head {
+    let (job, task) = if rec.queue.is_empty() {
+        (None, None)
+    } else {
+        (store::read(host, &keys::job_key(task_uid)).ok().flatten(), store::read(host, &keys::task_key(task_uid)).ok().flatten())
+    };
+    let open = read_open(host, index);
+    Head { rec, task_uid, job, task, open }
 }
 
 /// Read-modify-write the index record only while `owner` holds the index's lease: `change`
@@ -236,8 +273,10 @@ fn record_freeze(host: &mut dyn Host, f: &Freeze) -> Answer {
 
 /// Release the lease if nothing is queued, and say what comes next.
 fn end_lease(host: &mut dyn Host, index: &str, owner: &str, now_ms: u64) -> Answer {
+    // Open mirrored tasks keep the lease: its holder follows them (engine/mirror_tasks.rs).
+    let open = !read_open(host, index).is_empty();
     let rec = update_as_owner(host, index, owner, |next| {
-        if !next.queue.is_empty() {
+        if !next.queue.is_empty() || open {
             return false;
         }
         next.lease = None;
@@ -245,7 +284,7 @@ fn end_lease(host: &mut dyn Host, index: &str, owner: &str, now_ms: u64) -> Answ
     });
     match rec {
         Ok(Some(rec)) if !rec.queue.is_empty() => match rec.queue.first().copied() {
-            Some(uid) if lease::free_for(&rec, owner, now_ms) => Answer::Next(Next::Start(Box::new(head(host, rec.clone(), uid)))),
+            Some(uid) if lease::free_for(&rec, owner, now_ms) => Answer::Next(Next::Start(Box::new(head(host, index, rec.clone(), uid)))),
             _ => Answer::Next(Next::Elsewhere),
         },
         Ok(_) => {
@@ -266,7 +305,7 @@ fn deactivate(host: &mut dyn Host, index: &str) {
         Some(list.iter().filter(|i| *i != index).cloned().collect())
     });
     if let Ok(Some(rec)) = index_store::read_index(host, index) {
-        if !rec.queue.is_empty() {
+        if !rec.queue.is_empty() || !read_open(host, index).is_empty() {
             queue::activate(host, index);
         }
     }
@@ -318,4 +357,9 @@ pub fn lift_freeze_record(host: &mut dyn Host, index: &str) -> Result<(), StoreE
         Some(next)
     })
     .map(|_| ())
+}
+
+/// An index's open mirrored tasks (none when unreadable: they are picked up at the next claim).
+fn read_open(host: &dyn Host, index: &str) -> Vec<OpenTask> {
+    store::read(host, &keys::open_key(index)).ok().flatten().unwrap_or_default()
 }

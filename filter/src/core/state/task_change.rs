@@ -17,6 +17,8 @@ pub enum TaskChange {
     /// Every node refused synchronously: never a task (hidden from clients).
     Rejected,
     Frozen,
+    /// Mirror mode: the nodes enqueued the write as these tasks, of this type.
+    Mirrored { kind: String, nodes: Vec<NodeTaskInfo> },
     Close(Box<TaskClose>),
 }
 
@@ -45,9 +47,16 @@ impl TaskChange {
             TaskChange::Propose(outcome) => t.propose = Some(outcome),
             TaskChange::Rejected => t.status = "rejected".into(),
             TaskChange::Frozen => t.miroir.frozen = true,
+            TaskChange::Mirrored { kind, nodes } => {
+                t.kind = kind;
+                t.miroir.phase = "mirrored".into();
+                t.miroir.nodes = nodes;
+            }
             TaskChange::Close(close) => {
                 let close = *close;
-                t.miroir.phase = if close.status == "succeeded" { "committed".into() } else { close.status.clone() };
+                if t.miroir.phase != "mirrored" {
+                    t.miroir.phase = if close.status == "succeeded" { "committed".into() } else { close.status.clone() };
+                }
                 t.status = close.status;
                 t.error = close.error;
                 t.finished_ms = Some(close.finished_ms);

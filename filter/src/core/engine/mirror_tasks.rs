@@ -1,0 +1,270 @@
+//! Following the node tasks of mirrored writes (mirror mode): the filter task of a write is
+//! enqueued until a node starts it, processing while any node works on it, and ends when every
+//! node's task has ended (`mirror::task_end`). The worker holding the index's lease follows its
+//! open tasks — one `GET /tasks?uids=…` per node and poll, however many writes are open — and
+//! keeps the lease while any is open, so that another worker takes them over if this VM dies.
+
+use super::*;
+use crate::core::mirror::{self, NodeTaskState};
+use crate::core::state::records::OpenTask;
+
+/// Node task uids asked for in one poll (the oldest open ones: a node runs them in order).
+const UIDS_PER_POLL: usize = 100;
+/// Poll again this soon after a poll that saw progress; back off to `MAX_QUIET_POLL_MS`.
+const BUSY_POLL_MS: u64 = 10;
+const MAX_QUIET_POLL_MS: u64 = 250;
+
+pub(super) struct Followed {
+    open: OpenTask,
+    /// Node position → its task's last known state.
+    states: BTreeMap<usize, NodeTaskState>,
+    started: bool,
+    since_ms: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Following {
+    tasks: Vec<Followed>,
+    next_poll_ms: u64,
+    quiet_polls: u32,
+    /// Node position → the node task uids its poll in flight asks for.
+    in_flight: BTreeMap<usize, Vec<u64>>,
+    renew_at_ms: u64,
+    renewing: bool,
+}
+
+impl Engine {
+    /// Follow `open` (a write the nodes accepted) until its node tasks end.
+    pub(super) fn follow(&mut self, host: &mut dyn Host, index: &str, open: OpenTask) {
+        let now = host.now_ms();
+        let following = self.following.entry(index.to_string()).or_insert_with(|| Following {
+            renew_at_ms: now + LEASE_RENEW_MS,
+            ..Following::default()
+        });
+        if following.tasks.iter().any(|t| t.open.uid == open.uid) {
+            return;
+        }
+        following.tasks.push(Followed { open, states: BTreeMap::new(), started: false, since_ms: now });
+        following.next_poll_ms = following.next_poll_ms.min(now + BUSY_POLL_MS).max(now);
+        following.quiet_polls = 0;
+    }
+
+    pub(super) fn is_following(&self) -> bool {
+        !self.following.is_empty()
+    }
+
+    /// Renew the leases of indexes followed without a running job, and send the polls due.
+    pub(super) fn drive_following(&mut self, host: &mut dyn Host) {
+        let now = host.now_ms();
+        let indexes: Vec<String> = self.following.keys().cloned().collect();
+        for index in indexes {
+            let job_runs = self.jobs.contains_key(&index);
+            let Some(f) = self.following.get_mut(&index) else { continue };
+            if !job_runs && !f.renewing && now >= f.renew_at_ms {
+                f.renewing = true;
+                f.renew_at_ms = now + LEASE_RENEW_MS;
+                let op = Op::RenewLease { index: index.clone(), owner: self.worker.clone(), now_ms: now };
+                self.submit(host, op, Awaiting::FollowRenew { index: index.clone() });
+            }
+            let Some(f) = self.following.get(&index) else { continue };
+            if now >= f.next_poll_ms {
+                self.poll_nodes(host, &index, now);
+            }
+        }
+    }
+
+    /// The ledger answered a renewal of a followed index's lease.
+    pub(super) fn on_follow_renewed(&mut self, index: &str, still_mine: bool) {
+        let Some(f) = self.following.get_mut(index) else { return };
+        f.renewing = false;
+        if !still_mine && !self.jobs.contains_key(index) {
+            log::warn!("miroir: index {index}: lease lost; another worker follows its open tasks");
+            self.following.remove(index);
+        }
+    }
+
+    fn poll_nodes(&mut self, host: &mut dyn Host, index: &str, now: u64) {
+        let Some(f) = self.following.get_mut(index) else { return };
+        f.next_poll_ms = now + (BUSY_POLL_MS << f.quiet_polls.min(5)).min(MAX_QUIET_POLL_MS);
+        // Per node: its unfinished task uids, oldest first, and whose credentials read them.
+        let mut wanted: BTreeMap<usize, (Vec<u64>, Option<String>)> = BTreeMap::new();
+        for t in &f.tasks {
+            for (id, uid) in &t.open.nodes {
+                let Some(pos) = self.cfg.nodes.iter().position(|n| &n.id == id) else { continue };
+                if t.states.get(&pos).is_some_and(NodeTaskState::is_final) || f.in_flight.contains_key(&pos) {
+                    continue;
+                }
+                let entry = wanted.entry(pos).or_insert_with(|| (Vec::new(), t.open.authorization.clone()));
+                if entry.0.len() < UIDS_PER_POLL {
+                    entry.0.push(*uid);
+                }
+            }
+        }
+        let node_key = host.env(&self.cfg.node_api_key_env).filter(|k| !k.is_empty()).map(|k| format!("Bearer {k}"));
+        for (pos, (uids, client_auth)) in wanted {
+            let Some(node) = self.cfg.nodes.get(pos) else { continue };
+            let list: Vec<String> = uids.iter().map(u64::to_string).collect();
+            let path = format!("/tasks?uids={}&limit={}", list.join(","), uids.len());
+            let mut headers = Vec::new();
+            if let Some(auth) = node_key.clone().or(client_auth) {
+                headers.push(("authorization".to_string(), auth));
+            }
+            let call = Callout {
+                cluster: node.cluster.clone(),
+                method: "GET".into(),
+                path,
+                authority: node.authority.clone(),
+                headers,
+                body: None,
+                timeout_ms: self.cfg.settings_broadcast.propose_timeout_ms,
+            };
+            match host.dispatch(&call) {
+                Ok(token) => {
+                    self.callouts.insert(token, Tag { index: index.to_string(), epoch: 0, node: pos, purpose: Purpose::Follow });
+                    if let Some(f) = self.following.get_mut(index) {
+                        f.in_flight.insert(pos, uids);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("miroir: task poll to {} refused: {e}", node.id);
+                    host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &node.id), 1);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_follow_poll(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
+        let now = host.now_ms();
+        let Some(node_id) = self.cfg.nodes.get(tag.node).map(|n| n.id.clone()) else { return };
+        let Some(f) = self.following.get_mut(&tag.index) else { return };
+        let asked = f.in_flight.remove(&tag.node).unwrap_or_default();
+        let page = if resp.status == Some(200) { mirror::parse_task_page(&resp.body) } else { None };
+        let Some(page) = page else {
+            if resp.status.is_none() || resp.status.is_some_and(|s| s >= 500) {
+                host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &node_id), 1);
+            }
+            f.quiet_polls += 1;
+            return;
+        };
+        let mut progressed = false;
+        for t in f.tasks.iter_mut() {
+            let Some(node_uid) = t.open.nodes.get(&node_id).copied() else { continue };
+            if !asked.contains(&node_uid) {
+                continue;
+            }
+            let state = match page.iter().find(|(uid, _)| *uid == node_uid) {
+                Some((_, state)) => state.clone(),
+                // Asked for and not listed: the node no longer has it.
+                None => NodeTaskState::lost(),
+            };
+            if t.states.get(&tag.node) != Some(&state) {
+                progressed = true;
+                t.states.insert(tag.node, state);
+            }
+        }
+        f.quiet_polls = if progressed { 0 } else { f.quiet_polls + 1 };
+        if progressed {
+            f.next_poll_ms = f.next_poll_ms.min(now + BUSY_POLL_MS);
+        }
+        self.settle_followed(host, &tag.index, now);
+    }
+
+    /// Record what changed: tasks that started, and tasks whose every node task has ended.
+    fn settle_followed(&mut self, host: &mut dyn Host, index: &str, now: u64) {
+        let timeout_ms = self.cfg.settings_broadcast.task_timeout_s * 1000;
+        let Some(f) = self.following.get_mut(index) else { return };
+        let mut started = Vec::new();
+        let mut ended = Vec::new();
+        let mut kept = Vec::new();
+        for mut t in std::mem::take(&mut f.tasks) {
+            if !t.started && t.states.values().any(|s| s.status != "enqueued") {
+                t.started = true;
+                started.push(t.open.uid);
+            }
+            let node_positions: Vec<usize> =
+                t.open.nodes.keys().filter_map(|id| self.cfg.nodes.iter().position(|n| &n.id == id)).collect();
+            let timed_out = now >= t.since_ms + timeout_ms;
+            if timed_out {
+                for pos in &node_positions {
+                    if !t.states.get(pos).is_some_and(NodeTaskState::is_final) {
+                        let timeout = serde_json::json!({"code": "miroir_task_timeout", "type": "system",
+                            "message": "The node did not finish this task in time (`settings_broadcast.task_timeout_s`)."});
+                        t.states.insert(*pos, NodeTaskState { status: "failed".into(), error: Some(timeout), details: None });
+                    }
+                }
+            }
+            if node_positions.iter().all(|p| t.states.get(p).is_some_and(NodeTaskState::is_final)) {
+                ended.push((t, node_positions));
+            } else {
+                kept.push(t);
+            }
+        }
+        f.tasks = kept;
+        for uid in started {
+            self.update_task(host, uid, TaskChange::Start { now_ms: now });
+        }
+        for (t, positions) in ended {
+            self.close_followed(host, index, t, &positions, now);
+        }
+        if self.following.get(index).is_some_and(|f| f.tasks.is_empty()) {
+            self.following.remove(index);
+            if !self.jobs.contains_key(index) && self.claiming.insert(index.to_string()) {
+                let op = Op::ReleaseIfIdle { index: index.to_string(), owner: self.worker.clone(), now_ms: now };
+                self.submit(host, op, Awaiting::Next { index: index.to_string() });
+            }
+        }
+    }
+
+    fn close_followed(&mut self, host: &mut dyn Host, index: &str, t: Followed, positions: &[usize], now: u64) {
+        let states: Vec<NodeTaskState> = positions.iter().filter_map(|p| t.states.get(p).cloned()).collect();
+        let end = mirror::task_end(&states);
+        let nodes: Vec<NodeTaskInfo> = positions
+            .iter()
+            .filter_map(|p| {
+                let id = self.cfg.nodes.get(*p)?.id.clone();
+                Some(NodeTaskInfo {
+                    task_uid: t.open.nodes.get(&id).copied(),
+                    status: t.states.get(p).map(|s| s.status.clone()),
+                    node: id,
+                    fingerprint: None,
+                })
+            })
+            .collect();
+        let odd: Vec<(String, String)> = end
+            .odd
+            .iter()
+            .filter_map(|i| positions.get(*i).and_then(|p| self.cfg.nodes.get(*p)))
+            .map(|n| (n.id.clone(), format!("task {} ended unlike on the other nodes", t.open.uid)))
+            .collect();
+        self.mark_out_of_sync(host, index, odd);
+        if end.status == "succeeded" && forgets_settings(&t.open.kind, end.details.as_ref(), index) {
+            let op = Op::ForgetSettings { index: index.to_string() };
+            self.submit(host, op, Awaiting::Logged(format!("index {index}: forgetting its settings failed")));
+        }
+        let close = TaskClose {
+            status: end.status,
+            error: end.error,
+            finished_ms: now,
+            details: end.details,
+            nodes,
+            version: None,
+            repair_attempts: 0,
+        };
+        self.update_task(host, t.open.uid, TaskChange::Close(Box::new(close)));
+        let op = Op::Untrack { index: index.to_string(), task_uid: t.open.uid };
+        self.submit(host, op, Awaiting::Logged(format!("index {index}: closing task {} failed", t.open.uid)));
+    }
+}
+
+/// A deleted index, or one renamed away, no longer has settings the filter keeps: a later index
+/// of that name starts from Meilisearch's defaults, as on a node.
+fn forgets_settings(kind: &str, details: Option<&Value>, index: &str) -> bool {
+    match kind {
+        "indexDeletion" => true,
+        "indexUpdate" => details
+            .and_then(|d| d.get("newIndexUid"))
+            .and_then(Value::as_str)
+            .is_some_and(|new| new != index),
+        _ => false,
+    }
+}
