@@ -694,7 +694,7 @@ mod tests {
             // `/indexes` itself is list/create, not about one index.
             ("GET", "/indexes", Route::Other),
             ("POST", "/indexes", Route::IndexCreate),
-            ("POST", "/indexes/", Route::Other),
+            ("POST", "/indexes/", Route::IndexCreate),
             ("GET", "/indexes?limit=5", Route::Other),
         ]);
     }
