@@ -19,7 +19,9 @@ use super::errors::{ErrorType, MeiliError};
 /// The decoded `(name, value)` pairs of the query of `path_with_query`, in the order a node
 /// reads them.
 pub fn decode_query(path_with_query: &str) -> Vec<(String, String)> {
-    let Some((_, query)) = path_with_query.split_once('?') else { return Vec::new() };
+    let Some((_, query)) = path_with_query.split_once('?') else {
+        return Vec::new();
+    };
     let mut pairs: Vec<(String, String)> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -116,7 +118,8 @@ fn did_you_mean(received: &str, accepted: &[&str]) -> String {
             best = Some((candidate, distance));
         }
     }
-    best.map(|(name, _)| format!("did you mean `{name}`? ")).unwrap_or_default()
+    best.map(|(name, _)| format!("did you mean `{name}`? "))
+        .unwrap_or_default()
 }
 
 /// Edit distance counting insertions, deletions, substitutions and transpositions of adjacent
@@ -157,7 +160,11 @@ fn damerau_levenshtein(a: &str, b: &str) -> usize {
             let insertion = table.get(i + 1, j) + 1;
             let deletion = table.get(i, j + 1) + 1;
             let transposition = table.get(k, l) + (i - k - 1) + 1 + (j - l - 1);
-            table.set(i + 1, j + 1, substitution.min(insertion).min(deletion).min(transposition));
+            table.set(
+                i + 1,
+                j + 1,
+                substitution.min(insertion).min(deletion).min(transposition),
+            );
         }
         last_row.insert(ca, i);
     }
@@ -173,7 +180,10 @@ struct Table {
 
 impl Table {
     fn new(rows: usize, width: usize) -> Self {
-        Table { cells: vec![0; rows * width], width }
+        Table {
+            cells: vec![0; rows * width],
+            width,
+        }
     }
     fn get(&self, row: usize, col: usize) -> usize {
         self.cells.get(row * self.width + col).copied().unwrap_or(0)
@@ -190,7 +200,9 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -206,15 +218,24 @@ mod tests {
             pairs(&[("indexUids", "the good doggo"), ("x+y", "+1")])
         );
         // Empty pairs skipped, a bare name has an empty value, only the first `=` splits.
-        assert_eq!(decode_query("/tasks?&&reverse&a=b=c&"), pairs(&[("reverse", ""), ("a", "b=c")]));
+        assert_eq!(
+            decode_query("/tasks?&&reverse&a=b=c&"),
+            pairs(&[("reverse", ""), ("a", "b=c")])
+        );
         // Bad escapes stay, invalid UTF-8 becomes U+FFFD.
-        assert_eq!(decode_query("/t?a=%zz%4%&b=%ff"), pairs(&[("a", "%zz%4%"), ("b", "\u{fffd}")]));
+        assert_eq!(
+            decode_query("/t?a=%zz%4%&b=%ff"),
+            pairs(&[("a", "%zz%4%"), ("b", "\u{fffd}")])
+        );
         // A repeated name: first position, last value.
         assert_eq!(
             decode_query("/t?limit=1&from=5&limit=3"),
             pairs(&[("limit", "3"), ("from", "5")])
         );
-        assert_eq!(decode_query("/t?li%6Dit=1&limit=2"), pairs(&[("limit", "2")]));
+        assert_eq!(
+            decode_query("/t?li%6Dit=1&limit=2"),
+            pairs(&[("limit", "2")])
+        );
     }
 
     #[test]
@@ -244,7 +265,10 @@ mod tests {
         assert_eq!(did_you_mean("doggo", &accepted), "");
         assert_eq!(did_you_mean("", &accepted), "");
         // A tie goes to the first listed.
-        assert_eq!(did_you_mean("abcd", &["abce", "abcf"]), "did you mean `abce`? ");
+        assert_eq!(
+            did_you_mean("abcd", &["abce", "abcf"]),
+            "did you mean `abce`? "
+        );
     }
 
     #[test]
@@ -253,9 +277,16 @@ mod tests {
             unknown_parameter("limt", &["limit", "from"]).body(),
             r#"{"message":"Unknown parameter `limt`: did you mean `limit`? expected one of `limit`, `from`","code":"bad_request","type":"invalid_request","link":"https://docs.meilisearch.com/errors#bad_request"}"#
         );
-        let e = invalid_value("invalid_task_uids", "uids[1]", &not_a_positive_integer("dogo"));
+        let e = invalid_value(
+            "invalid_task_uids",
+            "uids[1]",
+            &not_a_positive_integer("dogo"),
+        );
         assert_eq!(e.status, 400);
-        assert_eq!(e.message, "Invalid value in parameter `uids[1]`: could not parse `dogo` as a positive integer");
+        assert_eq!(
+            e.message,
+            "Invalid value in parameter `uids[1]`: could not parse `dogo` as a positive integer"
+        );
         assert_eq!(
             not_a_boolean("*"),
             "could not parse `*` as a boolean, expected either `true` or `false`"
