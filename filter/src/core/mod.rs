@@ -17,6 +17,8 @@ pub mod metrics;
 pub mod job;
 pub mod engine;
 pub mod tasks;
+pub mod task_query;
+pub mod task_list;
 pub mod admin;
 pub mod admin_views;
 pub mod headers;
@@ -35,3 +37,7 @@ mod http_flow_tests;
 mod engine_delayed_tests;
 #[cfg(test)]
 mod engine_by_callout_tests;
+#[cfg(test)]
+mod task_query_tests;
+#[cfg(test)]
+mod task_list_tests;
