@@ -202,7 +202,8 @@ fn any_or<T>(list: &Option<Vec<T>>, hit: impl Fn(&T) -> bool) -> bool {
     list.as_ref().is_none_or(|items| items.iter().any(hit))
 }
 
-/// Unknown types (none are written) count as about one index when they name one.
+/// Whether tasks of type `kind` are about exactly one index. A type outside Meilisearch's list
+/// (none is written) counts as one: it is only asked of a task whose index is in the filter.
 fn about_one_index(kind: &str) -> bool {
     TYPES
         .iter()
