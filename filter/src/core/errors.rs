@@ -198,6 +198,26 @@ impl MeiliError {
         )
     }
 
+    /// 404 `batch_not_found`, worded like Meilisearch (the filter has no batches of its own).
+    pub fn batch_not_found(uid: u32) -> Self {
+        Self::new(
+            404,
+            "batch_not_found",
+            ErrorType::InvalidRequest,
+            format!("Batch `{uid}` not found."),
+        )
+    }
+
+    /// 400 `invalid_batch_uids`: `GET /batches/{uid}` with a uid that is not a number.
+    pub fn invalid_batch_uid(raw: &str) -> Self {
+        Self::new(
+            400,
+            "invalid_batch_uids",
+            ErrorType::InvalidRequest,
+            format!("Batch uid `{raw}` is invalid. It should only contain numeric characters."),
+        )
+    }
+
     /// 404 `not_found`: a `/_miroir` path that is not an admin route.
     pub fn not_found() -> Self {
         Self::new(
@@ -303,6 +323,16 @@ mod tests {
                 MeiliError::task_not_found(2_130_706_433),
                 404,
                 r#"{"message":"Task `2130706433` not found.","code":"task_not_found","type":"invalid_request","link":"https://docs.meilisearch.com/errors#task_not_found"}"#,
+            ),
+            (
+                MeiliError::batch_not_found(7),
+                404,
+                r#"{"message":"Batch `7` not found.","code":"batch_not_found","type":"invalid_request","link":"https://docs.meilisearch.com/errors#batch_not_found"}"#,
+            ),
+            (
+                MeiliError::invalid_batch_uid("x"),
+                400,
+                r#"{"message":"Batch uid `x` is invalid. It should only contain numeric characters.","code":"invalid_batch_uids","type":"invalid_request","link":"https://docs.meilisearch.com/errors#invalid_batch_uids"}"#,
             ),
             (
                 MeiliError::not_found(),

@@ -12,11 +12,14 @@ pub mod state;
 /// The records' old path, kept for the property tests (`filter/tests/prop_node_answers.rs`).
 pub use state::records;
 pub mod time;
+pub mod query_params;
 pub mod metrics;
 pub mod job;
 pub mod mirror;
 pub mod engine;
 pub mod tasks;
+pub mod task_query;
+pub mod task_list;
 pub mod admin;
 pub mod admin_views;
 pub mod headers;
@@ -35,3 +38,7 @@ mod http_flow_tests;
 mod engine_delayed_tests;
 #[cfg(test)]
 mod engine_by_callout_tests;
+#[cfg(test)]
+mod task_query_tests;
+#[cfg(test)]
+mod task_list_tests;

@@ -42,7 +42,8 @@ struct TaskView<'a> {
     miroir: &'a TaskMiroir,
 }
 
-fn json_reply(status: u16, body: Vec<u8>) -> LocalReply {
+/// A JSON reply; `body` is already serialized.
+pub fn json_reply(status: u16, body: Vec<u8>) -> LocalReply {
     LocalReply { status, headers: vec![("content-type".into(), "application/json".into())], body }
 }
 
@@ -93,11 +94,18 @@ pub fn error_reply(err: &MeiliError) -> LocalReply {
 /// filter cannot check keys itself and must not lend a client rights it does not have).
 pub fn task_reply(task: Option<&TaskRecord>, uid: u64, authorization: Option<&str>) -> LocalReply {
     match task {
-        Some(t) if t.status != "rejected" && t.auth_hash == auth_hash(authorization) => {
+        Some(t) if visible_to(t, auth_hash(authorization).as_deref()) => {
             json_reply(200, task_view_json(t))
         }
         _ => error_reply(&MeiliError::task_not_found(uid)),
     }
+}
+
+/// Whether a caller whose Authorization hashes to `caller_hash` (see [`auth_hash`]) may see
+/// `task`, by uid or in a list: only the credentials that created it, and never a write that
+/// was rejected (it never became a task).
+pub fn visible_to(task: &TaskRecord, caller_hash: Option<&str>) -> bool {
+    task.status != "rejected" && task.auth_hash.as_deref() == caller_hash
 }
 
 pub fn auth_hash(authorization: Option<&str>) -> Option<String> {

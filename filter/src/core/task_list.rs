@@ -1,0 +1,118 @@
+//! `GET /tasks`, `GET /batches` and `GET /batches/{uid}` answered from the filter's own task
+//! records, in Meilisearch v1.50's shapes. The query itself is `task_query`.
+//!
+//! Paging follows Meilisearch's route: matching tasks newest first (uid descending), or oldest
+//! first with `reverse=true`; `from` is the uid to start at, inclusive (the first result has a
+//! uid `<= from`, or `>= from` in reverse); the page holds `limit` tasks; `next` is the uid of
+//! the task after the page, to pass as the next `from`, or null; `from` in the answer is the
+//! uid of the first result (null when the page is empty), not the one asked for; `total` is the
+//! number of matching tasks, ignoring `from` and `limit`. Only the tasks the caller may see
+//! count (`tasks::visible_to`), as for `GET /tasks/{uid}`.
+//!
+//! Batches: a batch is a group of tasks one Meilisearch scheduler processed together. The
+//! filter's tasks are not processed by a scheduler; each is broadcast to every node, where it
+//! becomes one node task per node, batched by each node on its own with node-local uids. No
+//! single batch corresponds to a filter task (its view says `batchUid: null`), so the filter has
+//! no batches to list: `GET /batches` is an empty page (its query is still read, and refused,
+//! exactly as a node would) and `GET /batches/{uid}` is `batch_not_found`.
+
+use super::errors::MeiliError;
+use super::host::LocalReply;
+use super::state::records::TaskRecord;
+use super::tasks::{auth_hash, error_reply, json_reply, task_view_json, visible_to};
+
+pub use super::task_query::{parse_task_query, TaskQuery};
+
+/// One page of `tasks` (every retained record, any order) for `query`, as seen by a caller
+/// presenting `authorization`: `{"results","total","limit","from","next"}` with 200.
+pub fn list_reply(
+    query: &TaskQuery,
+    tasks: &[TaskRecord],
+    authorization: Option<&str>,
+) -> LocalReply {
+    let caller = auth_hash(authorization);
+    let mut hits: Vec<&TaskRecord> = tasks
+        .iter()
+        .filter(|t| visible_to(t, caller.as_deref()) && query.matches(t))
+        .collect();
+    if query.reverse() {
+        hits.sort_by_key(|t| t.uid);
+    } else {
+        hits.sort_by_key(|t| std::cmp::Reverse(t.uid));
+    }
+    let total = hits.len();
+    let page = Page::of(&hits, query);
+    let results: Vec<Vec<u8>> = page.tasks.iter().map(|t| task_view_json(t)).collect();
+    json_reply(
+        200,
+        page_json(
+            &results,
+            total,
+            query.limit(),
+            page.tasks.first().map(|t| t.uid),
+            page.next,
+        ),
+    )
+}
+
+/// `GET /batches`: the page of the filter's batches, always empty (see the module comment).
+pub fn batches_reply(query: &TaskQuery) -> LocalReply {
+    json_reply(200, page_json(&[], 0, query.limit(), None, None))
+}
+
+/// `GET /batches/{uid}`, `uid` being the path segment once percent-decoded: 400
+/// `invalid_batch_uids` if it is not a batch uid (a `u32`, as Meilisearch parses it), else 404
+/// `batch_not_found`.
+pub fn batch_reply(uid: &str) -> LocalReply {
+    match uid.parse::<u32>() {
+        Ok(uid) => error_reply(&MeiliError::batch_not_found(uid)),
+        Err(_) => error_reply(&MeiliError::invalid_batch_uid(uid)),
+    }
+}
+
+/// The tasks of one page of `sorted` (already in answer order) and the uid after it.
+struct Page<'a> {
+    tasks: Vec<&'a TaskRecord>,
+    next: Option<u64>,
+}
+
+impl<'a> Page<'a> {
+    fn of(sorted: &[&'a TaskRecord], query: &TaskQuery) -> Self {
+        let mut rest = sorted.iter().copied().skip_while(|t| match query.from() {
+            None => false,
+            Some(from) if query.reverse() => t.uid < from,
+            Some(from) => t.uid > from,
+        });
+        let tasks: Vec<&TaskRecord> = rest.by_ref().take(query.limit()).collect();
+        let next = rest.next().map(|t| t.uid);
+        Page { tasks, next }
+    }
+}
+
+/// The list body, fields in Meilisearch's order; `results` are serialized task views.
+fn page_json(
+    results: &[Vec<u8>],
+    total: usize,
+    limit: usize,
+    from: Option<u64>,
+    next: Option<u64>,
+) -> Vec<u8> {
+    let null_or = |v: Option<u64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
+    let mut body = Vec::with_capacity(64 + results.iter().map(Vec::len).sum::<usize>());
+    body.extend_from_slice(b"{\"results\":[");
+    for (i, view) in results.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(view);
+    }
+    body.extend_from_slice(
+        format!(
+            "],\"total\":{total},\"limit\":{limit},\"from\":{},\"next\":{}}}",
+            null_or(from),
+            null_or(next)
+        )
+        .as_bytes(),
+    );
+    body
+}
