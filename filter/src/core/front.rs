@@ -18,7 +18,9 @@ use super::admin_views::VerifyPurpose;
 use super::state::records::{IndexRecord, JobRecord, TaskRecord};
 use super::route::{classify, Route};
 use super::state::store;
+use super::state::queue;
 use super::tasks;
+use super::{task_list, task_query};
 
 use super::request::{RequestHead, HEADER_MIN_VERSION};
 
@@ -127,6 +129,19 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
             HeadersDecision::Reply(tasks::error_reply(&MeiliError::new(400, "miroir_not_mirrored", ErrorType::InvalidRequest, why)))
         }
         Route::IndexCreate | Route::InstanceWrite { .. } | Route::NotMirrored { .. } => HeadersDecision::Pass,
+        // Mirror mode: the fleet's tasks are the filter's (a node's own uids mean nothing
+        // through the gateway); the filter has no batches of its own.
+        Route::TaskList if mirrors(cfg) => HeadersDecision::Reply(match task_query::parse_task_query(&head.path) {
+            Ok(query) => task_list::list_reply(&query, &queue::retained_tasks(cfg, host), head.authorization.as_deref()),
+            Err(e) => tasks::error_reply(&e),
+        }),
+        Route::Batches { uid } if mirrors(cfg) => HeadersDecision::Reply(match uid {
+            Some(uid) => task_list::batch_reply(&uid.to_string()),
+            None => match task_query::parse_task_query(&head.path) {
+                Ok(query) => task_list::batches_reply(&query),
+                Err(e) => tasks::error_reply(&e),
+            },
+        }),
         Route::TaskList | Route::Batches { .. } => HeadersDecision::Pass,
         Route::IndexRead { index } => match &head.min_settings_version {
             None if mirrors(cfg) && engine::read_hot(host, &index).split => pin(engine, host, index, "0"),
@@ -136,6 +151,10 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
         Route::TaskGet { uid } => {
             let base = cfg.task_uid_base;
             if uid < base || uid >= base + (1 << 24) {
+                // Mirror mode: a node's own uid names a different write on every node.
+                if mirrors(cfg) {
+                    return HeadersDecision::Reply(tasks::error_reply(&MeiliError::task_not_found(uid)));
+                }
                 return HeadersDecision::Pass;
             }
             let task: Option<TaskRecord> = store::read(host, &keys::task_key(uid)).ok().flatten();

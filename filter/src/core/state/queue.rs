@@ -118,6 +118,16 @@ fn allocate_task_seq(host: &mut dyn Host) -> Result<u64, StoreError> {
     Ok(allocated)
 }
 
+/// Every task still retained, newest first (`GET /tasks` in mirror mode).
+pub fn retained_tasks(cfg: &Config, host: &dyn Host) -> Vec<TaskRecord> {
+    let Ok(Some(next_seq)) = store::read::<u64>(host, keys::TASK_COUNTER_KEY) else { return Vec::new() };
+    let oldest = next_seq.saturating_sub(cfg.task_retention);
+    (oldest..next_seq)
+        .rev()
+        .filter_map(|seq| store::read::<TaskRecord>(host, &keys::task_key(uid_of(cfg, seq))).ok().flatten())
+        .collect()
+}
+
 /// Add `index` to the list of indexes with queued work (scanned by every worker's root).
 pub fn activate(host: &mut dyn Host, index: &str) {
     let result = store::update::<Vec<String>, _>(host, keys::ACTIVE_KEY, |list| {

@@ -1,0 +1,240 @@
+"""Mirror mode (the default): every write reaches every node in one order, as one filter task, so
+the fleet answers as one Meilisearch (issue 11). Driven as users drive it: the official SDK
+through real Envoy, three dev nodes behind it; what every node holds is read from the nodes."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import meilisearch
+import pytest
+import requests
+from meilisearch.errors import MeilisearchApiError
+
+from conftest import NODE_KEY
+from harness import Envoy, Fleet, wait_until
+from scenario import TASK_UID_BASE, fresh_uid, node_tasks, shared_envoy, version_stat
+
+WAIT_MS = 30_000
+BOOKS = [
+    {"id": 1, "title": "Dune", "genre": "sf"},
+    {"id": 2, "title": "Solaris", "genre": "sf"},
+    {"id": 3, "title": "Emma", "genre": "novel"},
+]
+
+
+@pytest.fixture(scope="module")
+def shared(module_fleet: Fleet, module_workdir: Path) -> Iterator[Envoy]:
+    with shared_envoy(module_fleet, module_workdir) as envoy:
+        yield envoy
+
+
+@pytest.fixture
+def client(shared: Envoy) -> meilisearch.Client:
+    return meilisearch.Client(shared.url, NODE_KEY)
+
+
+def done(client: meilisearch.Client, info: Any) -> Any:
+    """The SDK's own wait on the filter's task."""
+    assert TASK_UID_BASE <= info.task_uid < TASK_UID_BASE + 2**24, info
+    task = client.wait_for_task(info.task_uid, timeout_in_ms=WAIT_MS, interval_in_ms=20)
+    return task
+
+
+def node_documents(fleet: Fleet, uid: str) -> list[list[dict[str, Any]]]:
+    """Every node's documents of `uid`, sorted by id (asked of the nodes directly)."""
+    out = []
+    for i in range(fleet.size):
+        r = fleet.node_get(i, f"/indexes/{uid}/documents?limit=1000")
+        assert r.status_code == 200, r.text
+        out.append(sorted(r.json()["results"], key=lambda d: d["id"]))
+    return out
+
+
+def node_search(fleet: Fleet, uid: str, q: str) -> list[list[Any]]:
+    out = []
+    for i in range(fleet.size):
+        r = requests.post(f"{fleet.node_url(i)}/indexes/{uid}/search", json={"q": q},
+                          headers=fleet.auth_headers(), timeout=10)
+        assert r.status_code == 200, r.text
+        out.append([h["id"] for h in r.json()["hits"]])
+    return out
+
+
+def test_documents_through_the_sdk_reach_every_node(client: meilisearch.Client, module_fleet: Fleet) -> None:
+    uid = fresh_uid("docs")
+    task = done(client, client.create_index(uid, {"primaryKey": "id"}))
+    assert (task.status, task.type, task.index_uid) == ("succeeded", "indexCreation", uid), task
+    index = client.index(uid)
+    task = done(client, index.add_documents(BOOKS))
+    assert (task.status, task.type) == ("succeeded", "documentAdditionOrUpdate"), task
+    assert task.details["receivedDocuments"] == 3 and task.details["indexedDocuments"] == 3, task
+    task = done(client, index.update_documents([{"id": 2, "title": "Solaris (1961)"}]))
+    assert task.status == "succeeded", task
+    task = done(client, index.delete_document(3))
+    assert (task.status, task.type) == ("succeeded", "documentDeletion"), task
+    expected = [{"id": 1, "title": "Dune", "genre": "sf"}, {"id": 2, "title": "Solaris (1961)", "genre": "sf"}]
+    assert node_documents(module_fleet, uid) == [expected] * module_fleet.size
+    assert node_search(module_fleet, uid, "solaris") == [[2]] * module_fleet.size
+    # The same answer through the gateway, whichever node serves it.
+    for _ in range(6):
+        assert [h["id"] for h in index.search("solaris")["hits"]] == [2]
+    assert index.get_stats().number_of_documents == 2
+
+
+def test_a_write_every_node_refuses_is_the_nodes_error_and_no_task(client: meilisearch.Client,
+                                                                  shared: Envoy, module_fleet: Fleet) -> None:
+    uid = fresh_uid("bad")
+    done(client, client.create_index(uid))
+    r = requests.post(f"{shared.url}/indexes/{uid}/documents", data=b"[{nope", timeout=10,
+                      headers={"Authorization": f"Bearer {NODE_KEY}", "Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "malformed_payload", r.json()
+    for i in range(module_fleet.size):
+        assert [t["type"] for t in node_tasks(module_fleet, i, uid)] == ["indexCreation"]
+
+
+def test_a_failed_node_task_fails_the_filter_task_with_the_nodes_error(client: meilisearch.Client) -> None:
+    uid = fresh_uid("fail")
+    index = client.index(uid)
+    done(client, client.create_index(uid, {"primaryKey": "id"}))
+    task = done(client, index.add_documents([{"title": "no id"}]))
+    assert task.status == "failed", task
+    assert task.error["code"] == "missing_document_id", task.error
+
+
+def test_delete_and_recreate_an_index_then_settings_commit(client: meilisearch.Client, shared: Envoy,
+                                                           module_fleet: Fleet) -> None:
+    """The SDK suites' own pattern: before, the delete reached one node and the index froze."""
+    uid = fresh_uid("recreate")
+    index = client.index(uid)
+    done(client, client.create_index(uid))
+    assert done(client, index.update_settings({"stopWords": ["the"], "filterableAttributes": ["genre"]})).status == "succeeded"
+    assert done(client, index.add_documents(BOOKS)).status == "succeeded"
+    assert done(client, client.delete_index(uid)).status == "succeeded"
+    for i in range(module_fleet.size):
+        assert module_fleet.node_get(i, f"/indexes/{uid}").status_code == 404
+    done(client, client.create_index(uid))
+    # A recreated index starts from the defaults on every node, as on one Meilisearch.
+    assert index.get_settings()["stopWords"] == []
+    task = done(client, index.update_settings({"rankingRules": ["words", "typo"]}))
+    assert task.status == "succeeded", task
+    assert not version_stat(shared, uid) is None
+    for i in range(module_fleet.size):
+        assert module_fleet.node_settings(i, uid)["rankingRules"] == ["words", "typo"]
+        assert module_fleet.node_settings(i, uid)["stopWords"] == []
+    assert done(client, index.add_documents(BOOKS[:1])).status == "succeeded", "not frozen"
+
+
+def test_concurrent_writers_leave_one_order_on_every_node(client: meilisearch.Client, shared: Envoy,
+                                                          module_fleet: Fleet) -> None:
+    """20 writers mixing settings and document writes on one index: every node enqueued them in
+    the same order, the filter's uid order."""
+    uid = fresh_uid("order")
+    index = client.index(uid)
+    done(client, client.create_index(uid, {"primaryKey": "id"}))
+    infos: list[Any] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def writer(n: int) -> None:
+        try:
+            c = meilisearch.Client(shared.url, NODE_KEY).index(uid)
+            info = c.update_stop_words([f"w{n}"]) if n % 4 == 0 else c.add_documents([{"id": n, "n": n}])
+            with lock:
+                infos.append(info)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    tasks = sorted((done(client, info) for info in infos), key=lambda t: t.uid)
+    assert len({t.uid for t in tasks}) == 20
+    assert all(t.status == "succeeded" for t in tasks), [(t.uid, t.status, t.error) for t in tasks]
+    # The filter's order, as (type, what it wrote).
+    def what(details: dict[str, Any] | None) -> Any:
+        return (details or {}).get("stopWords") or (details or {}).get("receivedDocuments")
+    filter_order = [(t.type, what(t.details)) for t in tasks]
+    for i in range(module_fleet.size):
+        mine = [t for t in node_tasks(module_fleet, i, uid) if t["type"] != "indexCreation"]
+        assert [(t["type"], what(t["details"])) for t in mine] == filter_order, f"node {i}"
+    # The last settings write in uid order is what every node holds.
+    last_words = [t.details["stopWords"] for t in tasks if t.type == "settingsUpdate"][-1]
+    for i in range(module_fleet.size):
+        assert module_fleet.node_settings(i, uid)["stopWords"] == last_words
+    assert index.get_stats().number_of_documents == 15
+
+
+def test_a_key_created_through_the_gateway_works_on_every_node(client: meilisearch.Client,
+                                                               module_fleet: Fleet) -> None:
+    created = client.create_key({"description": "search only", "actions": ["search"], "indexes": ["*"],
+                                 "expiresAt": None})
+    assert created.uid and created.key
+    for i in range(module_fleet.size):
+        r = requests.get(f"{module_fleet.node_url(i)}/keys/{created.key}", timeout=10,
+                         headers={"Authorization": f"Bearer {created.key}"})
+        # A search-only key may not read keys, but it authenticates (403 would be "invalid key").
+        assert r.status_code in (200, 401, 403), r.text
+        r = requests.get(f"{module_fleet.node_url(i)}/keys/{created.uid}", timeout=10,
+                         headers=module_fleet.auth_headers())
+        assert r.status_code == 200 and r.json()["key"] == created.key, (i, r.text)
+    client.delete_key(created.key)
+    for i in range(module_fleet.size):
+        r = requests.get(f"{module_fleet.node_url(i)}/keys/{created.uid}", timeout=10,
+                         headers=module_fleet.auth_headers())
+        assert r.status_code == 404, (i, r.text)
+
+
+def test_get_tasks_lists_the_filters_tasks_with_meilisearch_filters(client: meilisearch.Client) -> None:
+    uid = fresh_uid("list")
+    index = client.index(uid)
+    done(client, client.create_index(uid, {"primaryKey": "id"}))
+    done(client, index.add_documents(BOOKS))
+    done(client, index.update_stop_words(["a"]))
+    listed = client.get_tasks({"indexUids": [uid]})
+    types = [t.type for t in listed.results]
+    assert types == ["settingsUpdate", "documentAdditionOrUpdate", "indexCreation"], types
+    assert all(TASK_UID_BASE <= t.uid for t in listed.results)
+    only_docs = client.get_tasks({"indexUids": [uid], "types": ["documentAdditionOrUpdate"]})
+    assert [t.type for t in only_docs.results] == ["documentAdditionOrUpdate"]
+    page = client.get_tasks({"indexUids": [uid], "limit": 2})
+    assert len(page.results) == 2 and page.next_ is not None
+    rest = client.get_tasks({"indexUids": [uid], "limit": 2, "from": page.next_})
+    assert [t.uid for t in page.results + rest.results] == [t.uid for t in listed.results]
+    with pytest.raises(MeilisearchApiError) as e:
+        client.get_tasks({"statuses": ["nope"]})
+    assert e.value.code == "invalid_task_statuses"
+
+
+def test_writes_mirroring_cannot_keep_right_are_refused_with_the_reason(shared: Envoy) -> None:
+    r = requests.post(f"{shared.url}/swap-indexes", json=[{"indexes": ["a", "b"]}], timeout=10,
+                      headers={"Authorization": f"Bearer {NODE_KEY}"})
+    assert r.status_code == 400 and r.json()["code"] == "miroir_not_mirrored", r.text
+    assert "swap" in r.json()["message"]
+
+
+def test_reads_avoid_a_node_that_missed_a_write(make_fleet: Callable[..., Fleet],
+                                                make_envoy: Callable[..., Envoy]) -> None:
+    fleet = make_fleet(3, master_key=NODE_KEY)
+    envoy = make_envoy(fleet, wasm=conftest_wasm())
+    client = meilisearch.Client(envoy.url, NODE_KEY)
+    uid = fresh_uid("split")
+    done(client, client.create_index(uid, {"primaryKey": "id"}))
+    fleet.fault(2, down=True)
+    task = done(client, client.index(uid).add_documents(BOOKS))
+    assert task.status == "succeeded", task
+    fleet.clear(2)
+    # Node 2 missed the write: every read through the gateway still sees the documents.
+    for _ in range(12):
+        assert client.index(uid).get_stats().number_of_documents == 3
+
+
+def conftest_wasm() -> Path:
+    from conftest import filter_wasm_required
+    return filter_wasm_required()
