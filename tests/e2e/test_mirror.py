@@ -238,3 +238,48 @@ def test_reads_avoid_a_node_that_missed_a_write(make_fleet: Callable[..., Fleet]
 def conftest_wasm() -> Path:
     from conftest import filter_wasm_required
     return filter_wasm_required()
+
+
+def admin_show(envoy: Envoy, uid: str) -> dict[str, Any]:
+    from conftest import ADMIN_KEY
+    r = requests.get(f"{envoy.url}/_miroir/indexes/{uid}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_node_down_during_50_writes_replays_them_in_order_on_its_return(
+        make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy]) -> None:
+    fleet = make_fleet(3, master_key=NODE_KEY)
+    envoy = make_envoy(fleet, wasm=conftest_wasm())
+    client = meilisearch.Client(envoy.url, NODE_KEY)
+    uid = fresh_uid("catchup")
+    index = client.index(uid)
+    done(client, client.create_index(uid, {"primaryKey": "id"}))
+    fleet.fault(1, down=True)
+    infos = [index.add_documents([{"id": n, "n": n}]) if n % 10 else index.update_stop_words([f"w{n}"])
+             for n in range(50)]
+    tasks = [done(client, info) for info in infos]
+    assert all(t.status == "succeeded" for t in tasks), [(t.uid, t.status, t.error) for t in tasks]
+    # While node 1 is away every read through the gateway still sees every write.
+    for _ in range(6):
+        assert index.get_stats().number_of_documents == 45
+    fleet.clear(1)
+    wait_until(lambda: module_docs_count(fleet, 1, uid) == 45, 30, "node 1 to replay the writes it missed")
+    # Same writes, same order as the others, settings included.
+    order = [[(t["type"], t["details"].get("receivedDocuments") or t["details"].get("stopWords"))
+              for t in node_tasks(fleet, i, uid)] for i in range(3)]
+    assert order[1] == order[0] == order[2]
+    assert fleet.node_settings(1, uid)["stopWords"] == ["w40"]
+    wait_until(lambda: not admin_show(envoy, uid)["outOfSync"], 10, "node 1 back in sync")
+    # It takes writes again, in order.
+    assert done(client, index.add_documents([{"id": 100}])).status == "succeeded"
+    wait_until(lambda: all(module_docs_count(fleet, i, uid) == 46 for i in range(3)), 10, "every node at 46")
+
+
+def module_docs_count(fleet: Fleet, i: int, uid: str) -> int:
+    """Documents node i holds in `uid` (-1: no such index, or the node does not answer)."""
+    try:
+        r = fleet.node_get(i, f"/indexes/{uid}/stats")
+    except requests.ConnectionError:
+        return -1
+    return r.json()["numberOfDocuments"] if r.status_code == 200 else -1

@@ -84,10 +84,20 @@ pub fn show_json_of(cfg: &Config, index: &str, rec: &IndexRecord) -> Value {
         .nodes
         .iter()
         .map(|n| {
+            let lag = rec.out_of_sync.get(&n.id);
             json!({
                 "id": n.id,
                 "settingsVersion": rec.node_version(&n.id),
                 "fingerprint": rec.node_fingerprints.get(&n.id).cloned().flatten(),
+                // Mirror mode: "in_sync", "catching_up" (replaying from the log) or
+                // "needs_resync", and why.
+                "sync": match lag {
+                    None => "in_sync",
+                    Some(l) if l.replay_from.is_some() => "catching_up",
+                    Some(_) => "needs_resync",
+                },
+                "outOfSyncReason": lag.map(|l| l.why.clone()),
+                "replayFrom": lag.and_then(|l| l.replay_from),
             })
         })
         .collect();
@@ -99,5 +109,6 @@ pub fn show_json_of(cfg: &Config, index: &str, rec: &IndexRecord) -> Value {
         "nodes": nodes,
         "frozen": rec.frozen,
         "queuedTasks": rec.queue,
+        "outOfSync": rec.out_of_sync.keys().collect::<Vec<_>>(),
     })
 }

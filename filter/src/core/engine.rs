@@ -29,6 +29,7 @@ use super::state::task_change::{TaskChange, TaskClose};
 use super::tasks;
 
 mod answers;
+mod catch_up;
 mod drift;
 mod mirror_round;
 mod mirror_tasks;
@@ -61,6 +62,9 @@ enum Purpose {
     DriftRead,
     /// Mirror mode: a node's page of the tasks of open mirrored writes.
     Follow,
+    /// Mirror mode: a missed write replayed to a node catching up, and the poll of its task.
+    Replay,
+    ReplayPoll,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +128,9 @@ struct Running {
     seq: Option<Sequential>,
     /// A node refused to let the job read its settings back (401/403): its error.
     auth_refusal: Option<Value>,
+    /// Mirror mode: nodes out of sync for the index when the job started. The job leaves them
+    /// out (a write would reach them out of order) and keeps its write in the catch-up log.
+    excluded: BTreeSet<usize>,
 }
 
 struct Waiter {
@@ -355,9 +362,11 @@ impl Engine {
             self.on_drift_response(host, &tag, &resp);
             return;
         }
-        if tag.purpose == Purpose::Follow {
-            self.on_follow_poll(host, &tag, &resp);
-            return;
+        match tag.purpose {
+            Purpose::Follow => return self.on_follow_poll(host, &tag, &resp),
+            Purpose::Replay => return self.on_replay_answer(host, &tag, &resp),
+            Purpose::ReplayPoll => return self.on_replay_poll(host, &tag, &resp),
+            _ => {}
         }
         let Some(run) = self.jobs.get_mut(&tag.index) else {
             return;
@@ -375,7 +384,7 @@ impl Engine {
             Purpose::Poll => self.on_poll(host, &tag, &resp),
             Purpose::Verify => self.on_verify(host, &tag, &resp),
             Purpose::Snapshot => self.on_snapshot(host, &tag, &resp),
-            Purpose::DriftList | Purpose::DriftRead | Purpose::Follow => {}
+            Purpose::DriftList | Purpose::DriftRead | Purpose::Follow | Purpose::Replay | Purpose::ReplayPoll => {}
         }
     }
 
@@ -402,6 +411,13 @@ impl Engine {
         let Head { rec, task_uid, job, task, open } = head;
         for o in open {
             self.follow(host, index, o);
+        }
+        let excluded: BTreeSet<usize> =
+            self.cfg.nodes.iter().enumerate().filter(|(_, n)| rec.out_of_sync.contains_key(&n.id)).map(|(i, _)| i).collect();
+        for (id, lag) in &rec.out_of_sync {
+            if let (Some(pos), Some(_)) = (self.cfg.nodes.iter().position(|n| &n.id == id), lag.replay_from) {
+                self.catch_up(host, index, pos);
+            }
         }
         if rec.queue.is_empty() {
             return; // claimed for its open mirrored writes only
@@ -445,6 +461,7 @@ impl Engine {
             node_details: None,
             seq: None,
             auth_refusal: None,
+            excluded,
         };
         if let Some(frozen) = rec.frozen.as_ref().filter(|_| !run.job.lifts_freeze) {
             // Queued before the freeze: refuse it like any write to a frozen index.
@@ -459,11 +476,16 @@ impl Engine {
             self.finish(host, index, task_uid, Outcome::Failed(err.to_json()));
             return;
         }
+        if !run.excluded.is_empty() {
+            let job = run.job.clone();
+            self.keep_in_log(host, index, &job);
+        }
+        let included: Vec<usize> = (0..n).filter(|i| !run.excluded.contains(i)).collect();
         if run.job.mirror.is_some() {
             // Mirrored: no phase (the settings do not change), the task starts when a node
             // starts it (`mirror_tasks.rs`).
             self.jobs.insert(index.to_string(), run);
-            self.propose_round(host, index, (0..n).collect());
+            self.propose_round(host, index, included);
             return;
         }
         self.update_task(host, task_uid, TaskChange::Start { now_ms: now });
@@ -477,8 +499,8 @@ impl Engine {
             self.seq_begin_node(host, index, 0);
         } else {
             let targets = match self.jobs.get(index).and_then(|r| r.job.targets.as_ref()) {
-                Some(ids) => self.cfg.nodes.iter().enumerate().filter(|(_, c)| ids.contains(&c.id)).map(|(i, _)| i).collect(),
-                None => (0..n).collect(),
+                Some(ids) => self.cfg.nodes.iter().enumerate().filter(|(i, c)| ids.contains(&c.id) && included.contains(i)).map(|(i, _)| i).collect(),
+                None => included,
             };
             self.propose_round(host, index, targets);
         }

@@ -38,6 +38,9 @@ pub(super) enum Awaiting {
     ClientWrite { context_id: u32, index: String },
     /// The lease of an index followed for its open mirrored writes.
     FollowRenew { index: String },
+    /// Where node `pos` stands in its catch-up on `index`.
+    Replay { index: String, pos: usize },
+    Rejoin { index: String, pos: usize },
 }
 
 impl Engine {
@@ -152,6 +155,14 @@ impl Engine {
                 };
                 self.on_write_queued(host, context_id, &index, queued);
             }
+            (Awaiting::Replay { index, pos }, Answer::Replay { from, job }) => {
+                self.on_next_replay(host, &index, pos, from, job.map(|j| *j));
+            }
+            (Awaiting::Replay { index, pos }, other) => {
+                log::warn!("miroir: index {index}: catch-up read failed: {other:?}");
+                self.on_next_replay_failed(host, &index, pos);
+            }
+            (Awaiting::Rejoin { index, pos }, answer) => self.on_rejoin(host, &index, pos, matches!(answer, Answer::Claimed(true))),
             (Awaiting::FollowRenew { index }, answer) => self.on_follow_renewed(&index, matches!(answer, Answer::Renewed(true))),
             (Awaiting::VerifyRead { index }, Answer::Verify(view)) => self.on_verify_read(host, &index, view.map(|v| *v)),
             (Awaiting::VerifyRead { index }, other) => {

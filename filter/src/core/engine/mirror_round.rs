@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::core::mirror::{self, NodeAnswer, Verdict, INSTANCE_QUEUE};
-use crate::core::state::records::OpenTask;
+use crate::core::state::records::{NodeLag, OpenTask};
 
 impl Engine {
     pub(super) fn mirror_proposed(&mut self, host: &mut dyn Host, index: &str) {
@@ -33,17 +33,29 @@ impl Engine {
                 if !client_answered {
                     self.record_outcome(host, &job, ProposeOutcome::Accepted);
                 }
-                let odd: Vec<(String, String)> = missed
+                // A node that did not answer missed the write: it replays it (and every later
+                // one) from the log when it answers again. One that refused what the others
+                // took holds something else: it needs a resync.
+                let odd: Vec<(String, NodeLag)> = missed
                     .iter()
                     .filter_map(|pos| {
-                        let why = match answers.get(*pos) {
-                            Some(NodeAnswer::Refused { status, .. }) => format!("refused write task {} (HTTP {status})", job.task_uid),
-                            Some(NodeAnswer::Failed { reason }) => format!("missed write task {}: {reason}", job.task_uid),
-                            _ => format!("missed write task {}", job.task_uid),
+                        let lag = match answers.get(*pos) {
+                            Some(NodeAnswer::Refused { status, .. }) => NodeLag {
+                                why: format!("refused write task {} (HTTP {status}) the others enqueued", job.task_uid),
+                                replay_from: None,
+                            },
+                            Some(NodeAnswer::Failed { reason }) => NodeLag {
+                                why: format!("missed write task {}: {reason}", job.task_uid),
+                                replay_from: Some(job.task_uid),
+                            },
+                            _ => NodeLag { why: format!("missed write task {}", job.task_uid), replay_from: None },
                         };
-                        Some((node_id(*pos)?, why))
+                        Some((node_id(*pos)?, lag))
                     })
                     .collect();
+                if odd.iter().any(|(_, l)| l.replay_from.is_some()) {
+                    self.keep_in_log(host, index, &job);
+                }
                 self.mark_out_of_sync(host, index, odd);
                 host.counter_add(&metrics::for_index_result(metrics::MIRROR_WRITES_TOTAL, index, "enqueued"), 1);
                 let open = OpenTask { uid: job.task_uid, nodes, authorization: job.authorization.clone(), kind };
@@ -56,8 +68,8 @@ impl Engine {
                     let ids: Vec<String> = odd.iter().filter_map(|p| node_id(*p)).collect();
                     log::warn!("miroir: {} write {} answered differently by node(s) {}", job.method, job.path, ids.join(", "));
                     if index != INSTANCE_QUEUE {
-                        let why = format!("answered write task {} unlike the others", job.task_uid);
-                        self.mark_out_of_sync(host, index, ids.into_iter().map(|id| (id, why.clone())).collect());
+                        let lag = NodeLag { why: format!("answered write task {} unlike the others", job.task_uid), replay_from: None };
+                        self.mark_out_of_sync(host, index, ids.into_iter().map(|id| (id, lag.clone())).collect());
                     }
                 }
                 let result = if (200..300).contains(&status) { "answered" } else { "refused" };
@@ -82,15 +94,26 @@ impl Engine {
 
     /// Nodes that no longer hold what the others hold for `index`: recorded (reads avoid them),
     /// counted and logged as an alert.
-    pub(super) fn mark_out_of_sync(&mut self, host: &mut dyn Host, index: &str, nodes: Vec<(String, String)>) {
+    pub(super) fn mark_out_of_sync(&mut self, host: &mut dyn Host, index: &str, nodes: Vec<(String, NodeLag)>) {
         if nodes.is_empty() {
             return;
         }
-        for (id, why) in &nodes {
-            log::error!("miroir: index {index}: node {id} is OUT OF SYNC ({why}); reads avoid it");
+        for (id, lag) in &nodes {
+            let then = if lag.replay_from.is_some() { "it catches up from the log" } else { "it needs a resync" };
+            log::error!("miroir: index {index}: node {id} is OUT OF SYNC ({}); reads avoid it, {then}", lag.why);
             host.counter_add(&metrics::for_index_node(metrics::OUT_OF_SYNC_TOTAL, index, id), 1);
+            if let (Some(pos), Some(_)) = (self.cfg.nodes.iter().position(|n| &n.id == id), lag.replay_from) {
+                self.catch_up(host, index, pos);
+            }
         }
         let op = Op::MarkOutOfSync { index: index.to_string(), nodes };
         self.submit(host, op, Awaiting::Logged(format!("index {index}: recording out-of-sync nodes failed")));
+    }
+
+    /// Keep the running job's write for the nodes that do not have it yet.
+    pub(super) fn keep_in_log(&mut self, host: &mut dyn Host, index: &str, job: &JobRecord) {
+        let bytes = job.body.as_ref().map_or(0, |b| b.len() as u64) + job.path.len() as u64 + 256;
+        let op = Op::AppendLog { index: index.to_string(), uid: job.task_uid, bytes, max_bytes: self.cfg.mirror.log_max_bytes };
+        self.submit(host, op, Awaiting::Logged(format!("index {index}: keeping write {} in the catch-up log failed", job.task_uid)));
     }
 }

@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::core::mirror::{self, NodeTaskState};
-use crate::core::state::records::OpenTask;
+use crate::core::state::records::{NodeLag, OpenTask};
 
 /// Node task uids asked for in one poll (the oldest open ones: a node runs them in order).
 const UIDS_PER_POLL: usize = 100;
@@ -22,9 +22,12 @@ pub(super) struct Followed {
     since_ms: u64,
 }
 
+/// What the lease holder of an index does between and beside its jobs (mirror mode): follow the
+/// open tasks, and catch lagging nodes up (`catch_up.rs`). The lease is kept while any is left.
 #[derive(Default)]
 pub(super) struct Following {
     tasks: Vec<Followed>,
+    pub(super) catch_up: BTreeMap<usize, super::catch_up::CatchUp>,
     next_poll_ms: u64,
     quiet_polls: u32,
     /// Node position → the node task uids its poll in flight asks for.
@@ -34,13 +37,68 @@ pub(super) struct Following {
 }
 
 impl Engine {
+    /// The chores of `index`, created when it has none.
+    pub(super) fn chores_of(&mut self, index: &str, now: u64) -> &mut Following {
+        self.following.entry(index.to_string()).or_insert_with(|| Following {
+            renew_at_ms: now + LEASE_RENEW_MS,
+            ..Following::default()
+        })
+    }
+
+    /// No open task and no node to catch up left: drop the chores and, unless a job runs, let
+    /// the ledger release the lease or start what was queued meanwhile.
+    pub(super) fn chores_maybe_done(&mut self, host: &mut dyn Host, index: &str, now: u64) {
+        if !self.following.get(index).is_some_and(|f| f.tasks.is_empty() && f.catch_up.is_empty()) {
+            return;
+        }
+        self.following.remove(index);
+        if !self.jobs.contains_key(index) && self.claiming.insert(index.to_string()) {
+            let op = Op::ReleaseIfIdle { index: index.to_string(), owner: self.worker.clone(), now_ms: now };
+            self.submit(host, op, Awaiting::Next { index: index.to_string() });
+        }
+    }
+
+    /// One call to node `pos` on behalf of `index`'s chores.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dispatch_to(
+        &mut self,
+        host: &mut dyn Host,
+        index: &str,
+        pos: usize,
+        purpose: Purpose,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: Vec<(String, String)>,
+        timeout_ms: u64,
+    ) -> bool {
+        let Some(node) = self.cfg.nodes.get(pos) else { return false };
+        let call = Callout {
+            cluster: node.cluster.clone(),
+            method: method.to_string(),
+            path: path.to_string(),
+            authority: node.authority.clone(),
+            headers,
+            body,
+            timeout_ms,
+        };
+        match host.dispatch(&call) {
+            Ok(token) => {
+                self.callouts.insert(token, Tag { index: index.to_string(), epoch: 0, node: pos, purpose });
+                true
+            }
+            Err(e) => {
+                log::warn!("miroir: call to {} refused: {e}", node.id);
+                host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &node.id), 1);
+                false
+            }
+        }
+    }
+
     /// Follow `open` (a write the nodes accepted) until its node tasks end.
     pub(super) fn follow(&mut self, host: &mut dyn Host, index: &str, open: OpenTask) {
         let now = host.now_ms();
-        let following = self.following.entry(index.to_string()).or_insert_with(|| Following {
-            renew_at_ms: now + LEASE_RENEW_MS,
-            ..Following::default()
-        });
+        let following = self.chores_of(index, now);
         if following.tasks.iter().any(|t| t.open.uid == open.uid) {
             return;
         }
@@ -67,9 +125,10 @@ impl Engine {
                 self.submit(host, op, Awaiting::FollowRenew { index: index.clone() });
             }
             let Some(f) = self.following.get(&index) else { continue };
-            if now >= f.next_poll_ms {
+            if now >= f.next_poll_ms && !f.tasks.is_empty() {
                 self.poll_nodes(host, &index, now);
             }
+            self.drive_catch_up(host, &index, now);
         }
     }
 
@@ -100,34 +159,18 @@ impl Engine {
                 }
             }
         }
-        let node_key = host.env(&self.cfg.node_api_key_env).filter(|k| !k.is_empty()).map(|k| format!("Bearer {k}"));
+        let node_key = self.node_key_header(host);
         for (pos, (uids, client_auth)) in wanted {
-            let Some(node) = self.cfg.nodes.get(pos) else { continue };
             let list: Vec<String> = uids.iter().map(u64::to_string).collect();
             let path = format!("/tasks?uids={}&limit={}", list.join(","), uids.len());
-            let mut headers = Vec::new();
-            if let Some(auth) = node_key.clone().or(client_auth) {
-                headers.push(("authorization".to_string(), auth));
-            }
-            let call = Callout {
-                cluster: node.cluster.clone(),
-                method: "GET".into(),
-                path,
-                authority: node.authority.clone(),
-                headers,
-                body: None,
-                timeout_ms: self.cfg.settings_broadcast.propose_timeout_ms,
+            let headers = match (node_key.is_empty(), client_auth) {
+                (true, Some(auth)) => vec![("authorization".to_string(), auth)],
+                _ => node_key.clone(),
             };
-            match host.dispatch(&call) {
-                Ok(token) => {
-                    self.callouts.insert(token, Tag { index: index.to_string(), epoch: 0, node: pos, purpose: Purpose::Follow });
-                    if let Some(f) = self.following.get_mut(index) {
-                        f.in_flight.insert(pos, uids);
-                    }
-                }
-                Err(e) => {
-                    log::warn!("miroir: task poll to {} refused: {e}", node.id);
-                    host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &node.id), 1);
+            let timeout = self.cfg.settings_broadcast.propose_timeout_ms;
+            if self.dispatch_to(host, index, pos, Purpose::Follow, "GET", &path, None, headers, timeout) {
+                if let Some(f) = self.following.get_mut(index) {
+                    f.in_flight.insert(pos, uids);
                 }
             }
         }
@@ -206,13 +249,7 @@ impl Engine {
         for (t, positions) in ended {
             self.close_followed(host, index, t, &positions, now);
         }
-        if self.following.get(index).is_some_and(|f| f.tasks.is_empty()) {
-            self.following.remove(index);
-            if !self.jobs.contains_key(index) && self.claiming.insert(index.to_string()) {
-                let op = Op::ReleaseIfIdle { index: index.to_string(), owner: self.worker.clone(), now_ms: now };
-                self.submit(host, op, Awaiting::Next { index: index.to_string() });
-            }
-        }
+        self.chores_maybe_done(host, index, now);
     }
 
     fn close_followed(&mut self, host: &mut dyn Host, index: &str, t: Followed, positions: &[usize], now: u64) {
@@ -230,11 +267,14 @@ impl Engine {
                 })
             })
             .collect();
-        let odd: Vec<(String, String)> = end
+        let odd: Vec<(String, NodeLag)> = end
             .odd
             .iter()
             .filter_map(|i| positions.get(*i).and_then(|p| self.cfg.nodes.get(*p)))
-            .map(|n| (n.id.clone(), format!("task {} ended unlike on the other nodes", t.open.uid)))
+            .map(|n| {
+                let why = format!("task {} ended unlike on the other nodes", t.open.uid);
+                (n.id.clone(), NodeLag { why, replay_from: None })
+            })
             .collect();
         self.mark_out_of_sync(host, index, odd);
         if end.status == "succeeded" && forgets_settings(&t.open.kind, end.details.as_ref(), index) {

@@ -60,6 +60,46 @@ impl Engine {
         (run.job.method.clone(), run.job.path.clone(), body)
     }
 
+    /// Mirror mode: a node that did not answer the first round of a settings write (down,
+    /// unreachable, 5xx) while others enqueued it is left behind like for any other write — out
+    /// of this job, catching up from the log when it answers again — rather than repaired
+    /// towards a freeze while it is away.
+    fn leave_unreachable_nodes_behind(&mut self, host: &mut dyn Host, index: &str) {
+        if self.cfg.writes != crate::core::config::Writes::Mirror {
+            return;
+        }
+        let Some(run) = self.jobs.get_mut(index) else { return };
+        if run.seq.is_some() || run.job.drift_repair {
+            return;
+        }
+        let accepted = run.nodes.iter().any(|n| n.in_round && matches!(n.propose, Some(ProposeResult::Accepted { .. })));
+        let unreachable: Vec<usize> = run
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.in_round && matches!(n.propose, Some(ProposeResult::Failed { .. }) | None))
+            .map(|(i, _)| i)
+            .collect();
+        if !accepted || unreachable.is_empty() {
+            return;
+        }
+        let uid = run.job.task_uid;
+        let mut lags = Vec::new();
+        for i in &unreachable {
+            run.excluded.insert(*i);
+            if let Some(n) = run.nodes.get_mut(*i) {
+                n.in_round = false;
+            }
+            if let Some(node) = self.cfg.nodes.get(*i) {
+                let why = format!("missed write task {uid} (no answer)");
+                lags.push((node.id.clone(), crate::core::state::records::NodeLag { why, replay_from: Some(uid) }));
+            }
+        }
+        let job = run.job.clone();
+        self.keep_in_log(host, index, &job);
+        self.mark_out_of_sync(host, index, lags);
+    }
+
     pub(super) fn on_propose(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
         let Some(run) = self.jobs.get_mut(&tag.index) else { return };
         let result = job::parse_propose(resp);
@@ -104,6 +144,9 @@ impl Engine {
             run.client_answered = true;
             let job = run.job.clone();
             self.record_outcome(host, &job, ProposeOutcome::Accepted);
+        }
+        if first_round {
+            self.leave_unreachable_nodes_behind(host, index);
         }
         let Some(run) = self.jobs.get_mut(index) else { return };
         run.step = Step::Wait;

@@ -12,7 +12,7 @@ impl Engine {
         run.outstanding = 0;
         let targets: Vec<usize> = match &run.seq {
             Some(seq) => vec![seq.current],
-            None => (0..run.nodes.len()).collect(),
+            None => (0..run.nodes.len()).filter(|i| !run.excluded.contains(i)).collect(),
         };
         for (i, node) in run.nodes.iter_mut().enumerate() {
             if targets.contains(&i) {
@@ -71,8 +71,11 @@ impl Engine {
     }
 
     pub(super) fn judge(&self, run: &Running, readbacks: &[Option<(String, bool)>]) -> Verdict {
-        let (reference, agree) = job::agreeing_nodes(readbacks);
-        let bad: Vec<usize> = agree.iter().enumerate().filter(|(_, ok)| !**ok).map(|(i, _)| i).collect();
+        // Nodes left out of the job (out of sync, catching up) are not judged by it.
+        let judged: Vec<usize> = (0..readbacks.len()).filter(|i| !run.excluded.contains(i)).collect();
+        let judged_readbacks: Vec<Option<(String, bool)>> = judged.iter().map(|i| readbacks.get(*i).cloned().flatten()).collect();
+        let (reference, agree) = job::agreeing_nodes(&judged_readbacks);
+        let bad: Vec<usize> = agree.iter().zip(&judged).filter(|(ok, _)| !**ok).map(|(_, i)| *i).collect();
         match reference {
             Some(fp) if bad.is_empty() => Verdict::Commit {
                 fingerprint: fp,
@@ -80,7 +83,7 @@ impl Engine {
             },
             _ if run.repair_attempt < self.cfg.settings_broadcast.max_repair_retries => {
                 // With no node reading back the proposal, every node is re-sent the proposal.
-                Verdict::Repair { bad: if bad.is_empty() { (0..readbacks.len()).collect() } else { bad } }
+                Verdict::Repair { bad: if bad.is_empty() { judged } else { bad } }
             }
             _ if self.cfg.settings_broadcast.freeze_writes_on_unrepairable => Verdict::Freeze { bad },
             _ => Verdict::Fail(

@@ -9,7 +9,18 @@ impl Engine {
         let task_uid = run.job.task_uid;
         // A drift repair restores the committed settings: no new version.
         let bump = u64::from(!run.job.drift_repair);
-        let fingerprints = self.cfg.nodes.iter().map(|n| n.id.clone()).zip(fingerprints).collect();
+        // Only the nodes the job included move to the new version; one catching up gets it when
+        // it rejoins.
+        let fingerprints = self
+            .cfg
+            .nodes
+            .iter()
+            .map(|n| n.id.clone())
+            .zip(fingerprints)
+            .enumerate()
+            .filter(|(i, _)| !run.excluded.contains(i))
+            .map(|(_, pair)| pair)
+            .collect();
         let op = Op::CommitAsOwner(Commit {
             index: index.to_string(),
             owner: self.worker.clone(),

@@ -31,6 +31,10 @@ pub fn desired_key(uid: &str) -> String {
 pub fn open_key(uid: &str) -> String {
     format!("{PREFIX}open/{uid}")
 }
+/// Mirror mode: the index's catch-up log (`LogEntry`s), writes a node out of sync still needs.
+pub fn log_key(uid: &str) -> String {
+    format!("{PREFIX}log/{uid}")
+}
 /// Outcome of the last check of one index, read by the admin API.
 pub fn verify_result_key(index: &str) -> String {
     format!("{PREFIX}verified/{index}")
@@ -43,7 +47,7 @@ mod tests {
     #[test]
     fn every_key_is_under_the_prefix() {
         let keys = [TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY];
-        let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m"), open_key("m")];
+        let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m"), open_key("m"), log_key("m")];
         assert!(keys.iter().copied().chain(made.iter().map(String::as_str)).all(|k| k.starts_with(PREFIX)));
     }
 }

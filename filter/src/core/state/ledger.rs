@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::records::{FrozenRecord, IndexRecord, JobRecord, OpenTask, Phase, TaskRecord, VerifyResult};
+use super::records::{FrozenRecord, IndexRecord, JobRecord, NodeLag, OpenTask, Phase, TaskRecord, VerifyResult};
 use super::store::StoreError;
 use super::task_change::TaskChange;
 use crate::core::host::{CalloutResponse, Host};
@@ -67,8 +67,19 @@ pub enum Op {
     Track { index: String, open: OpenTask },
     /// A mirrored write's node tasks all finished.
     Untrack { index: String, task_uid: u64 },
-    /// Nodes (id, why) that no longer hold what the others hold for `index`.
-    MarkOutOfSync { index: String, nodes: Vec<(String, String)> },
+    /// Nodes that no longer hold what the others hold for `index`. A node already out of sync
+    /// keeps its place in the log, unless it now needs a resync.
+    MarkOutOfSync { index: String, nodes: Vec<(String, NodeLag)> },
+    /// Keep write `uid` (its job record) in the index's catch-up log; beyond `max_bytes` the
+    /// oldest writes go, and nodes that still needed them need a resync.
+    AppendLog { index: String, uid: u64, bytes: u64, max_bytes: u64 },
+    /// Where `node` is in its catch-up: its next write from the log (`Answer::Replay`).
+    NextReplay { index: String, node: String },
+    /// `node` enqueued the replayed write `uid`.
+    Replayed { index: String, node: String, uid: u64 },
+    /// `node` replayed everything before `from` and the log holds nothing newer: it is in sync
+    /// again (`Answer::Claimed`), at the index's settings version.
+    Rejoin { index: String, node: String, from: u64 },
     /// The index was deleted (or renamed away) through the gateway: its settings are no longer
     /// the filter's to keep, so the drift check does not bring them back.
     ForgetSettings { index: String },
@@ -146,6 +157,9 @@ pub enum Answer {
     Enqueued(u64),
     /// None: the index was never checked.
     Verify(Option<Box<VerifyView>>),
+    /// A node's catch-up: the next uid it needs (None: not catching up) and that write's job
+    /// (None: the log holds nothing from there).
+    Replay { from: Option<u64>, job: Option<Box<JobRecord>> },
 }
 
 /// Operations take effect in the order they are submitted (the shared-data ledger runs each one

@@ -87,9 +87,27 @@ pub struct IndexRecord {
     #[serde(default)]
     pub queued_seq: u64,
     /// Mirror mode: node id → why that node no longer holds what the others hold for this index
-    /// (it missed or failed a write they applied). Reads avoid it.
+    /// (it missed or failed a write they applied). Reads and writes avoid it until it caught up
+    /// (replayed the writes it missed from the log) or was resynced.
     #[serde(default)]
-    pub out_of_sync: BTreeMap<String, String>,
+    pub out_of_sync: BTreeMap<String, NodeLag>,
+}
+
+/// A node out of sync for an index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NodeLag {
+    pub why: String,
+    /// The next write (filter task uid) to replay to it from the catch-up log. None: the log no
+    /// longer holds what it missed, or it refused or failed a write the others applied — it
+    /// needs a resync (`POST /_miroir/indexes/{uid}/resync?node=ID`).
+    pub replay_from: Option<u64>,
+}
+
+/// One write kept in an index's catch-up log (its job record is kept with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub uid: u64,
+    pub bytes: u64,
 }
 
 impl IndexRecord {
@@ -101,6 +119,10 @@ impl IndexRecord {
     }
     pub fn node_version(&self, node_id: &str) -> u64 {
         self.node_versions.get(node_id).copied().unwrap_or(0)
+    }
+    /// Some node has writes to replay: the index needs a lease holder even with nothing queued.
+    pub fn catching_up(&self) -> bool {
+        self.out_of_sync.values().any(|l| l.replay_from.is_some())
     }
 }
 

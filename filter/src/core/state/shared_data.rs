@@ -11,7 +11,7 @@ use super::keys;
 use super::lease;
 use super::ledger::{Answer, Commit, Freeze, Head, Ledger, Next, Op, OpId, VerifyView};
 use super::queue;
-use super::records::{DriftSchedule, IndexRecord, OpenTask, Phase, TaskRecord, VerifyResult};
+use super::records::{DriftSchedule, IndexRecord, JobRecord, LogEntry, OpenTask, Phase, TaskRecord, VerifyResult};
 use super::store::{self, StoreError};
 use super::task_change::TaskChange;
 use crate::core::config::Config;
@@ -36,7 +36,10 @@ impl SharedDataLedger {
             },
             Op::ClaimHead { index, owner, now_ms } => {
                 let open = !read_open(host, &index).is_empty();
-                match update_index(host, &index, |rec| lease::claimed(rec?, &owner, now_ms, open)) {
+                match update_index(host, &index, |rec| {
+                    let rec = rec?;
+                    lease::claimed(rec, &owner, now_ms, open || rec.catching_up())
+                }) {
                     Ok(Some(rec)) if lease::held_by(&rec, &owner) => {
                         let uid = rec.queue.first().copied().unwrap_or(0);
                         Answer::Head(Some(Box::new(head(host, &index, rec, uid))))
@@ -72,7 +75,10 @@ impl SharedDataLedger {
                 Some(next)
             })),
             Op::EndJob { index, owner, task_uid, now_ms } => {
-                queue::release_job(&self.cfg, host, task_uid);
+                // A write in the catch-up log keeps its record until every node has it.
+                if !read_log(host, &index).iter().any(|e| e.uid == task_uid) {
+                    queue::release_job(&self.cfg, host, task_uid);
+                }
                 end_lease(host, &index, &owner, now_ms)
             }
             Op::Deactivate { index } => {
@@ -143,14 +149,65 @@ impl SharedDataLedger {
                 let list = list?;
                 list.iter().any(|t| t.uid == task_uid).then(|| list.iter().filter(|t| t.uid != task_uid).cloned().collect())
             })),
-            Op::MarkOutOfSync { index, nodes } => done(update_index(host, &index, |rec| {
-                let mut next = rec.cloned().unwrap_or_default();
-                let before = next.out_of_sync.clone();
-                for (node, why) in &nodes {
-                    next.out_of_sync.entry(node.clone()).or_insert_with(|| why.clone());
+            Op::MarkOutOfSync { index, nodes } => {
+                let marked = update_index(host, &index, |rec| {
+                    let mut next = rec.cloned().unwrap_or_default();
+                    let before = next.out_of_sync.clone();
+                    for (node, lag) in &nodes {
+                        let entry = next.out_of_sync.entry(node.clone()).or_insert_with(|| lag.clone());
+                        if lag.replay_from.is_none() {
+                            *entry = lag.clone();
+                        }
+                    }
+                    (next.out_of_sync != before).then_some(next)
+                });
+                prune_log(host, &index);
+                done(marked)
+            }
+            Op::AppendLog { index, uid, bytes, max_bytes } => append_log(host, &index, LogEntry { uid, bytes }, max_bytes),
+            Op::NextReplay { index, node } => {
+                let from = index_store::read_index(host, &index)
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.out_of_sync.get(&node).and_then(|l| l.replay_from));
+                let job = from.and_then(|from| {
+                    let next = read_log(host, &index).into_iter().find(|e| e.uid >= from)?;
+                    store::read::<JobRecord>(host, &keys::job_key(next.uid)).ok().flatten().map(Box::new)
+                });
+                Answer::Replay { from, job }
+            }
+            Op::Replayed { index, node, uid } => {
+                let moved = update_index(host, &index, |rec| {
+                    let mut next = rec?.clone();
+                    let lag = next.out_of_sync.get_mut(&node)?;
+                    if lag.replay_from.is_none_or(|f| f > uid) {
+                        return None;
+                    }
+                    lag.replay_from = Some(uid + 1);
+                    Some(next)
+                });
+                prune_log(host, &index);
+                done(moved)
+            }
+            Op::Rejoin { index, node, from } => {
+                let newer = read_log(host, &index).iter().any(|e| e.uid >= from);
+                let mut rejoined = false;
+                let result = update_index(host, &index, |rec| {
+                    let mut next = rec?.clone();
+                    if newer || next.out_of_sync.get(&node).and_then(|l| l.replay_from) != Some(from) {
+                        return None;
+                    }
+                    next.out_of_sync.remove(&node);
+                    next.node_versions.insert(node.clone(), next.version);
+                    rejoined = true;
+                    Some(next)
+                });
+                prune_log(host, &index);
+                match result {
+                    Ok(_) => Answer::Claimed(rejoined),
+                    Err(e) => Answer::Failed(e),
                 }
-                (next.out_of_sync != before).then_some(next)
-            })),
+            }
             Op::ForgetSettings { index } => {
                 let _ = store::clear(host, &keys::desired_key(&index));
                 done(update_index(host, &index, |rec| {
@@ -234,8 +291,10 @@ fn commit_as_owner(host: &mut dyn Host, c: &Commit) -> Answer {
             return false; // lost the lease meanwhile: whoever holds it re-runs the job
         }
         next.version += c.bump;
-        next.node_versions = c.fingerprints.keys().map(|id| (id.clone(), next.version)).collect();
-        next.node_fingerprints = c.fingerprints.clone();
+        for (id, fp) in &c.fingerprints {
+            next.node_versions.insert(id.clone(), next.version);
+            next.node_fingerprints.insert(id.clone(), fp.clone());
+        }
         next.fingerprint = Some(c.fingerprint.clone());
         next.phase = Phase::Idle;
         next.frozen = None;
@@ -276,7 +335,7 @@ fn end_lease(host: &mut dyn Host, index: &str, owner: &str, now_ms: u64) -> Answ
     // Open mirrored tasks keep the lease: its holder follows them (engine/mirror_tasks.rs).
     let open = !read_open(host, index).is_empty();
     let rec = update_as_owner(host, index, owner, |next| {
-        if !next.queue.is_empty() || open {
+        if !next.queue.is_empty() || open || next.catching_up() {
             return false;
         }
         next.lease = None;
@@ -305,7 +364,7 @@ fn deactivate(host: &mut dyn Host, index: &str) {
         Some(list.iter().filter(|i| *i != index).cloned().collect())
     });
     if let Ok(Some(rec)) = index_store::read_index(host, index) {
-        if !rec.queue.is_empty() || !read_open(host, index).is_empty() {
+        if !rec.queue.is_empty() || rec.catching_up() || !read_open(host, index).is_empty() {
             queue::activate(host, index);
         }
     }
@@ -362,4 +421,65 @@ pub fn lift_freeze_record(host: &mut dyn Host, index: &str) -> Result<(), StoreE
 /// An index's open mirrored tasks (none when unreadable: they are picked up at the next claim).
 fn read_open(host: &dyn Host, index: &str) -> Vec<OpenTask> {
     store::read(host, &keys::open_key(index)).ok().flatten().unwrap_or_default()
+}
+
+fn read_log(host: &dyn Host, index: &str) -> Vec<LogEntry> {
+    store::read(host, &keys::log_key(index)).ok().flatten().unwrap_or_default()
+}
+
+/// Keep `entry` in the log, then drop the oldest entries beyond `max_bytes`: nodes that still
+/// needed one of them need a resync.
+fn append_log(host: &mut dyn Host, index: &str, entry: LogEntry, max_bytes: u64) -> Answer {
+    let mut dropped: Vec<u64> = Vec::new();
+    let written = store::update::<Vec<LogEntry>, _>(host, &keys::log_key(index), |log| {
+        let mut log = log.cloned().unwrap_or_default();
+        dropped.clear();
+        if !log.iter().any(|e| e.uid == entry.uid) {
+            log.push(entry);
+        }
+        let mut total: u64 = log.iter().map(|e| e.bytes).sum();
+        while total > max_bytes && !log.is_empty() {
+            let first = log.remove(0);
+            total = total.saturating_sub(first.bytes);
+            dropped.push(first.uid);
+        }
+        Some(log)
+    });
+    if let Err(e) = written {
+        return Answer::Failed(e);
+    }
+    if let Some(&last_dropped) = dropped.iter().max() {
+        for uid in &dropped {
+            let _ = store::clear(host, &keys::job_key(*uid));
+        }
+        let _ = update_index(host, index, |rec| {
+            let mut next = rec?.clone();
+            let mut changed = false;
+            for (node, lag) in next.out_of_sync.iter_mut() {
+                if lag.replay_from.is_some_and(|f| f <= last_dropped) {
+                    log::error!("miroir: index {index}: node {node} missed more than the catch-up log holds; it needs a resync");
+                    lag.replay_from = None;
+                    lag.why = format!("{}; past the catch-up log (mirror.log_max_bytes)", lag.why);
+                    changed = true;
+                }
+            }
+            changed.then_some(next)
+        });
+    }
+    Answer::Done
+}
+
+/// Drop the log entries no node out of sync still needs, with their job records.
+fn prune_log(host: &mut dyn Host, index: &str) {
+    let Ok(Some(rec)) = index_store::read_index(host, index) else { return };
+    let needed_from = rec.out_of_sync.values().filter_map(|l| l.replay_from).min();
+    let mut released: Vec<u64> = Vec::new();
+    let _ = store::update::<Vec<LogEntry>, _>(host, &keys::log_key(index), |log| {
+        let log = log?;
+        released = log.iter().filter(|e| needed_from.is_none_or(|f| e.uid < f)).map(|e| e.uid).collect();
+        (!released.is_empty()).then(|| log.iter().filter(|e| !released.contains(&e.uid)).copied().collect())
+    });
+    for uid in released {
+        let _ = store::clear(host, &keys::job_key(uid));
+    }
 }
