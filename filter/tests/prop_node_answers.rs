@@ -240,9 +240,10 @@ proptest! {
         inconsistent in any::<bool>(),
         frozen in any::<bool>(),
         rev in any::<u64>(),
+        split in any::<bool>(),
         bytes in prop::collection::vec(any::<u8>(), 0..32),
     ) {
-        let record = HotRecord { version, inconsistent, frozen, rev };
+        let record = HotRecord { version, inconsistent, frozen, rev, split };
         prop_assert_eq!(HotRecord::decode(record.encode().as_bytes()), Some(record));
         let _ = HotRecord::decode(&bytes);
     }

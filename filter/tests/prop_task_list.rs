@@ -141,6 +141,7 @@ fn tasks() -> impl Strategy<Value = Vec<TaskRecord>> {
                     propose: None,
                     miroir: TaskMiroir::default(),
                     auth_hash: auth_hash(key),
+                    custom_metadata: None,
                 })
                 .collect();
             // A deterministic shuffle: the reply must not rely on the records' order.

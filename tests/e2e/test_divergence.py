@@ -36,7 +36,11 @@ def start(make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy],
     def make(*, envoy_kwargs: dict[str, Any] | None = None, fleet_kwargs: dict[str, Any] | None = None,
              client_key: str = NODE_KEY, **overrides: Any) -> tuple[Fleet, Envoy, Proxy]:
         fleet = make_fleet(3, **(fleet_kwargs or {}))
-        envoy = make_envoy(fleet, wasm=filter_wasm, plugin_overrides=overrides or None, **(envoy_kwargs or {}))
+        # These faults are the settings broadcast's own (docs/operations.md, fault matrix): with
+        # `writes: passthrough` a node that does not answer is repaired, then frozen; mirror mode
+        # leaves it behind to catch up instead (test_mirror.py).
+        overrides.setdefault("writes", "passthrough")
+        envoy = make_envoy(fleet, wasm=filter_wasm, plugin_overrides=overrides, **(envoy_kwargs or {}))
         clients.append(Proxy(envoy, key=client_key))
         return fleet, envoy, clients[-1]
 

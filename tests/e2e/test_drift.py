@@ -125,7 +125,8 @@ def assert_versions(envoy: Envoy, proxy: Proxy, uid: str, version: int, fingerpr
 
 def verified_nodes(version: int, fingerprint: str) -> list[dict[str, Any]]:
     """The admin API's `nodes` when every node verified `version` with `fingerprint`."""
-    return [{"id": n, "settingsVersion": version, "fingerprint": fingerprint} for n in NODE_IDS]
+    return [{"id": n, "settingsVersion": version, "fingerprint": fingerprint, "sync": "in_sync",
+             "outOfSyncReason": None, "replayFrom": None} for n in NODE_IDS]
 
 
 def freeze_stats(envoy: Envoy, uid: str) -> tuple[Any, Any]:

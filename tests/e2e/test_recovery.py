@@ -22,7 +22,9 @@ def frozen(make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy],
     is back (holding version 1's settings)."""
     fleet = make_fleet(3)
     envoy = make_envoy(fleet, wasm=filter_wasm,
-                       plugin_overrides={"settings_broadcast": {"max_repair_retries": 1, "repair_backoff_base_ms": 50}})
+                       plugin_overrides={"settings_broadcast": {"max_repair_retries": 1, "repair_backoff_base_ms": 50},
+                                         # a node down freezes the index (mirror mode would leave it behind)
+                                         "writes": "passthrough"})
     proxy = Proxy(envoy)
     uid = fresh_uid("recover")
     assert proxy.commit("PATCH", uid, {"stopWords": ["kept"], "distinctAttribute": "sku"})["status"] == "succeeded"

@@ -31,6 +31,9 @@ OVERRIDES = {
     # No scheduled check during the test (only the one at startup, before any index exists): the
     # drift metrics then come from the one verify below and have exact values.
     "settings_drift_check": {"interval_s": 300},
+    # DOWN freezes an index by writing while a node is down: the settings broadcast's behaviour
+    # with `writes: passthrough` (mirror mode leaves the node behind to catch up instead).
+    "writes": "passthrough",
 }
 # Envoy merges histograms into what the admin endpoint shows at each stats flush (every 5 s).
 HISTOGRAM_FLUSH_DEADLINE = 15.0

@@ -97,15 +97,23 @@ def test_sdk_tasks_are_private_to_the_key_that_created_them(
         assert hidden.value.code == "task_not_found" and hidden.value.status_code == 404, hidden.value
 
 
-def test_sdk_node_task_uids_still_reach_the_nodes(
-        client: meilisearch.Client, shared: Envoy, module_fleet: Fleet) -> None:
-    """Only the filter's uid range is answered by the filter; a node's own task uid passes through."""
+def test_sdk_node_task_uids_reach_the_nodes_in_passthrough_mode_only(
+        make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy], filter_wasm: Path) -> None:
+    """With `writes: passthrough` only the filter's uid range is answered by the filter and a node's
+    own task uid passes through; in mirror mode a node's uid names nothing the fleet did."""
+    fleet = make_fleet(3)
+    passthrough = make_envoy(fleet, wasm=filter_wasm, plugin_overrides={"writes": "passthrough"})
+    mirror = make_envoy(fleet, wasm=filter_wasm)
+    client = meilisearch.Client(passthrough.url, NODE_KEY)
     uid = fresh_uid("sdknode")
     finished(client, client.index(uid).update_stop_words(["x"]))
-    node_uid = node_tasks(module_fleet, 0, uid)[-1]["uid"]
+    node_uid = node_tasks(fleet, 0, uid)[-1]["uid"]
     assert node_uid < TASK_UID_BASE
     task = client.get_task(node_uid)
     assert task.uid == node_uid and task.status in ("succeeded", "failed"), task
+    with pytest.raises(MeilisearchApiError) as missing:
+        meilisearch.Client(mirror.url, NODE_KEY).get_task(node_uid)
+    assert missing.value.code == "task_not_found"
 
 
 def test_sdk_wait_for_task_reports_a_failed_broadcast(

@@ -524,7 +524,9 @@ impl Engine {
             return false;
         };
         let mut headers = Vec::new();
-        if body.is_some() {
+        // A mirrored write keeps its content type even without a body: the node answers an
+        // empty body by what the type promised (`missing_payload`), as it would to the client.
+        if body.is_some() || (purpose == Purpose::Propose && run.job.mirror.is_some()) {
             // The client's content type as sent (a node refuses a missing or wrong one, and so
             // must the fleet); bodies the filter writes itself (rollbacks) are JSON.
             let filter_made = run.seq.as_ref().is_some_and(|s| s.rolling_back);

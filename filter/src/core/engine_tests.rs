@@ -565,3 +565,64 @@ fn node_versions_follow_node_ids_when_the_configuration_lists_the_nodes_in_anoth
         w.envoy.borrow_mut().now_ms += 1;
     }
 }
+
+#[test]
+fn mirror_mode_leaves_a_node_that_misses_settings_writes_behind_and_replays_them_in_order() {
+    let mut w = World::new(3, 2, json!({"writes": "mirror"}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"rankingRules": ["typo"]})));
+    settle(&mut w, 20);
+    // Node 2 is away for two writes: they commit on the others, not frozen, and it is left out.
+    w.nodes[2].down = true;
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"distinctAttribute": "sku"})));
+    settle(&mut w, 40);
+    w.send(1, "PATCH", "/indexes/m/settings", Some(json!({"distinctAttribute": "isbn", "stopWords": ["a"]})));
+    settle(&mut w, 40);
+    let rec = w.index("m");
+    assert!(rec.frozen.is_none(), "{rec:?}");
+    assert_eq!(rec.version, 3);
+    let lag = rec.out_of_sync.get("node-2").cloned().expect("node 2 out of sync");
+    assert_eq!(lag.replay_from, Some(2130706433), "from the first write it missed: {lag:?}");
+    assert_eq!((rec.node_version("node-0"), rec.node_version("node-2")), (3, 1));
+    assert_eq!(w.nodes[2].settings.get("distinctAttribute"), Some(&json!(null)), "still the default");
+    // A pinned read at the new version never goes to node 2.
+    let hot = crate::core::engine::read_hot(&w.workers[0].host, "m");
+    assert!(hot.split, "reads avoid the node");
+    // Back: it replays both writes, in order, and rejoins at the committed version.
+    w.nodes[2].down = false;
+    settle(&mut w, 200);
+    let rec = w.index("m");
+    assert!(rec.out_of_sync.is_empty(), "{rec:?}");
+    assert_eq!(rec.node_version("node-2"), 3);
+    assert_eq!(w.nodes[2].settings, w.nodes[0].settings);
+    assert_eq!(w.nodes[2].settings.get("distinctAttribute"), Some(&json!("isbn")));
+    assert!(!crate::core::engine::read_hot(&w.workers[0].host, "m").split);
+    // The log let go of the writes and their job records (bodies, credentials).
+    let host = &w.workers[0].host;
+    use super::state::{keys, records::{JobRecord, LogEntry}, store};
+    let log: Option<Vec<LogEntry>> = store::read(host, &keys::log_key("m")).unwrap();
+    assert!(log.unwrap_or_default().is_empty());
+    for uid in [2130706433u64, 2130706434] {
+        assert!(store::read::<JobRecord>(host, &keys::job_key(uid)).unwrap().is_none(), "job {uid} released");
+    }
+}
+
+#[test]
+fn mirror_mode_past_the_log_a_node_needs_a_resync() {
+    let mut w = World::new(3, 1, json!({"writes": "mirror", "mirror": {"log_max_bytes": 600}}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"rankingRules": ["typo"]})));
+    settle(&mut w, 20);
+    w.nodes[2].down = true;
+    for n in 0..4 {
+        w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"stopWords": [format!("w{n}")]})));
+        settle(&mut w, 40);
+    }
+    let rec = w.index("m");
+    let lag = rec.out_of_sync.get("node-2").cloned().expect("node 2 out of sync");
+    assert_eq!(lag.replay_from, None, "the log could not hold what it missed: {lag:?}");
+    assert!(lag.why.contains("log_max_bytes"), "{lag:?}");
+    // It stays out of reads and writes when it comes back: nothing is replayed.
+    w.nodes[2].down = false;
+    settle(&mut w, 100);
+    assert!(w.index("m").out_of_sync.contains_key("node-2"));
+    assert_eq!(w.nodes[2].settings.get("stopWords"), Some(&json!([])), "nothing replayed");
+}

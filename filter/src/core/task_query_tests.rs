@@ -25,6 +25,7 @@ pub(super) fn record(uid: u64, index: &str, kind: &str, status: &str) -> TaskRec
         propose: None,
         miroir: TaskMiroir::default(),
         auth_hash: None,
+        custom_metadata: None,
     }
 }
 

@@ -39,6 +39,8 @@ struct TaskView<'a> {
     enqueued_at: String,
     started_at: Option<String>,
     finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_metadata: Option<&'a str>,
     miroir: &'a TaskMiroir,
 }
 
@@ -81,6 +83,7 @@ pub fn task_view_json(task: &TaskRecord) -> Vec<u8> {
         enqueued_at: rfc3339_from_ms(task.enqueued_ms),
         started_at: task.started_ms.map(rfc3339_from_ms),
         finished_at: task.finished_ms.map(rfc3339_from_ms),
+        custom_metadata: task.custom_metadata.as_deref(),
         miroir: &task.miroir,
     };
     serde_json::to_vec(&view).unwrap_or_default()
@@ -134,6 +137,7 @@ mod tests {
             propose: None,
             miroir: TaskMiroir { phase: "committed".into(), settings_version: Some(3), ..TaskMiroir::default() },
             auth_hash: auth_hash(Some("Bearer k")),
+            custom_metadata: None,
         }
     }
 

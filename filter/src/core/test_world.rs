@@ -147,6 +147,9 @@ pub fn config(nodes: usize, extra: Value) -> Config {
     let mut cfg = json!({
         "nodes": (0..nodes).map(|i| json!({"id": format!("node-{i}"), "cluster": format!("meili_node_{i}"), "authority": "n"})).collect::<Vec<_>>(),
         "settings_broadcast": {"repair_backoff_base_ms": 100, "max_repair_retries": 2},
+        // The settings broadcast on its own (a node that does not answer is repaired, then
+        // frozen); tests of mirror mode ask for it.
+        "writes": "passthrough",
     });
     if let (Some(c), Some(e)) = (cfg.as_object_mut(), extra.as_object()) {
         for (k, v) in e {

@@ -69,7 +69,7 @@ impl Engine {
         let Some(node) = self.cfg.nodes.get(pos).cloned() else { return };
         if let Some(job) = job {
             let mut headers = Vec::new();
-            if let (Some(ct), true) = (job.content_type.clone(), job.body.is_some()) {
+            if let (Some(ct), true) = (job.content_type.clone(), job.body.is_some() || job.mirror.is_some()) {
                 headers.push(("content-type".to_string(), ct));
             }
             if let Some(auth) = job.authorization.clone() {

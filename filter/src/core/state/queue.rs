@@ -49,6 +49,10 @@ pub fn enqueue_job(cfg: &Config, host: &mut dyn Host, mut job: JobRecord, detail
             propose: None,
             miroir: TaskMiroir { phase: "queued".into(), ..TaskMiroir::default() },
             auth_hash: tasks::auth_hash(job.authorization.as_deref()),
+            custom_metadata: crate::core::query_params::decode_query(&job.path)
+                .into_iter()
+                .find(|(k, _)| k == "customMetadata")
+                .map(|(_, v)| v),
         };
         store::write(host, &keys::task_key(task_uid), &task)?;
         let mut queued = false;

@@ -267,6 +267,9 @@ pub struct TaskRecord {
     pub miroir: TaskMiroir,
     /// SHA-256 of the creating request's Authorization header: only the same credentials read it.
     pub auth_hash: Option<String>,
+    /// The write's `?customMetadata=`, shown on its task as a node shows it.
+    #[serde(default)]
+    pub custom_metadata: Option<String>,
 }
 
 fn settings_update() -> String {
