@@ -80,6 +80,7 @@ pub fn wants_credentials(route: &Route) -> bool {
         Route::SettingsWrite { .. }
             | Route::TaskGet { .. }
             | Route::TaskList
+            | Route::Batches { .. }
             | Route::Admin { .. }
             | Route::IndexWrite { .. }
             | Route::IndexCreate
@@ -135,13 +136,17 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
             Ok(query) => task_list::list_reply(&query, &queue::retained_tasks(cfg, host), head.authorization.as_deref()),
             Err(e) => tasks::error_reply(&e),
         }),
-        Route::Batches { uid } if mirrors(cfg) => HeadersDecision::Reply(match uid {
-            Some(uid) => task_list::batch_reply(&uid.to_string()),
-            None => match task_query::parse_task_query(&head.path) {
-                Ok(query) => task_list::batches_reply(&query),
-                Err(e) => tasks::error_reply(&e),
-            },
-        }),
+        Route::Batches { uid } if mirrors(cfg) => {
+            let all = queue::retained_tasks(cfg, host);
+            let auth = head.authorization.as_deref();
+            HeadersDecision::Reply(match uid {
+                Some(uid) => task_list::batch_reply(&uid.to_string(), &all, auth),
+                None => match task_query::parse_task_query(&head.path) {
+                    Ok(query) => task_list::batches_reply(&query, &all, auth),
+                    Err(e) => tasks::error_reply(&e),
+                },
+            })
+        }
         Route::TaskList | Route::Batches { .. } => HeadersDecision::Pass,
         Route::IndexRead { index } => match &head.min_settings_version {
             None if mirrors(cfg) && engine::read_hot(host, &index).split => pin(engine, host, index, "0"),

@@ -10,16 +10,16 @@
 //! count (`tasks::visible_to`), as for `GET /tasks/{uid}`.
 //!
 //! Batches: a batch is a group of tasks one Meilisearch scheduler processed together. The
-//! filter's tasks are not processed by a scheduler; each is broadcast to every node, where it
-//! becomes one node task per node, batched by each node on its own with node-local uids. No
-//! single batch corresponds to a filter task (its view says `batchUid: null`), so the filter has
-//! no batches to list: `GET /batches` is an empty page (its query is still read, and refused,
-//! exactly as a node would) and `GET /batches/{uid}` is `batch_not_found`.
+//! filter runs its writes one at a time, each becoming one node task per node, batched by each
+//! node on its own with node-local uids. So every filter task that started is a batch of its
+//! own, under the task's uid (`tasks::batch_uid`): what SDKs expect of `GET /batches` (a page
+//! of batches with `from` set) holds, and a task's `batchUid` leads to its batch.
 
 use super::errors::MeiliError;
 use super::host::LocalReply;
 use super::state::records::TaskRecord;
-use super::tasks::{auth_hash, error_reply, json_reply, task_view_json, visible_to};
+use super::tasks::{auth_hash, batch_uid, error_reply, json_reply, task_view_json, visible_to};
+use super::time::{iso8601_duration_ms, rfc3339_from_ms};
 
 pub use super::task_query::{parse_task_query, TaskQuery};
 
@@ -55,19 +55,64 @@ pub fn list_reply(
     )
 }
 
-/// `GET /batches`: the page of the filter's batches, always empty (see the module comment).
-pub fn batches_reply(query: &TaskQuery) -> LocalReply {
-    json_reply(200, page_json(&[], 0, query.limit(), None, None))
+/// `GET /batches`: one batch per started task (see the module comment), paged like tasks.
+pub fn batches_reply(query: &TaskQuery, tasks: &[TaskRecord], authorization: Option<&str>) -> LocalReply {
+    let caller = auth_hash(authorization);
+    let mut hits: Vec<&TaskRecord> = tasks
+        .iter()
+        .filter(|t| batch_uid(t).is_some() && visible_to(t, caller.as_deref()) && query.matches(t))
+        .collect();
+    if query.reverse() {
+        hits.sort_by_key(|t| t.uid);
+    } else {
+        hits.sort_by_key(|t| std::cmp::Reverse(t.uid));
+    }
+    let total = hits.len();
+    let page = Page::of(&hits, query);
+    let results: Vec<Vec<u8>> = page.tasks.iter().map(|t| batch_view_json(t)).collect();
+    json_reply(200, page_json(&results, total, query.limit(), page.tasks.first().map(|t| t.uid), page.next))
 }
 
 /// `GET /batches/{uid}`, `uid` being the path segment once percent-decoded: 400
-/// `invalid_batch_uids` if it is not a batch uid (a `u32`, as Meilisearch parses it), else 404
-/// `batch_not_found`.
-pub fn batch_reply(uid: &str) -> LocalReply {
+/// `invalid_batch_uids` if it is not a batch uid (a `u32`, as Meilisearch parses it), else the
+/// batch of that task, or 404 `batch_not_found`.
+pub fn batch_reply(uid: &str, tasks: &[TaskRecord], authorization: Option<&str>) -> LocalReply {
+    let caller = auth_hash(authorization);
     match uid.parse::<u32>() {
-        Ok(uid) => error_reply(&MeiliError::batch_not_found(uid)),
+        Ok(uid) => match tasks.iter().find(|t| t.uid == u64::from(uid) && batch_uid(t).is_some() && visible_to(t, caller.as_deref())) {
+            Some(t) => json_reply(200, batch_view_json(t)),
+            None => error_reply(&MeiliError::batch_not_found(uid)),
+        },
         Err(_) => error_reply(&MeiliError::invalid_batch_uid(uid)),
     }
+}
+
+/// A batch of one task, in Meilisearch's `BatchView` shape.
+fn batch_view_json(task: &TaskRecord) -> Vec<u8> {
+    let one = |key: &str| serde_json::json!({ key: 1 });
+    let duration = match (task.started_ms, task.finished_ms) {
+        (Some(s), Some(f)) => Some(iso8601_duration_ms(f.saturating_sub(s))),
+        _ => None,
+    };
+    let mut index_uids = serde_json::Map::new();
+    if !task.index_uid.is_empty() {
+        index_uids.insert(task.index_uid.clone(), 1.into());
+    }
+    let view = serde_json::json!({
+        "uid": task.uid,
+        "progress": null,
+        "details": task.details,
+        "stats": {
+            "totalNbTasks": 1,
+            "status": one(&task.status),
+            "types": one(&task.kind),
+            "indexUids": index_uids,
+        },
+        "duration": duration,
+        "startedAt": task.started_ms.map(rfc3339_from_ms),
+        "finishedAt": task.finished_ms.map(rfc3339_from_ms),
+    });
+    serde_json::to_vec(&view).unwrap_or_default()
 }
 
 /// The tasks of one page of `sorted` (already in answer order) and the uid after it.

@@ -1,5 +1,5 @@
 //! `task_list`: pages of `GET /tasks` (order, `from`, `limit`, `next`, `total`), who sees what,
-//! and the empty `GET /batches`.
+//! and `GET /batches` (one batch per started task).
 
 use serde_json::{json, Value};
 
@@ -292,39 +292,43 @@ fn body(reply: LocalReply) -> (u16, String) {
 }
 
 #[test]
-fn batches_are_an_empty_page() {
+fn every_started_task_is_a_batch_of_its_own() {
     let q = |s: &str| parse_task_query(&format!("/batches?{s}")).unwrap();
-    assert_eq!(
-        body(batches_reply(&q(""))),
-        (
-            200,
-            r#"{"results":[],"total":0,"limit":20,"from":null,"next":null}"#.into()
-        )
-    );
-    assert_eq!(
-        body(batches_reply(&q(
-            "limit=5&from=3&reverse=true&statuses=failed"
-        ))),
-        (
-            200,
-            r#"{"results":[],"total":0,"limit":5,"from":null,"next":null}"#.into()
-        )
-    );
+    let mut all = tasks(5);
+    for t in all.iter_mut() {
+        t.started_ms = Some(1_700_000_000_000);
+        t.finished_ms = Some(1_700_000_000_250);
+    }
+    if let Some(t) = all.iter_mut().find(|t| t.uid == 5) {
+        t.started_ms = None; // not started: no batch yet
+        t.finished_ms = None;
+    }
+    let page: Value = serde_json::from_str(&body(batches_reply(&q("limit=2"), &all, KEY)).1).unwrap();
+    assert_eq!(summary(&page), json!([[4, 3], 4, 2, 4, 2]));
+    let batch = &page["results"][0];
+    assert_eq!(batch["stats"], json!({"totalNbTasks": 1, "status": {"succeeded": 1},
+        "types": {"settingsUpdate": 1}, "indexUids": {"m": 1}}));
+    assert_eq!(batch["duration"], "PT0.25S");
+    // A task's batchUid leads to its batch; other credentials see none.
+    let view: Value = serde_json::from_slice(&task_view_json(all.iter().find(|t| t.uid == 3).unwrap())).unwrap();
+    assert_eq!(view["batchUid"], 3);
+    assert_eq!(body(batch_reply("3", &all, KEY)).0, 200);
+    assert_eq!(body(batch_reply("3", &all, Some("Bearer other"))).0, 404);
+    assert_eq!(body(batch_reply("5", &all, KEY)).0, 404);
+    let empty: Value = serde_json::from_str(&body(batches_reply(&q(""), &[], KEY)).1).unwrap();
+    assert_eq!(summary(&empty), json!([[], 0, 20, null, null]));
     // Its query is refused like a node refuses it.
-    assert_eq!(
-        parse_task_query("/batches?limit=x").unwrap_err().code,
-        "invalid_task_limit"
-    );
+    assert_eq!(parse_task_query("/batches?limit=x").unwrap_err().code, "invalid_task_limit");
 }
 
 #[test]
 fn no_batch_is_found() {
     assert_eq!(
-        body(batch_reply("12")),
+        body(batch_reply("12", &[], KEY)),
         (404, r#"{"message":"Batch `12` not found.","code":"batch_not_found","type":"invalid_request","link":"https://docs.meilisearch.com/errors#batch_not_found"}"#.into())
     );
     for bad in ["x", "-1", "4294967296", ""] {
-        let (status, text) = body(batch_reply(bad));
+        let (status, text) = body(batch_reply(bad, &[], KEY));
         assert_eq!(status, 400, "{bad}");
         let e: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(e["code"], "invalid_batch_uids");
@@ -333,5 +337,5 @@ fn no_batch_is_found() {
             format!("Batch uid `{bad}` is invalid. It should only contain numeric characters.")
         );
     }
-    assert_eq!(batch_reply("+4").status, 404);
+    assert_eq!(batch_reply("+4", &[], KEY).status, 404);
 }

@@ -12,8 +12,8 @@
 //! - with `indexUids`, tasks of a type that is not about one index (dumps, swaps, …) are left
 //!   out even if their index matches (Meilisearch still counts those in `total`, which is an
 //!   inconsistency the filter does not copy: here `total` counts exactly what can be listed).
-//! - the filter's tasks belong to no batch and were canceled by no task (their views show
-//!   `batchUid` and `canceledBy` null), so a `batchUids` or `canceledBy` list matches none.
+//! - each filter task that started is its own batch (same uid, `tasks::batch_uid`), and none
+//!   was canceled by a filter task (`canceledBy` null), so a `canceledBy` list matches none.
 
 use super::errors::MeiliError;
 use super::query_params::{
@@ -168,7 +168,7 @@ impl TaskQuery {
     /// who may see it, which is `tasks::visible_to`).
     pub fn matches(&self, task: &TaskRecord) -> bool {
         any_or(&self.uids, |u| u64::from(*u) == task.uid)
-            && self.batch_uids.is_none()
+            && any_or(&self.batch_uids, |b| Some(u64::from(*b)) == super::tasks::batch_uid(task))
             && self.canceled_by.is_none()
             && any_or(&self.types, |t| *t == task.kind)
             && any_or(&self.statuses, |s| *s == task.status)

@@ -49,6 +49,12 @@ pub fn json_reply(status: u16, body: Vec<u8>) -> LocalReply {
     LocalReply { status, headers: vec![("content-type".into(), "application/json".into())], body }
 }
 
+/// The filter's batch of a task: each task that started is a batch of its own, with its uid
+/// (the filter runs its writes one by one; the nodes batch their own copies as they like).
+pub fn batch_uid(task: &TaskRecord) -> Option<u64> {
+    task.started_ms.map(|_| task.uid)
+}
+
 /// Instance-wide tasks (dumps, snapshots) have no index: `null`, as on a node.
 fn index_uid(task: &TaskRecord) -> Option<&str> {
     Some(task.index_uid.as_str()).filter(|u| !u.is_empty())
@@ -72,7 +78,7 @@ pub fn task_view_json(task: &TaskRecord) -> Vec<u8> {
     };
     let view = TaskView {
         uid: task.uid,
-        batch_uid: None,
+        batch_uid: batch_uid(task),
         index_uid: index_uid(task),
         status: &task.status,
         kind: &task.kind,
@@ -156,7 +162,7 @@ mod tests {
         let r = task_reply(Some(&task()), 2130706433, Some("Bearer k"));
         assert_eq!(r.status, 200);
         let body = String::from_utf8(r.body).unwrap();
-        assert!(body.starts_with(r#"{"uid":2130706433,"batchUid":null,"indexUid":"movies","status":"succeeded","type":"settingsUpdate","canceledBy":null,"details":{"rankingRules":["typo"]},"error":null,"duration":"PT0.125S","enqueuedAt":"2023-11-14T22:13:20.000Z","startedAt":"#), "{body}");
+        assert!(body.starts_with(r#"{"uid":2130706433,"batchUid":2130706433,"indexUid":"movies","status":"succeeded","type":"settingsUpdate","canceledBy":null,"details":{"rankingRules":["typo"]},"error":null,"duration":"PT0.125S","enqueuedAt":"2023-11-14T22:13:20.000Z","startedAt":"#), "{body}");
         assert!(body.contains(r#""miroir":{"phase":"committed","settings_version":3"#), "{body}");
     }
 
