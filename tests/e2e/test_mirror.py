@@ -283,3 +283,43 @@ def module_docs_count(fleet: Fleet, i: int, uid: str) -> int:
     except requests.ConnectionError:
         return -1
     return r.json()["numberOfDocuments"] if r.status_code == 200 else -1
+
+
+def raw_task(envoy: Envoy, uid: int) -> dict[str, Any]:
+    r = requests.get(f"{envoy.url}/tasks/{uid}", headers={"Authorization": f"Bearer {NODE_KEY}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_task_deletion_and_cancelation_are_translated_to_each_nodes_own_tasks(
+        client: meilisearch.Client, shared: Envoy, module_fleet: Fleet) -> None:
+    uid = fresh_uid("deltasks")
+    index = client.index(uid)
+    done(client, client.create_index(uid, {"primaryKey": "id"}))
+    added = done(client, index.add_documents(BOOKS))
+    behind = {n["node"]: n["task_uid"] for n in raw_task(shared, added.uid)["miroir"]["nodes"]}
+    assert len(behind) == module_fleet.size
+    deletion = done(client, client.delete_tasks({"uids": [str(added.uid)]}))
+    assert (deletion.status, deletion.type) == ("succeeded", "taskDeletion"), deletion
+    with pytest.raises(MeilisearchApiError) as gone:
+        client.get_task(added.uid)
+    assert gone.value.code == "task_not_found"
+    # Each node deleted its own task behind it, and nothing else.
+    for i in range(module_fleet.size):
+        assert [t["type"] for t in node_tasks(module_fleet, i, uid)] == ["indexCreation"], i
+    canceled = done(client, client.cancel_tasks({"statuses": ["enqueued", "processing"], "indexUids": [uid]}))
+    assert (canceled.status, canceled.type) == ("succeeded", "taskCancelation"), canceled
+    with pytest.raises(MeilisearchApiError) as missing:
+        client.delete_tasks({})
+    assert missing.value.code == "missing_task_filters"
+
+
+def test_batches_list_one_batch_per_task(client: meilisearch.Client, shared: Envoy) -> None:
+    uid = fresh_uid("batches")
+    task = done(client, client.create_index(uid))
+    batches = client.get_batches({"limit": 1})
+    assert len(batches.results) == 1 and batches.total >= 1
+    batch_uid = raw_task(shared, task.uid)["batchUid"]
+    assert batch_uid == task.uid
+    batch = client.get_batch(batch_uid)
+    assert batch.uid == task.uid and batch.stats["types"] == {"indexCreation": 1}

@@ -86,6 +86,16 @@ impl MeiliError {
     }
 
     /// 400 `bad_request`: a request the filter refuses before any node sees it.
+    /// `POST /tasks/cancel` or `DELETE /tasks` without a filter (`verb`: cancel or delete).
+    pub fn missing_task_filters(verb: &str) -> Self {
+        Self::new(
+            400,
+            "missing_task_filters",
+            ErrorType::InvalidRequest,
+            format!("Query parameters to filter the tasks to {verb} are missing. Available query parameters are: `uids`, `indexUids`, `statuses`, `types`, `canceledBy`, `beforeEnqueuedAt`, `afterEnqueuedAt`, `beforeStartedAt`, `afterStartedAt`, `beforeFinishedAt`, `afterFinishedAt`."),
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "bad_request", ErrorType::InvalidRequest, message)
     }

@@ -35,6 +35,8 @@ pub enum WriteKind {
     CreateIndex,
     /// Mirror mode: a write to the instance; `POST /keys` (`creates_key`) gets a `uid`.
     Instance { creates_key: bool },
+    /// Mirror mode: a task cancelation (`cancel`) or deletion, translated for each node.
+    Tasks { cancel: bool },
 }
 
 /// A write whose body is being buffered.
@@ -85,6 +87,7 @@ pub fn wants_credentials(route: &Route) -> bool {
             | Route::IndexWrite { .. }
             | Route::IndexCreate
             | Route::InstanceWrite { .. }
+            | Route::TaskTranslate { .. }
     )
 }
 
@@ -92,7 +95,9 @@ pub fn wants_credentials(route: &Route) -> bool {
 pub fn is_replayed(cfg: &super::config::Config, route: &Route) -> bool {
     match route {
         Route::SettingsWrite { .. } => true,
-        Route::IndexWrite { .. } | Route::IndexCreate | Route::InstanceWrite { .. } => mirrors(cfg),
+        Route::IndexWrite { .. } | Route::IndexCreate | Route::InstanceWrite { .. } | Route::TaskTranslate { .. } => {
+            mirrors(cfg)
+        }
         _ => false,
     }
 }
@@ -126,10 +131,13 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
         Route::InstanceWrite { creates_key } if mirrors(cfg) => {
             buffer(INSTANCE_QUEUE.into(), WriteKind::Instance { creates_key }, head)
         }
+        Route::TaskTranslate { cancel } if mirrors(cfg) => buffer(INSTANCE_QUEUE.into(), WriteKind::Tasks { cancel }, head),
         Route::NotMirrored { why } if mirrors(cfg) => {
             HeadersDecision::Reply(tasks::error_reply(&MeiliError::new(400, "miroir_not_mirrored", ErrorType::InvalidRequest, why)))
         }
-        Route::IndexCreate | Route::InstanceWrite { .. } | Route::NotMirrored { .. } => HeadersDecision::Pass,
+        Route::IndexCreate | Route::InstanceWrite { .. } | Route::TaskTranslate { .. } | Route::NotMirrored { .. } => {
+            HeadersDecision::Pass
+        }
         // Mirror mode: the fleet's tasks are the filter's (a node's own uids mean nothing
         // through the gateway); the filter has no batches of its own.
         Route::TaskList if mirrors(cfg) => HeadersDecision::Reply(match task_query::parse_task_query(&head.path) {
@@ -259,6 +267,13 @@ fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, p
         }
         _ => {}
     }
+    let mut node_paths = None;
+    if let WriteKind::Tasks { cancel } = pending.kind {
+        match translate_tasks(&cfg, host, &pending.head, cancel) {
+            Ok(paths) => node_paths = Some(paths),
+            Err(e) => return BodyDecision::Reply(tasks::error_reply(&e)),
+        }
+    }
     if index != INSTANCE_QUEUE {
         if let Some(reply) = refuse_if_frozen(host, &index) {
             return BodyDecision::Reply(reply);
@@ -267,6 +282,7 @@ fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, p
     let mut job = job_of(engine, host, pending, &body);
     job.index = index.clone();
     job.mirror = Some(mirror::expected_task_type(&pending.head.method, &pending.head.path).to_string());
+    job.node_paths = node_paths;
     match engine.queue_write(host, context_id, job, Value::Object(serde_json::Map::new())) {
         Queued::Now(task_uid) => BodyDecision::Wait { task_uid: Some(task_uid) },
         Queued::Later => BodyDecision::Wait { task_uid: None },
@@ -275,6 +291,46 @@ fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, p
             BodyDecision::Reply(tasks::error_reply(&MeiliError::write_not_queued()))
         }
     }
+}
+
+/// `POST /tasks/cancel` or `DELETE /tasks` over the filter's tasks: the node task uids behind the
+/// tasks the query selects (those the caller may see), as one path per node. A deletion also
+/// drops the selected tasks that ended from the filter's own list, as a node drops its own.
+fn translate_tasks(
+    cfg: &super::config::Config,
+    host: &mut dyn Host,
+    head: &RequestHead,
+    cancel: bool,
+) -> Result<std::collections::BTreeMap<String, String>, MeiliError> {
+    let query = task_query::parse_task_query(&head.path)?;
+    if !query.is_filtered() {
+        return Err(MeiliError::missing_task_filters(if cancel { "cancel" } else { "delete" }));
+    }
+    let caller = tasks::auth_hash(head.authorization.as_deref());
+    let selected: Vec<_> = queue::retained_tasks(cfg, host)
+        .into_iter()
+        .filter(|t| tasks::visible_to(t, caller.as_deref()) && query.matches(t))
+        .collect();
+    let verb = if cancel { "/tasks/cancel" } else { "/tasks" };
+    let mut paths = std::collections::BTreeMap::new();
+    for node in &cfg.nodes {
+        let uids: Vec<String> = selected
+            .iter()
+            .flat_map(|t| t.miroir.nodes.iter())
+            .filter(|n| n.node == node.id)
+            .filter_map(|n| n.task_uid.map(|u| u.to_string()))
+            .collect();
+        // Nothing selected on this node: a uid no node task has (Meilisearch's are u32), so the
+        // node still answers with a task that matched nothing, like the others.
+        let list = if uids.is_empty() { u32::MAX.to_string() } else { uids.join(",") };
+        paths.insert(node.id.clone(), format!("{verb}?uids={list}"));
+    }
+    if !cancel {
+        for t in selected.iter().filter(|t| t.finished_ms.is_some()) {
+            let _ = store::clear(host, &keys::task_key(t.uid));
+        }
+    }
+    Ok(paths)
 }
 
 /// The whole body of a settings write is here: validate it, queue the job, wait for the answer.
@@ -341,5 +397,6 @@ fn job_of(engine: &Engine, host: &mut dyn Host, pending: &PendingWrite, body: &[
         drift_repair: false,
         lifts_freeze: false,
         mirror: None,
+        node_paths: None,
     }
 }

@@ -232,6 +232,8 @@ pub fn expected_task_type(method: &str, path: &str) -> &'static str {
         ("POST", ["indexes", _, "compact"]) => "indexCompaction",
         ("POST", ["dumps"]) => "dumpCreation",
         ("POST", ["snapshots"]) => "snapshotCreation",
+        ("POST", ["tasks", "cancel"]) => "taskCancelation",
+        ("DELETE", ["tasks"]) => "taskDeletion",
         _ => "unknown",
     }
 }

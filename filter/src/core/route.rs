@@ -111,6 +111,9 @@ pub enum Route {
     /// A write to the instance rather than an index (keys, experimental features, chats, dumps,
     /// snapshots). `creates_key`: `POST /keys`, whose key value depends on its `uid`.
     InstanceWrite { creates_key: bool },
+    /// `POST /tasks/cancel` (`cancel`) or `DELETE /tasks`: about the filter's task uids, so
+    /// translated to the node task uids behind them, node by node.
+    TaskTranslate { cancel: bool },
     /// A write that mirroring cannot keep right as it stands; `why` is told to the client.
     NotMirrored { why: &'static str },
     /// An admin route (docs/architecture.md §2).
@@ -135,6 +138,7 @@ impl Route {
             | Route::Batches { .. }
             | Route::IndexCreate
             | Route::InstanceWrite { .. }
+            | Route::TaskTranslate { .. }
             | Route::NotMirrored { .. }
             | Route::AdminUnknown
             | Route::Other => None,
@@ -176,7 +180,7 @@ pub const WHY_SWAP: &str = "`/swap-indexes` is not mirrored yet: a swap must hol
 pub const WHY_NETWORK: &str = "`/network` configures each node's own place in a Meilisearch network; set it on each node directly.";
 pub const WHY_EXPORT: &str = "`/export` makes a node push its own copy elsewhere; every node would push the same documents. Call it on one node directly.";
 pub const WHY_WEBHOOKS: &str = "Each node names its webhooks with its own uuid, so one uuid cannot address them all; configure webhooks on each node directly.";
-pub const WHY_TASKS: &str = "Task uids are the gateway's own; canceling or deleting node tasks through the gateway is not supported yet. Use each node directly.";
+pub const WHY_TASKS: &str = "Only `POST /tasks/cancel` and `DELETE /tasks` change tasks through the gateway.";
 
 fn classify_instance_write<'a>(method: &str, first: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
     let second = rest.next();
@@ -305,7 +309,14 @@ fn by_method(method: &str, index: String) -> Route {
 
 fn classify_task<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
     if method != "GET" {
-        return if is_read_method(method) { Route::Other } else { Route::NotMirrored { why: WHY_TASKS } };
+        let second = rest.next();
+        return match (method, second, rest.next()) {
+            ("DELETE", None, _) => Route::TaskTranslate { cancel: false },
+            ("POST", Some(s), None) if decoded_eq(s, "cancel") => Route::TaskTranslate { cancel: true },
+            ("POST", Some(s), None) if decoded_eq(s, "compact") => Route::InstanceWrite { creates_key: false },
+            _ if is_read_method(method) => Route::Other,
+            _ => Route::NotMirrored { why: WHY_TASKS },
+        };
     }
     match (rest.next(), rest.next()) {
         (None, _) => Route::TaskList,
@@ -868,8 +879,10 @@ mod tests {
             ("GET", "/tasks/5/documents", Route::Other),
             ("HEAD", "/tasks/5", Route::Other),
             ("DELETE", "/tasks/5", Route::NotMirrored { why: WHY_TASKS }),
-            ("POST", "/tasks/cancel", Route::NotMirrored { why: WHY_TASKS }),
-            ("DELETE", "/tasks?uids=5", Route::NotMirrored { why: WHY_TASKS }),
+            ("POST", "/tasks/cancel", Route::TaskTranslate { cancel: true }),
+            ("POST", "/tasks/cancel?uids=1", Route::TaskTranslate { cancel: true }),
+            ("DELETE", "/tasks?uids=5", Route::TaskTranslate { cancel: false }),
+            ("POST", "/tasks/compact", Route::InstanceWrite { creates_key: false }),
             ("GET", "/batches", Route::Batches { uid: None }),
             ("GET", "/batches/3", Route::Batches { uid: Some(3) }),
             ("POST", "/batches", Route::Other),

@@ -89,6 +89,8 @@ pub struct TaskQuery {
     enqueued: Window,
     started: Window,
     finished: Window,
+    /// Some filter parameter was given (`*` included): task cancelation and deletion need one.
+    filtered: bool,
 }
 
 impl Default for TaskQuery {
@@ -106,6 +108,7 @@ impl Default for TaskQuery {
             enqueued: Window::default(),
             started: Window::default(),
             finished: Window::default(),
+            filtered: false,
         }
     }
 }
@@ -141,6 +144,7 @@ pub fn parse_task_query(path_with_query: &str) -> Result<TaskQuery, MeiliError> 
     let mut q = TaskQuery::default();
     for (name, value) in decode_query(path_with_query) {
         let v = value.as_str();
+        q.filtered |= !matches!(name.as_str(), "limit" | "from" | "reverse");
         match name.as_str() {
             "limit" => q.limit = number(v, "limit", "invalid_task_limit")?.min(MAX_LIMIT),
             "from" => q.from = Some(number(v, "from", "invalid_task_from")?),
@@ -179,6 +183,11 @@ impl TaskQuery {
             && self.enqueued.contains(Some(task.enqueued_ms))
             && self.started.contains(task.started_ms)
             && self.finished.contains(task.finished_ms)
+    }
+
+    /// Whether any filter was given (`POST /tasks/cancel` and `DELETE /tasks` need one).
+    pub fn is_filtered(&self) -> bool {
+        self.filtered
     }
 
     /// Tasks per page (default 20).

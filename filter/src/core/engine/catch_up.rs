@@ -77,7 +77,8 @@ impl Engine {
             }
             let body = job.body.as_ref().map(|b| b.as_bytes().to_vec());
             let timeout = self.cfg.settings_broadcast.propose_timeout_ms;
-            let sent = self.dispatch_to(host, index, pos, Purpose::Replay, &job.method, &job.path, body, headers, timeout);
+            let path = super::round_propose::path_for(&job, Some(node.id.as_str()));
+            let sent = self.dispatch_to(host, index, pos, Purpose::Replay, &job.method, &path, body, headers, timeout);
             if let Some(c) = self.catch_up_state(index, pos) {
                 c.sending = Some(job.task_uid);
                 if !sent {

@@ -537,6 +537,7 @@ impl Engine {
             drift_repair: true,
             lifts_freeze,
             mirror: None,
+            node_paths: None,
         };
         let op = Op::Enqueue { job: Box::new(job), details: Value::Null };
         self.submit(host, op, Awaiting::RepairQueued { index: index.to_string(), differ, result });

@@ -57,7 +57,7 @@ impl Engine {
             }
         }
         let body = run.job.body.as_ref().map(|b| b.as_bytes().to_vec());
-        (run.job.method.clone(), run.job.path.clone(), body)
+        (run.job.method.clone(), path_for(&run.job, self.cfg.nodes.get(node).map(|n| n.id.as_str())), body)
     }
 
     /// Mirror mode: a node that did not answer the first round of a settings write (down,
@@ -161,4 +161,12 @@ impl Engine {
         self.set_phase(host, index, Phase::Wait);
         self.after_task_answer(host, index);
     }
+}
+
+/// The path of `job` for node `node_id`: its own translation, if the job has one per node.
+pub(super) fn path_for(job: &JobRecord, node_id: Option<&str>) -> String {
+    node_id
+        .and_then(|id| job.node_paths.as_ref().and_then(|p| p.get(id)))
+        .cloned()
+        .unwrap_or_else(|| job.path.clone())
 }

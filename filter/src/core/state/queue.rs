@@ -176,6 +176,7 @@ mod tests {
             drift_repair: false,
             lifts_freeze: false,
             mirror: None,
+            node_paths: None,
         }
     }
 

@@ -201,6 +201,10 @@ pub struct JobRecord {
     /// is expected to enqueue (the nodes' answer has the last word). None: a settings write.
     #[serde(default)]
     pub mirror: Option<String>,
+    /// Node id → the path to send that node instead of `path` (a task cancelation or deletion,
+    /// translated to each node's own task uids).
+    #[serde(default)]
+    pub node_paths: Option<BTreeMap<String, String>>,
 }
 
 /// A mirrored write the nodes accepted whose node tasks have not all finished: the filter task
