@@ -271,6 +271,18 @@ fn agrees(node: &Node, route: &Route) -> bool {
             Route::IndexRead { index: got } | Route::IndexWrite { index: got },
         ) => index == got,
         (Node::Refused { index: None } | Node::Elsewhere, Route::Other) => true,
+        // Requests about no one index (mirror mode's instance writes, index creation, task lists
+        // and their translation, writes it refuses): never an index's read or write, so nothing
+        // the model checks can slip through them.
+        (
+            Node::Refused { index: None } | Node::Elsewhere,
+            Route::IndexCreate
+            | Route::InstanceWrite { .. }
+            | Route::TaskTranslate { .. }
+            | Route::NotMirrored { .. }
+            | Route::TaskList
+            | Route::Batches { .. },
+        ) => true,
         // classify reads task uids as u64; one above u32::MAX is not a Meilisearch uid, and the
         // filter answers only uids of its own range (below 2^31), so the node refuses it anyway.
         (Node::Refused { index: None }, Route::TaskGet { uid }) => *uid > u64::from(u32::MAX),
