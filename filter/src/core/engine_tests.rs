@@ -626,3 +626,22 @@ fn mirror_mode_past_the_log_a_node_needs_a_resync() {
     assert!(w.index("m").out_of_sync.contains_key("node-2"));
     assert_eq!(w.nodes[2].settings.get("stopWords"), Some(&json!([])), "nothing replayed");
 }
+
+#[test]
+fn mirror_mode_a_node_away_for_more_writes_than_task_retention_still_catches_up() {
+    let mut w = World::new(3, 1, json!({"writes": "mirror", "task_retention": 3}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"rankingRules": ["typo"]})));
+    settle(&mut w, 20);
+    w.nodes[1].down = true;
+    for n in 0..8 {
+        w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"stopWords": [format!("w{n}")]})));
+        settle(&mut w, 30);
+    }
+    assert_eq!(w.index("m").out_of_sync.get("node-1").and_then(|l| l.replay_from), Some(2130706433));
+    w.nodes[1].down = false;
+    settle(&mut w, 400);
+    let rec = w.index("m");
+    assert!(rec.out_of_sync.is_empty(), "{rec:?}");
+    assert_eq!(w.nodes[1].settings, w.nodes[0].settings);
+    assert_eq!(w.nodes[1].settings.get("stopWords"), Some(&json!(["w7"])));
+}

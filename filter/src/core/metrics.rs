@@ -26,6 +26,10 @@ pub fn for_index_result(metric: &str, index: &str, result: &str) -> String {
     format!("{metric}.index.{index}.result.{result}")
 }
 
+pub fn for_result(metric: &str, result: &str) -> String {
+    format!("{metric}.result.{result}")
+}
+
 pub fn for_index_node(metric: &str, index: &str, node: &str) -> String {
     format!("{metric}.index.{index}.node.{node}")
 }

@@ -57,7 +57,7 @@ impl Engine {
                     self.keep_in_log(host, index, &job);
                 }
                 self.mark_out_of_sync(host, index, odd);
-                host.counter_add(&metrics::for_index_result(metrics::MIRROR_WRITES_TOTAL, index, "enqueued"), 1);
+                count_write(host, index, "enqueued");
                 let open = OpenTask { uid: job.task_uid, nodes, authorization: job.authorization.clone(), kind };
                 self.submit(host, Op::Track { index: index.to_string(), open: open.clone() }, Awaiting::Logged(format!("index {index}: keeping task {} open failed", job.task_uid)));
                 self.follow(host, index, open);
@@ -73,7 +73,7 @@ impl Engine {
                     }
                 }
                 let result = if (200..300).contains(&status) { "answered" } else { "refused" };
-                host.counter_add(&metrics::for_index_result(metrics::MIRROR_WRITES_TOTAL, index, result), 1);
+                count_write(host, index, result);
                 if !client_answered {
                     let outcome = ProposeOutcome::Answered { status, body, content_type: Some("application/json".into()) };
                     self.record_outcome(host, &job, outcome);
@@ -81,7 +81,7 @@ impl Engine {
                 self.finish(host, index, job.task_uid, Outcome::Rejected);
             }
             Verdict::Unreachable => {
-                host.counter_add(&metrics::for_index_result(metrics::MIRROR_WRITES_TOTAL, index, "unreachable"), 1);
+                count_write(host, index, "unreachable");
                 if !client_answered {
                     let err = mirror::unreachable_error();
                     let outcome = ProposeOutcome::Answered { status: err.status, body: err.body(), content_type: Some("application/json".into()) };
@@ -101,7 +101,12 @@ impl Engine {
         for (id, lag) in &nodes {
             let then = if lag.replay_from.is_some() { "it catches up from the log" } else { "it needs a resync" };
             log::error!("miroir: index {index}: node {id} is OUT OF SYNC ({}); reads avoid it, {then}", lag.why);
-            host.counter_add(&metrics::for_index_node(metrics::OUT_OF_SYNC_TOTAL, index, id), 1);
+            let name = if index == INSTANCE_QUEUE {
+                metrics::for_node(metrics::OUT_OF_SYNC_TOTAL, id)
+            } else {
+                metrics::for_index_node(metrics::OUT_OF_SYNC_TOTAL, index, id)
+            };
+            host.counter_add(&name, 1);
             if let (Some(pos), Some(_)) = (self.cfg.nodes.iter().position(|n| &n.id == id), lag.replay_from) {
                 self.catch_up(host, index, pos);
             }
@@ -116,4 +121,14 @@ impl Engine {
         let op = Op::AppendLog { index: index.to_string(), uid: job.task_uid, bytes, max_bytes: self.cfg.mirror.log_max_bytes };
         self.submit(host, op, Awaiting::Logged(format!("index {index}: keeping write {} in the catch-up log failed", job.task_uid)));
     }
+}
+
+/// Writes to the instance (`INSTANCE_QUEUE`) are counted without an index label.
+fn count_write(host: &mut dyn Host, index: &str, result: &str) {
+    let name = if index == INSTANCE_QUEUE {
+        metrics::for_result(metrics::MIRROR_WRITES_TOTAL, result)
+    } else {
+        metrics::for_index_result(metrics::MIRROR_WRITES_TOTAL, index, result)
+    };
+    host.counter_add(&name, 1);
 }

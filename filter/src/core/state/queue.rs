@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::core::config::Config;
 use crate::core::host::Host;
 use super::index_store::update_index;
-use super::records::{JobRecord, TaskMiroir, TaskRecord};
+use super::records::{JobRecord, LogEntry, TaskMiroir, TaskRecord};
 use super::keys;
 use super::store::{self, StoreError};
 use crate::core::tasks;
@@ -106,8 +106,15 @@ fn evict_if_finished(cfg: &Config, host: &mut dyn Host, seq: u64) -> Result<(), 
         Err(e) => return Err(e),
     };
     if finished {
+        let index = store::read::<TaskRecord>(host, &key).ok().flatten().map(|t| t.index_uid);
         store::clear(host, &key)?;
-        store::clear(host, &keys::job_key(uid))?;
+        // A write a lagging node still has to replay keeps its record (the log lets it go).
+        let logged = index.is_some_and(|i| {
+            store::read::<Vec<LogEntry>>(host, &keys::log_key(&i)).ok().flatten().unwrap_or_default().iter().any(|e| e.uid == uid)
+        });
+        if !logged {
+            store::clear(host, &keys::job_key(uid))?;
+        }
     }
     Ok(())
 }

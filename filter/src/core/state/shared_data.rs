@@ -170,10 +170,20 @@ impl SharedDataLedger {
                     .ok()
                     .flatten()
                     .and_then(|r| r.out_of_sync.get(&node).and_then(|l| l.replay_from));
-                let job = from.and_then(|from| {
-                    let next = read_log(host, &index).into_iter().find(|e| e.uid >= from)?;
-                    store::read::<JobRecord>(host, &keys::job_key(next.uid)).ok().flatten().map(Box::new)
-                });
+                let next = from.and_then(|from| read_log(host, &index).into_iter().find(|e| e.uid >= from));
+                let job = next.and_then(|e| store::read::<JobRecord>(host, &keys::job_key(e.uid)).ok().flatten().map(Box::new));
+                if let (Some(e), None) = (next, &job) {
+                    // The write is in the log but its record is gone: it cannot be replayed.
+                    let _ = update_index(host, &index, |rec| {
+                        let mut rec = rec?.clone();
+                        let lag = rec.out_of_sync.get_mut(&node)?;
+                        lag.replay_from = None;
+                        lag.why = format!("{}; write {} could not be replayed (its record is gone)", lag.why, e.uid);
+                        Some(rec)
+                    });
+                    prune_log(host, &index);
+                    return Answer::Replay { from: None, job: None };
+                }
                 Answer::Replay { from, job }
             }
             Op::Replayed { index, node, uid } => {
