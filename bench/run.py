@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""`make bench`: hot-path overhead, commit latency against fleet size, fingerprint throughput
-and footprint, measured in one run with the real Envoy; tables on stdout and in bench/results.md.
+"""`make bench`: hot-path overhead, commit latency against fleet size, fingerprint throughput,
+footprint and mirrored write throughput, measured in one run with the real Envoy; tables on stdout
+and in bench/results.md.
 
     .venv/bin/python bench/run.py                       everything (< 20 min on 2 cores)
     .venv/bin/python bench/run.py --only hot --only footprint
     .venv/bin/python bench/run.py --rounds 3 --seconds 5 --sizes 3,8
+    .venv/bin/python bench/run.py --only writes --writes-rounds 3 --writes-batches 1,1000
 
 A run of every section writes bench/results.md; a partial run writes bench/out/results-partial.md
 instead, so the committed results always come from one complete run. Raw data of every run goes to
@@ -22,7 +24,7 @@ from typing import Any
 
 from common import BENCH_DIR, OUT_DIR, Stopwatch
 
-SECTIONS = ("hot", "commit", "fingerprint", "footprint")
+SECTIONS = ("hot", "commit", "fingerprint", "footprint", "writes")
 RESULTS_MD = BENCH_DIR / "results.md"
 
 
@@ -39,9 +41,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="commit latency: seconds of measured sequential commits per size, at least 3 (default 40)")
     parser.add_argument("--fingerprint-rounds", type=int, default=15,
                         help="fingerprint: interleaved rounds (default 15)")
+    parser.add_argument("--writes-rounds", type=int, default=4, help="writes: interleaved rounds (default 4)")
+    parser.add_argument("--writes-seconds", type=int, default=4, help="writes: seconds per run (default 4)")
+    parser.add_argument("--writes-connections", type=int, default=8,
+                        help="writes: concurrent writers (wrk connections) on one index (default 8)")
+    parser.add_argument("--writes-batches", default="1,100,1000",
+                        help="writes: documents per write (default 1,100,1000)")
     args = parser.parse_args(argv)
     args.sections = args.only or list(SECTIONS)
     args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.batch_list = [int(s) for s in args.writes_batches.split(",") if s.strip()]
     return args
 
 
@@ -57,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     import footprint
     import hot_path
     import machine
+    import mirror_writes
     import prerequisites
     import report
 
@@ -78,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         ("fingerprint", lambda: fingerprint_speed.run(workdir, repetitions=args.fingerprint_rounds,
                                                       full_patch_repetitions=3)),
         ("footprint", lambda: footprint.run(workdir, wrk)),
+        ("writes", lambda: mirror_writes.run(workdir, wrk, rounds=args.writes_rounds, seconds=args.writes_seconds,
+                                             connections=args.writes_connections, batches=args.batch_list)),
     ]
     for key, step in steps:
         if key not in args.sections:
