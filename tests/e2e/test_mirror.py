@@ -323,3 +323,44 @@ def test_batches_list_one_batch_per_task(client: meilisearch.Client, shared: Env
     assert batch_uid == task.uid
     batch = client.get_batch(batch_uid)
     assert batch.uid == task.uid and batch.stats["types"] == {"indexCreation": 1}
+
+
+def test_past_the_log_a_node_needs_a_resync_and_the_admin_resync_copies_the_index(
+        make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy]) -> None:
+    from conftest import ADMIN_KEY
+    fleet = make_fleet(3, master_key=NODE_KEY)
+    envoy = make_envoy(fleet, wasm=conftest_wasm(), plugin_overrides={"mirror": {"log_max_bytes": 4096}})
+    client = meilisearch.Client(envoy.url, NODE_KEY)
+    uid = fresh_uid("resync")
+    index = client.index(uid)
+    done(client, client.create_index(uid, {"primaryKey": "id"}))
+    done(client, index.update_filterable_attributes(["n"]))
+    fleet.fault(2, down=True)
+    tasks = [done(client, index.add_documents([{"id": n, "n": n, "pad": "x" * 300}])) for n in range(30)]
+    assert all(t.status == "succeeded" for t in tasks)
+    fleet.clear(2)
+    node2 = lambda: next(n for n in admin_show(envoy, uid)["nodes"] if n["id"] == "node-2")  # noqa: E731
+    assert node2()["sync"] == "needs_resync", node2()
+    assert "log_max_bytes" in node2()["outOfSyncReason"]
+    # Nothing is replayed to it; reads still avoid it.
+    for _ in range(6):
+        assert index.get_stats().number_of_documents == 30
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    refused = requests.post(f"{envoy.url}/_miroir/indexes/{uid}/resync?node=node-0", headers=admin, timeout=10)
+    assert refused.status_code == 409 and refused.json()["code"] == "miroir_node_in_sync", refused.text
+    r = requests.post(f"{envoy.url}/_miroir/indexes/{uid}/resync?node=node-2", headers=admin, timeout=10)
+    assert r.status_code == 202, r.text
+    task_uid = r.json()["taskUid"]
+
+    def finished() -> dict[str, Any] | None:
+        t = requests.get(f"{envoy.url}/tasks/{task_uid}", headers=admin, timeout=10).json()
+        return t if t["status"] in ("succeeded", "failed") else None
+    task = wait_until(finished, 30, "the resync")
+    assert task["status"] == "succeeded", task
+    assert task["details"]["numberOfDocuments"] == 30, task
+    assert module_docs_count(fleet, 2, uid) == 30
+    assert fleet.node_settings(2, uid)["filterableAttributes"] == ["n"]
+    assert node2()["sync"] == "in_sync"
+    # In sync again: it takes the next write.
+    assert done(client, index.add_documents([{"id": 99}])).status == "succeeded"
+    wait_until(lambda: module_docs_count(fleet, 2, uid) == 31, 10, "node 2 to take writes again")

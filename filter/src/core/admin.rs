@@ -18,6 +18,8 @@ pub enum AdminOutcome {
     Reply(LocalReply),
     /// Verify `index` against every node now, then answer as `purpose` says.
     Verify { index: String, purpose: VerifyPurpose },
+    /// Copy `index` to node `node` (its position) from a node in sync: queue the job.
+    Resync { index: String, node: usize },
 }
 
 pub fn handle(engine: &Engine, host: &mut dyn Host, index: &str, action: AdminAction, head: &RequestHead) -> AdminOutcome {
@@ -29,6 +31,7 @@ pub fn handle(engine: &Engine, host: &mut dyn Host, index: &str, action: AdminAc
             AdminAction::Unfreeze => AdminOutcome::Verify { index: index.to_string(), purpose: VerifyPurpose::Unfreeze },
             AdminAction::Verify => AdminOutcome::Verify { index: index.to_string(), purpose: VerifyPurpose::Report },
             AdminAction::Repair => AdminOutcome::Verify { index: index.to_string(), purpose: VerifyPurpose::Repair },
+            AdminAction::Resync => resync(engine, host, index, head),
         },
     }
 }
@@ -60,6 +63,27 @@ fn show(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
             format!("The filter holds no settings state for index `{index}`."),
         )),
     }
+}
+
+/// `POST /_miroir/indexes/{uid}/resync?node=ID`: checked here, run as a job on the index's queue.
+fn resync(engine: &Engine, host: &mut dyn Host, index: &str, head: &RequestHead) -> AdminOutcome {
+    let cfg = engine.config();
+    let refuse = |status: u16, code: &str, msg: String| AdminOutcome::Reply(tasks::error_reply(&MeiliError::new(status, code, ErrorType::InvalidRequest, msg)));
+    let node = crate::core::query_params::decode_query(&head.path).into_iter().find(|(k, _)| k == "node").map(|(_, v)| v);
+    let Some((pos, id)) = node.as_deref().and_then(|n| cfg.nodes.iter().position(|c| c.id == n).map(|p| (p, n.to_string()))) else {
+        return refuse(400, "bad_request", "`node` must name a configured node: `?node=ID`.".into());
+    };
+    if cfg.writes != crate::core::config::Writes::Mirror {
+        return refuse(400, "bad_request", "A resync needs `\"writes\": \"mirror\"`.".into());
+    }
+    if host.env(&cfg.node_api_key_env).is_none_or(|k| k.is_empty()) {
+        return refuse(400, "bad_request", format!("A resync needs the node key in `${}` (the export uses it).", cfg.node_api_key_env));
+    }
+    let rec: IndexRecord = store::read(host, &keys::index_key(index)).ok().flatten().unwrap_or_default();
+    if !rec.out_of_sync.contains_key(&id) {
+        return refuse(409, "miroir_node_in_sync", format!("Node `{id}` is in sync for index `{index}`; nothing to resync."));
+    }
+    AdminOutcome::Resync { index: index.to_string(), node: pos }
 }
 
 fn force_unfreeze(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {

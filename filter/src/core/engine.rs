@@ -34,6 +34,7 @@ mod drift;
 mod mirror_round;
 mod mirror_tasks;
 mod queued_writes;
+mod resync;
 mod round_propose;
 mod round_verify;
 mod round_wait;
@@ -65,6 +66,8 @@ enum Purpose {
     /// Mirror mode: a missed write replayed to a node catching up, and the poll of its task.
     Replay,
     ReplayPoll,
+    /// An operator's resync: the node's and the source's answers.
+    Resync,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +87,8 @@ enum Step {
     Verify,
     /// Waiting out the repair backoff before re-proposing to the nodes that disagree.
     Backoff,
+    /// An operator's resync of one node (`resync.rs`).
+    Resync,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -131,6 +136,7 @@ struct Running {
     /// Mirror mode: nodes out of sync for the index when the job started. The job leaves them
     /// out (a write would reach them out of order) and keeps its write in the catch-up log.
     excluded: BTreeSet<usize>,
+    resync: Option<resync::ResyncRun>,
 }
 
 struct Waiter {
@@ -384,6 +390,7 @@ impl Engine {
             Purpose::Poll => self.on_poll(host, &tag, &resp),
             Purpose::Verify => self.on_verify(host, &tag, &resp),
             Purpose::Snapshot => self.on_snapshot(host, &tag, &resp),
+            Purpose::Resync => self.on_resync(host, &tag, &resp),
             Purpose::DriftList | Purpose::DriftRead | Purpose::Follow | Purpose::Replay | Purpose::ReplayPoll => {}
         }
     }
@@ -462,6 +469,7 @@ impl Engine {
             seq: None,
             auth_refusal: None,
             excluded,
+            resync: None,
         };
         if let Some(frozen) = rec.frozen.as_ref().filter(|_| !run.job.lifts_freeze) {
             // Queued before the freeze: refuse it like any write to a frozen index.
@@ -474,6 +482,19 @@ impl Engine {
                 });
             }
             self.finish(host, index, task_uid, Outcome::Failed(err.to_json()));
+            return;
+        }
+        if let Some(node) = run.job.resync.clone() {
+            let target = self.cfg.nodes.iter().position(|n| n.id == node);
+            let source = (0..n).find(|i| !run.excluded.contains(i) && Some(*i) != target);
+            self.jobs.insert(index.to_string(), run);
+            match (target, source) {
+                (Some(t), Some(s)) => self.begin_resync(host, index, t, s),
+                _ => {
+                    let err = MeiliError::bad_request(format!("no node in sync to copy index `{index}` from to node `{node}`"));
+                    self.finish(host, index, task_uid, Outcome::Failed(err.to_json()));
+                }
+            }
             return;
         }
         if !run.excluded.is_empty() {

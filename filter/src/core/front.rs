@@ -37,6 +37,8 @@ pub enum WriteKind {
     Instance { creates_key: bool },
     /// Mirror mode: a task cancelation (`cancel`) or deletion, translated for each node.
     Tasks { cancel: bool },
+    /// An operator's resync of the node at this position (`admin.rs`).
+    Resync { node: usize },
 }
 
 /// A write whose body is being buffered.
@@ -176,6 +178,7 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
         Route::Admin { index, action } => match super::admin::handle(engine, host, &index, action, head) {
             super::admin::AdminOutcome::Reply(r) => HeadersDecision::Reply(r),
             super::admin::AdminOutcome::Verify { index, purpose } => HeadersDecision::AdminVerify { index, purpose },
+            super::admin::AdminOutcome::Resync { index, node } => buffer(index, WriteKind::Resync { node }, head),
         },
         Route::AdminUnknown => HeadersDecision::Reply(tasks::error_reply(&MeiliError::not_found())),
     }
@@ -233,7 +236,25 @@ fn pin(engine: &Engine, host: &mut dyn Host, index: String, raw: &str) -> Header
 pub fn on_write_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, pending: &PendingWrite, body: &[u8]) -> BodyDecision {
     match pending.kind {
         WriteKind::Settings => on_settings_body(engine, host, context_id, pending, body),
+        WriteKind::Resync { node } => {
+            let mut job = job_of(engine, host, pending, &[]);
+            job.mirror = Some("miroirResync".into());
+            job.content_type = Some("application/json".into());
+            job.resync = engine.config().nodes.get(node).map(|n| n.id.clone());
+            queued(engine.queue_write(host, context_id, job, Value::Object(serde_json::Map::new())), &pending.index)
+        }
         _ => on_mirrored_body(engine, host, context_id, pending, body),
+    }
+}
+
+fn queued(q: Queued, index: &str) -> BodyDecision {
+    match q {
+        Queued::Now(task_uid) => BodyDecision::Wait { task_uid: Some(task_uid) },
+        Queued::Later => BodyDecision::Wait { task_uid: None },
+        Queued::Refused(e) => {
+            log::error!("miroir: could not queue a write on {index}: {e}");
+            BodyDecision::Reply(tasks::error_reply(&MeiliError::write_not_queued()))
+        }
     }
 }
 
@@ -398,5 +419,5 @@ fn job_of(engine: &Engine, host: &mut dyn Host, pending: &PendingWrite, body: &[
         lifts_freeze: false,
         mirror: None,
         node_paths: None,
-    }
+        resync: None,    }
 }

@@ -83,6 +83,8 @@ pub enum AdminAction {
     Unfreeze,
     /// `POST /_miroir/indexes/{uid}/repair`
     Repair,
+    /// `POST /_miroir/indexes/{uid}/resync?node=ID`
+    Resync,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,6 +342,7 @@ fn classify_admin<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> 
         ("POST", Some(a), None) if decoded_eq(a, "verify") => AdminAction::Verify,
         ("POST", Some(a), None) if decoded_eq(a, "unfreeze") => AdminAction::Unfreeze,
         ("POST", Some(a), None) if decoded_eq(a, "repair") => AdminAction::Repair,
+        ("POST", Some(a), None) if decoded_eq(a, "resync") => AdminAction::Resync,
         _ => return Route::AdminUnknown,
     };
     match decode_index_uid(raw_uid) {

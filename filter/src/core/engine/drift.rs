@@ -538,7 +538,7 @@ impl Engine {
             lifts_freeze,
             mirror: None,
             node_paths: None,
-        };
+            resync: None,        };
         let op = Op::Enqueue { job: Box::new(job), details: Value::Null };
         self.submit(host, op, Awaiting::RepairQueued { index: index.to_string(), differ, result });
     }

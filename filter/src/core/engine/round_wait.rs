@@ -68,6 +68,7 @@ impl Engine {
                     }
                 }
             }
+            Step::Resync => self.resync_step(host, index),
             Step::Backoff if now >= run.resume_at_ms => {
                 let bad: Vec<usize> = run
                     .nodes

@@ -80,6 +80,8 @@ pub enum Op {
     /// `node` replayed everything before `from` and the log holds nothing newer: it is in sync
     /// again (`Answer::Claimed`), at the index's settings version.
     Rejoin { index: String, node: String, from: u64 },
+    /// An operator's resync copied the index to `node`: in sync again, at the settings version.
+    Resynced { index: String, node: String },
     /// The index was deleted (or renamed away) through the gateway: its settings are no longer
     /// the filter's to keep, so the drift check does not bring them back.
     ForgetSettings { index: String },

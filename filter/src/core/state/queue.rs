@@ -184,7 +184,7 @@ mod tests {
             lifts_freeze: false,
             mirror: None,
             node_paths: None,
-        }
+            resync: None,        }
     }
 
     fn envoy() -> EnvoyRef {

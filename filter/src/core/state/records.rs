@@ -205,6 +205,9 @@ pub struct JobRecord {
     /// translated to each node's own task uids).
     #[serde(default)]
     pub node_paths: Option<BTreeMap<String, String>>,
+    /// An operator's resync of this node id (`engine/resync.rs`).
+    #[serde(default)]
+    pub resync: Option<String>,
 }
 
 /// A mirrored write the nodes accepted whose node tasks have not all finished: the filter task

@@ -199,6 +199,18 @@ impl SharedDataLedger {
                 prune_log(host, &index);
                 done(moved)
             }
+            Op::Resynced { index, node } => {
+                let done_ = done(update_index(host, &index, |rec| {
+                    let mut next = rec?.clone();
+                    next.out_of_sync.remove(&node);
+                    next.node_versions.insert(node.clone(), next.version);
+                    let fp = next.fingerprint.clone();
+                    next.node_fingerprints.insert(node.clone(), fp);
+                    Some(next)
+                }));
+                prune_log(host, &index);
+                done_
+            }
             Op::Rejoin { index, node, from } => {
                 let newer = read_log(host, &index).iter().any(|e| e.uid >= from);
                 let mut rejoined = false;
