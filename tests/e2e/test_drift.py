@@ -46,11 +46,11 @@ def start(make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy],
 
     def make(*, drift: dict[str, Any] | None = None, broadcast: dict[str, Any] | None = None,
              before_envoy: Callable[[Fleet], None] | None = None, env: dict[str, str] | None = None,
-             master_key: str = NODE_KEY) -> tuple[Fleet, Envoy, Proxy]:
+             master_key: str = NODE_KEY, writes: str | None = None) -> tuple[Fleet, Envoy, Proxy]:
         fleet = make_fleet(3, master_key=master_key)
         if before_envoy is not None:
             before_envoy(fleet)
-        overrides = {"settings_drift_check": drift, "settings_broadcast": broadcast}
+        overrides = {"settings_drift_check": drift, "settings_broadcast": broadcast, "writes": writes}
         overrides = {key: value for key, value in overrides.items() if value is not None}
         envoy = make_envoy(fleet, wasm=filter_wasm, plugin_overrides=overrides or None,
                            env=env if env is not None else {"MIROIR_NODE_API_KEY": master_key,
@@ -173,7 +173,8 @@ def test_an_out_of_band_change_is_repaired_to_the_committed_settings_without_a_n
 # --- (2) an index deleted on one node is recreated ---------------------------------------------------------
 
 def test_an_index_deleted_on_one_node_is_recreated_with_the_committed_settings(start: Callable[..., Any]) -> None:
-    fleet, envoy, proxy = start(drift=EVERY_SECOND)
+    """With `writes: passthrough` (mirror mode marks the node for a resync instead: test_mirror.py)."""
+    fleet, envoy, proxy = start(drift=EVERY_SECOND, writes="passthrough")
     uid = fresh_uid("drift_deleted")
     proxy.commit("PATCH", uid, COMMITTED)
     committed = assert_every_node_holds(fleet, uid, COMMITTED)[0]

@@ -364,3 +364,30 @@ def test_past_the_log_a_node_needs_a_resync_and_the_admin_resync_copies_the_inde
     # In sync again: it takes the next write.
     assert done(client, index.add_documents([{"id": 99}])).status == "succeeded"
     wait_until(lambda: module_docs_count(fleet, 2, uid) == 31, 10, "node 2 to take writes again")
+
+
+def test_the_drift_check_never_recreates_an_index_and_marks_a_node_that_lost_one(
+        make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy]) -> None:
+    fleet = make_fleet(3, master_key=NODE_KEY)
+    envoy = make_envoy(fleet, wasm=conftest_wasm(), plugin_overrides={"settings_drift_check": {"interval_s": 1}})
+    client = meilisearch.Client(envoy.url, NODE_KEY)
+    kept, deleted = fresh_uid("kept"), fresh_uid("deleted")
+    for uid in (kept, deleted):
+        done(client, client.create_index(uid, {"primaryKey": "id"}))
+        done(client, client.index(uid).update_settings({"stopWords": ["the"]}))
+        done(client, client.index(uid).add_documents(BOOKS))
+    # Deleted through the gateway while node 2 is away: it replays the deletion on its return,
+    # and no drift check brings the index back meanwhile.
+    fleet.fault(2, down=True)
+    assert done(client, client.delete_index(deleted)).status == "succeeded"
+    fleet.clear(2)
+    wait_until(lambda: module_docs_count(fleet, 2, deleted) == -1, 20, "node 2 to replay the deletion")
+    # Lost behind the gateway's back on node 1: marked for a resync, not recreated empty.
+    fleet.remove_index_out_of_band(1, kept)
+    wait_until(lambda: next(n for n in admin_show(envoy, kept)["nodes"] if n["id"] == "node-1")["sync"] == "needs_resync",
+               20, "the drift check to mark node 1")
+    for i in range(3):
+        assert module_docs_count(fleet, i, deleted) == -1, i
+    assert module_docs_count(fleet, 1, kept) == -1, "not recreated"
+    for _ in range(6):
+        assert client.index(kept).get_stats().number_of_documents == 3

@@ -374,6 +374,13 @@ impl Engine {
             self.write_verify_result(host, index, result);
             return;
         }
+        if self.cfg.writes == crate::core::config::Writes::Mirror {
+            if let Some(detail) = self.judge_mirror_existence(host, index, reads, &rec) {
+                let result = VerifyResult { at_ms: now, converged: false, fingerprints: BTreeMap::new(), detail, repair_task: None };
+                self.write_verify_result(host, index, result);
+                return;
+            }
+        }
         let fps: Vec<Option<String>> = reads
             .nodes
             .iter()
@@ -408,6 +415,43 @@ impl Engine {
         }
         let result = VerifyResult { at_ms: now, converged, fingerprints, detail, repair_task };
         self.write_verify_result(host, index, result);
+    }
+
+    /// Mirror mode: an index is written through the gateway to every node, so one that exists
+    /// on some nodes and not on others is not settings drift to repair by recreating it (that
+    /// would bring back an index deleted through the gateway): the nodes in the minority are
+    /// out of sync and need a resync (ties: the index exists if the filter keeps settings for
+    /// it). Nodes already out of sync are not judged here; their catch-up or resync decides.
+    /// Returns what was concluded, or None to judge the settings as usual.
+    fn judge_mirror_existence(&mut self, host: &mut dyn Host, index: &str, reads: &IndexReads, rec: &IndexRecord) -> Option<String> {
+        let judged: Vec<usize> = (0..self.cfg.nodes.len())
+            .filter(|i| self.cfg.nodes.get(*i).is_some_and(|n| !rec.out_of_sync.contains_key(&n.id)))
+            .collect();
+        let read = |i: &usize| reads.nodes.get(*i).cloned().flatten();
+        let present: Vec<usize> = judged.iter().copied().filter(|i| matches!(read(i), Some(NodeRead::Settings { .. }))).collect();
+        let missing: Vec<usize> = judged.iter().copied().filter(|i| matches!(read(i), Some(NodeRead::Missing))).collect();
+        if present.is_empty() || missing.is_empty() {
+            if rec.out_of_sync.is_empty() {
+                return None;
+            }
+            return Some("some nodes are out of sync: their catch-up or resync decides; nothing else concluded".into());
+        }
+        let kept = rec.fingerprint.is_some() || reads.desired.is_some();
+        let exists = present.len() > missing.len() || (present.len() == missing.len() && kept);
+        let (odd, why) = if exists {
+            (missing, format!("index `{index}` is missing there but not on the other nodes"))
+        } else {
+            (present, format!("index `{index}` exists there but not on the other nodes"))
+        };
+        host.counter_add(&metrics::for_index(metrics::DRIFT_DETECTED_TOTAL, index), 1);
+        let lags: Vec<(String, crate::core::state::records::NodeLag)> = odd
+            .iter()
+            .filter_map(|i| self.cfg.nodes.get(*i))
+            .map(|n| (n.id.clone(), crate::core::state::records::NodeLag { why: why.clone(), replay_from: None }))
+            .collect();
+        let ids: Vec<String> = lags.iter().map(|(id, _)| id.clone()).collect();
+        self.mark_out_of_sync(host, index, lags);
+        Some(format!("nodes {}: {why}; they need a resync", ids.join(", ")))
     }
 
     fn write_verify_result(&mut self, host: &mut dyn Host, index: &str, result: VerifyResult) {
