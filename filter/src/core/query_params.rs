@@ -58,14 +58,7 @@ fn form_decode(raw: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
+use super::route::hex_value;
 
 /// 400 `bad_request` for a parameter the route does not take, with deserr's suggestion of a
 /// close accepted name.

@@ -468,7 +468,8 @@ impl Iterator for PercentDecoded<'_> {
     }
 }
 
-fn hex_value(b: u8) -> Option<u8> {
+/// The value of one hex digit (percent-escapes, here and in query strings).
+pub fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

@@ -30,10 +30,21 @@ pub fn list_reply(
     tasks: &[TaskRecord],
     authorization: Option<&str>,
 ) -> LocalReply {
+    page_reply(query, tasks, authorization, |_| true, task_view_json)
+}
+
+/// The page of the tasks `query` selects among those `keep` keeps, each shown by `view`.
+fn page_reply(
+    query: &TaskQuery,
+    tasks: &[TaskRecord],
+    authorization: Option<&str>,
+    keep: impl Fn(&TaskRecord) -> bool,
+    view: impl Fn(&TaskRecord) -> Vec<u8>,
+) -> LocalReply {
     let caller = auth_hash(authorization);
     let mut hits: Vec<&TaskRecord> = tasks
         .iter()
-        .filter(|t| visible_to(t, caller.as_deref()) && query.matches(t))
+        .filter(|t| keep(t) && visible_to(t, caller.as_deref()) && query.matches(t))
         .collect();
     if query.reverse() {
         hits.sort_by_key(|t| t.uid);
@@ -42,35 +53,13 @@ pub fn list_reply(
     }
     let total = hits.len();
     let page = Page::of(&hits, query);
-    let results: Vec<Vec<u8>> = page.tasks.iter().map(|t| task_view_json(t)).collect();
-    json_reply(
-        200,
-        page_json(
-            &results,
-            total,
-            query.limit(),
-            page.tasks.first().map(|t| t.uid),
-            page.next,
-        ),
-    )
+    let results: Vec<Vec<u8>> = page.tasks.iter().map(|t| view(t)).collect();
+    json_reply(200, page_json(&results, total, query.limit(), page.tasks.first().map(|t| t.uid), page.next))
 }
 
 /// `GET /batches`: one batch per started task (see the module comment), paged like tasks.
 pub fn batches_reply(query: &TaskQuery, tasks: &[TaskRecord], authorization: Option<&str>) -> LocalReply {
-    let caller = auth_hash(authorization);
-    let mut hits: Vec<&TaskRecord> = tasks
-        .iter()
-        .filter(|t| batch_uid(t).is_some() && visible_to(t, caller.as_deref()) && query.matches(t))
-        .collect();
-    if query.reverse() {
-        hits.sort_by_key(|t| t.uid);
-    } else {
-        hits.sort_by_key(|t| std::cmp::Reverse(t.uid));
-    }
-    let total = hits.len();
-    let page = Page::of(&hits, query);
-    let results: Vec<Vec<u8>> = page.tasks.iter().map(|t| batch_view_json(t)).collect();
-    json_reply(200, page_json(&results, total, query.limit(), page.tasks.first().map(|t| t.uid), page.next))
+    page_reply(query, tasks, authorization, |t| batch_uid(t).is_some(), batch_view_json)
 }
 
 /// `GET /batches/{uid}`, `uid` being the path segment once percent-decoded: 400
