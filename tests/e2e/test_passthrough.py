@@ -25,13 +25,14 @@ BOOKS = [
 ]
 
 
-@pytest.fixture(params=["baseline", "filter"])
+@pytest.fixture(params=["baseline", "filter", "filter-passthrough"])
 def proxy_for(request: pytest.FixtureRequest, make_envoy: Callable[..., Envoy]) -> Callable[[Fleet], Envoy]:
     """Start an Envoy in front of a fleet: without a filter, or with the miroir filter."""
-    wasm = filter_wasm_required() if request.param == "filter" else None
+    wasm = filter_wasm_required() if request.param.startswith("filter") else None
+    overrides = {"writes": "passthrough"} if request.param == "filter-passthrough" else None
 
     def start(fleet: Fleet) -> Envoy:
-        envoy = make_envoy(fleet, wasm=wasm)
+        envoy = make_envoy(fleet, wasm=wasm, plugin_overrides=overrides)
         if wasm is not None:
             assert_filter_loaded(envoy)
         return envoy
@@ -127,6 +128,22 @@ def test_sdk_documents_task_wait_and_search(make_fleet: Callable[..., Fleet],
     assert sorted(stored["results"], key=lambda d: d["id"]) == BOOKS
 
 
+def test_with_writes_passthrough_a_document_write_reaches_one_node_as_before(
+        make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy]) -> None:
+    """`writes: passthrough` keeps the old behaviour for fleets replicated by other means: a
+    document write goes through Envoy's router to one node and answers with that node's task."""
+    fleet = make_fleet(3)
+    envoy = make_envoy(fleet, wasm=filter_wasm_required(), plugin_overrides={"writes": "passthrough"})
+    r = requests.post(f"{envoy.url}/indexes/books/documents", json=BOOKS, timeout=10,
+                      headers={"Authorization": f"Bearer {NODE_KEY}"})
+    assert r.status_code == 202, r.text
+    assert r.json()["taskUid"] < 2**30, "a node's own task uid"
+    received_by = [i for i in range(fleet.size)
+                   if any(e["method"] == "POST" and e["path"].startswith("/indexes/books/documents")
+                          for e in fleet.requests(i))]
+    assert len(received_by) == 1, received_by
+
+
 @pytest.mark.parametrize("path", ["/health", "/version"])
 def test_health_and_version_pass_through(path: str, make_fleet: Callable[..., Fleet],
                                          proxy_for: Callable[[Fleet], Envoy], http: requests.Session) -> None:
@@ -145,6 +162,7 @@ INVALID_CONFIGURATIONS = {
     "unknown nested key": ({"settings_broadcast": {"bogus": 1}}, "settings_broadcast.bogus"),
     "unknown top-level key": ({"bogus_top_level": True}, "bogus_top_level"),
     "zero nodes": ({"nodes": []}, "nodes"),
+    "unknown writes mode": ({"writes": "Mirror"}, "writes"),
     "duplicate node id": (
         {"nodes": [{"id": "node-0", "cluster": "meili_node_0", "authority": "127.0.0.1:7701"},
                    {"id": "node-0", "cluster": "meili_node_1", "authority": "127.0.0.1:7702"}]},
