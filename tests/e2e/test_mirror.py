@@ -213,10 +213,31 @@ def test_get_tasks_lists_the_filters_tasks_with_meilisearch_filters(client: meil
 
 
 def test_writes_mirroring_cannot_keep_right_are_refused_with_the_reason(shared: Envoy) -> None:
-    r = requests.post(f"{shared.url}/swap-indexes", json=[{"indexes": ["a", "b"]}], timeout=10,
-                      headers={"Authorization": f"Bearer {NODE_KEY}"})
+    r = requests.patch(f"{shared.url}/network", json={"self": "a"}, timeout=10,
+                       headers={"Authorization": f"Bearer {NODE_KEY}"})
     assert r.status_code == 400 and r.json()["code"] == "miroir_not_mirrored", r.text
-    assert "swap" in r.json()["message"]
+    assert "network" in r.json()["message"]
+
+
+def test_a_swap_lands_between_the_writes_around_it_on_every_node(client: meilisearch.Client,
+                                                                 module_fleet: Fleet) -> None:
+    a, b = fresh_uid("swapa"), fresh_uid("swapb")
+    for uid, doc in ((a, {"id": 1, "from": "a"}), (b, {"id": 2, "from": "b"})):
+        done(client, client.create_index(uid, {"primaryKey": "id"}))
+        done(client, client.index(uid).add_documents([doc]))
+    # Sent back to back without waiting: the swap must land after the first, before the second.
+    before = client.index(a).add_documents([{"id": 10, "from": "before"}])
+    swap = client.swap_indexes([{"indexes": [a, b]}])
+    after = client.index(a).add_documents([{"id": 20, "from": "after"}])
+    tasks = [done(client, t) for t in (before, swap, after)]
+    assert [t.status for t in tasks] == ["succeeded"] * 3, tasks
+    assert tasks[1].type == "indexSwap"
+    assert before.task_uid < swap.task_uid < after.task_uid
+    for i in range(module_fleet.size):
+        assert [d["id"] for d in node_documents(module_fleet, a)[i]] == [2, 20], i
+        assert [d["id"] for d in node_documents(module_fleet, b)[i]] == [1, 10], i
+    failed = done(client, client.swap_indexes([{"indexes": [a, fresh_uid("missing")]}]))
+    assert failed.status == "failed" and failed.error["code"] == "index_not_found", failed
 
 
 def test_reads_avoid_a_node_that_missed_a_write(make_fleet: Callable[..., Fleet],
@@ -391,3 +412,47 @@ def test_the_drift_check_never_recreates_an_index_and_marks_a_node_that_lost_one
     assert module_docs_count(fleet, 1, kept) == -1, "not recreated"
     for _ in range(6):
         assert client.index(kept).get_stats().number_of_documents == 3
+
+
+def test_a_swap_waits_for_writes_queued_before_it_and_holds_those_after(
+        make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy]) -> None:
+    """With slow node tasks a settings write holds index a's queue (its verify waits for the
+    nodes), a document write queues behind it, and a swap arrives meanwhile: every node gets the
+    three in uid order, and a write sent after the swap lands after it."""
+    fleet = make_fleet(3, master_key=NODE_KEY, task_ms=150)
+    envoy = make_envoy(fleet, wasm=conftest_wasm())
+    client = meilisearch.Client(envoy.url, NODE_KEY)
+    a, b = fresh_uid("fencea"), fresh_uid("fenceb")
+    for uid in (a, b):
+        done(client, client.create_index(uid, {"primaryKey": "id"}))
+    infos: dict[str, Any] = {}
+
+    def send(name: str, call: Callable[[], Any]) -> threading.Thread:
+        t = threading.Thread(target=lambda: infos.__setitem__(name, call()))
+        t.start()
+        return t
+
+    threads = [send("settings", lambda: client.index(a).update_stop_words(["x"]))]
+    wait_until(lambda: "settings" in infos, 10, "the settings write to be queued")
+    threads.append(send("docs", lambda: meilisearch.Client(envoy.url, NODE_KEY).index(a).add_documents([{"id": 1}])))
+    wait_until(lambda: any(t["type"] == "documentAdditionOrUpdate"
+                           for t in requests.get(f"{envoy.url}/tasks?indexUids={a}", timeout=10,
+                                                 headers={"Authorization": f"Bearer {NODE_KEY}"}).json()["results"]),
+               10, "the document write to be queued")
+    threads.append(send("swap", lambda: meilisearch.Client(envoy.url, NODE_KEY).swap_indexes([{"indexes": [a, b]}])))
+    wait_until(lambda: "swap" in infos, 20, "the swap to be answered")
+    threads.append(send("after", lambda: meilisearch.Client(envoy.url, NODE_KEY).index(a).add_documents([{"id": 2}])))
+    for t in threads:
+        t.join(timeout=60)
+    tasks = {name: done(client, info) for name, info in infos.items()}
+    assert all(t.status == "succeeded" for t in tasks.values()), tasks
+    order = sorted(tasks, key=lambda n: tasks[n].uid)
+    assert order == ["settings", "docs", "swap", "after"], order
+    for i in range(fleet.size):
+        # A swap moves the earlier tasks' indexUid too, and has none itself: read every task.
+        every = fleet.node_get(i, "/tasks?limit=1000").json()["results"]
+        mine = sorted((t for t in every if t["indexUid"] in (a, b) or t["type"] == "indexSwap"), key=lambda t: t["uid"])
+        on_node = [t["type"] for t in mine if t["type"] != "indexCreation"]
+        assert on_node == ["settingsUpdate", "documentAdditionOrUpdate", "indexSwap", "documentAdditionOrUpdate"], (i, on_node)
+        assert [d["id"] for d in node_documents(fleet, b)[i]] == [1], i
+        assert [d["id"] for d in node_documents(fleet, a)[i]] == [2], i

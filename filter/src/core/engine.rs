@@ -35,6 +35,7 @@ mod mirror_round;
 mod mirror_tasks;
 mod queued_writes;
 mod resync;
+mod swap;
 mod round_propose;
 mod round_verify;
 mod round_wait;
@@ -89,6 +90,8 @@ enum Step {
     Backoff,
     /// An operator's resync of one node (`resync.rs`).
     Resync,
+    /// A swap waits for the writes queued before it on the indexes it names (`swap.rs`).
+    SwapWait,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -137,6 +140,8 @@ struct Running {
     /// out (a write would reach them out of order) and keeps its write in the catch-up log.
     excluded: BTreeSet<usize>,
     resync: Option<resync::ResyncRun>,
+    /// A swap's readiness is being asked of the ledger.
+    swap_checking: bool,
 }
 
 struct Waiter {
@@ -429,6 +434,9 @@ impl Engine {
         if rec.queue.is_empty() {
             return; // claimed for its open mirrored writes only
         }
+        if rec.swap_fence.is_some_and(|swap| task_uid > swap) {
+            return; // behind a swap still waiting to go out: started once its fence is lifted
+        }
         log::debug!("miroir: worker {} starts task {task_uid} on index {index}", self.worker);
         let Some(job) = job else {
             log::warn!("miroir: job {task_uid} on index {index} has no record; dropping it");
@@ -470,6 +478,7 @@ impl Engine {
             auth_refusal: None,
             excluded,
             resync: None,
+            swap_checking: false,
         };
         if let Some(frozen) = rec.frozen.as_ref().filter(|_| !run.job.lifts_freeze) {
             // Queued before the freeze: refuse it like any write to a frozen index.
@@ -505,8 +514,12 @@ impl Engine {
         if run.job.mirror.is_some() {
             // Mirrored: no phase (the settings do not change), the task starts when a node
             // starts it (`mirror_tasks.rs`).
+            let holds = run.job.holds.clone().filter(|h| !h.is_empty());
             self.jobs.insert(index.to_string(), run);
-            self.propose_round(host, index, included);
+            match holds {
+                Some(holds) => self.begin_swap(host, index, holds),
+                None => self.propose_round(host, index, included),
+            }
             return;
         }
         self.update_task(host, task_uid, TaskChange::Start { now_ms: now });

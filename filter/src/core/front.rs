@@ -39,6 +39,8 @@ pub enum WriteKind {
     Tasks { cancel: bool },
     /// An operator's resync of the node at this position (`admin.rs`).
     Resync { node: usize },
+    /// Mirror mode: `POST /swap-indexes`, holding every index its body names.
+    Swap,
 }
 
 /// A write whose body is being buffered.
@@ -90,6 +92,7 @@ pub fn wants_credentials(route: &Route) -> bool {
             | Route::IndexCreate
             | Route::InstanceWrite { .. }
             | Route::TaskTranslate { .. }
+            | Route::Swap
     )
 }
 
@@ -97,7 +100,11 @@ pub fn wants_credentials(route: &Route) -> bool {
 pub fn is_replayed(cfg: &super::config::Config, route: &Route) -> bool {
     match route {
         Route::SettingsWrite { .. } => true,
-        Route::IndexWrite { .. } | Route::IndexCreate | Route::InstanceWrite { .. } | Route::TaskTranslate { .. } => {
+        Route::IndexWrite { .. }
+        | Route::IndexCreate
+        | Route::InstanceWrite { .. }
+        | Route::TaskTranslate { .. }
+        | Route::Swap => {
             mirrors(cfg)
         }
         _ => false,
@@ -134,10 +141,11 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
             buffer(INSTANCE_QUEUE.into(), WriteKind::Instance { creates_key }, head)
         }
         Route::TaskTranslate { cancel } if mirrors(cfg) => buffer(INSTANCE_QUEUE.into(), WriteKind::Tasks { cancel }, head),
+        Route::Swap if mirrors(cfg) => buffer(INSTANCE_QUEUE.into(), WriteKind::Swap, head),
         Route::NotMirrored { why } if mirrors(cfg) => {
             HeadersDecision::Reply(tasks::error_reply(&MeiliError::new(400, "miroir_not_mirrored", ErrorType::InvalidRequest, why)))
         }
-        Route::IndexCreate | Route::InstanceWrite { .. } | Route::TaskTranslate { .. } | Route::NotMirrored { .. } => {
+        Route::IndexCreate | Route::InstanceWrite { .. } | Route::TaskTranslate { .. } | Route::Swap | Route::NotMirrored { .. } => {
             HeadersDecision::Pass
         }
         // Mirror mode: the fleet's tasks are the filter's (a node's own uids mean nothing
@@ -288,6 +296,16 @@ fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, p
         }
         _ => {}
     }
+    let mut holds = None;
+    if pending.kind == WriteKind::Swap {
+        let named = swapped_indexes(&body);
+        for index in &named {
+            if let Some(reply) = refuse_if_frozen(host, index) {
+                return BodyDecision::Reply(reply);
+            }
+        }
+        holds = Some(named);
+    }
     let mut node_paths = None;
     if let WriteKind::Tasks { cancel } = pending.kind {
         match translate_tasks(&cfg, host, &pending.head, cancel) {
@@ -304,6 +322,7 @@ fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, p
     job.index = index.clone();
     job.mirror = Some(mirror::expected_task_type(&pending.head.method, &pending.head.path).to_string());
     job.node_paths = node_paths;
+    job.holds = holds;
     match engine.queue_write(host, context_id, job, Value::Object(serde_json::Map::new())) {
         Queued::Now(task_uid) => BodyDecision::Wait { task_uid: Some(task_uid) },
         Queued::Later => BodyDecision::Wait { task_uid: None },
@@ -312,6 +331,23 @@ fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, p
             BodyDecision::Reply(tasks::error_reply(&MeiliError::write_not_queued()))
         }
     }
+}
+
+/// The valid index uids a swap body names (`[{"indexes": [a, b]}, …]`), once each; the nodes
+/// judge the rest of the body.
+fn swapped_indexes(body: &[u8]) -> Vec<String> {
+    let Ok(Value::Array(swaps)) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+    let mut named: Vec<String> = swaps
+        .iter()
+        .filter_map(|s| s.get("indexes").and_then(Value::as_array))
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|u| super::route::is_valid_index_uid(u))
+        .map(str::to_string)
+        .collect();
+    named.sort();
+    named.dedup();
+    named
 }
 
 /// `POST /tasks/cancel` or `DELETE /tasks` over the filter's tasks: the node task uids behind the
@@ -419,5 +455,7 @@ fn job_of(engine: &Engine, host: &mut dyn Host, pending: &PendingWrite, body: &[
         lifts_freeze: false,
         mirror: None,
         node_paths: None,
-        resync: None,    }
+        resync: None,
+        holds: None,
+    }
 }

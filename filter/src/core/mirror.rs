@@ -233,6 +233,7 @@ pub fn expected_task_type(method: &str, path: &str) -> &'static str {
         ("POST", ["dumps"]) => "dumpCreation",
         ("POST", ["snapshots"]) => "snapshotCreation",
         ("POST", ["tasks", "cancel"]) => "taskCancelation",
+        ("POST", ["swap-indexes"]) => "indexSwap",
         ("DELETE", ["tasks"]) => "taskDeletion",
         _ => "unknown",
     }

@@ -113,6 +113,8 @@ pub enum Route {
     /// A write to the instance rather than an index (keys, experimental features, chats, dumps,
     /// snapshots). `creates_key`: `POST /keys`, whose key value depends on its `uid`.
     InstanceWrite { creates_key: bool },
+    /// `POST /swap-indexes`: holds the queues of every index its body names.
+    Swap,
     /// `POST /tasks/cancel` (`cancel`) or `DELETE /tasks`: about the filter's task uids, so
     /// translated to the node task uids behind them, node by node.
     TaskTranslate { cancel: bool },
@@ -141,6 +143,7 @@ impl Route {
             | Route::IndexCreate
             | Route::InstanceWrite { .. }
             | Route::TaskTranslate { .. }
+            | Route::Swap
             | Route::NotMirrored { .. }
             | Route::AdminUnknown
             | Route::Other => None,
@@ -178,7 +181,6 @@ pub fn classify(method: &str, path: &str) -> Route {
 }
 
 /// Why each write the filter does not mirror is refused in mirror mode (docs/operations.md).
-pub const WHY_SWAP: &str = "`/swap-indexes` is not mirrored yet: a swap must hold the write queues of every index it names. Swap on each node directly while no writes run, or use `\"writes\": \"passthrough\"`.";
 pub const WHY_NETWORK: &str = "`/network` configures each node's own place in a Meilisearch network; set it on each node directly.";
 pub const WHY_EXPORT: &str = "`/export` makes a node push its own copy elsewhere; every node would push the same documents. Call it on one node directly.";
 pub const WHY_WEBHOOKS: &str = "Each node names its webhooks with its own uuid, so one uuid cannot address them all; configure webhooks on each node directly.";
@@ -199,9 +201,10 @@ fn classify_instance_write<'a>(method: &str, first: &str, mut rest: impl Iterato
     if decoded_eq(first, "chats") {
         return if method == "POST" { Route::Other } else { Route::InstanceWrite { creates_key: false } };
     }
-    let why = if decoded_eq(first, "swap-indexes") {
-        WHY_SWAP
-    } else if decoded_eq(first, "network") {
+    if decoded_eq(first, "swap-indexes") {
+        return if second.is_none() && method == "POST" { Route::Swap } else { Route::Other };
+    }
+    let why = if decoded_eq(first, "network") {
         WHY_NETWORK
     } else if decoded_eq(first, "export") {
         WHY_EXPORT
@@ -972,7 +975,8 @@ mod tests {
             ("POST", "/snapshots", Route::InstanceWrite { creates_key: false }),
             ("DELETE", "/chats/w", Route::InstanceWrite { creates_key: false }),
             ("POST", "/chats/w/chat/completions", Route::Other),
-            ("POST", "/swap-indexes", Route::NotMirrored { why: WHY_SWAP }),
+            ("POST", "/swap-indexes", Route::Swap),
+            ("GET", "/swap-indexes", Route::Other),
             ("PATCH", "/network", Route::NotMirrored { why: WHY_NETWORK }),
             ("POST", "/export", Route::NotMirrored { why: WHY_EXPORT }),
             ("POST", "/webhooks", Route::NotMirrored { why: WHY_WEBHOOKS }),

@@ -308,8 +308,9 @@ fn index_already_exists(uid: &str) -> ApiError {
 }
 
 /// An `indexSwap` task: every named index must exist (the second one must not when renaming);
-/// then the indexes trade places, and so do the index uids of the tasks that name them, like the
-/// scheduler does.
+/// then the indexes trade places, and so do the index uids of the tasks before it that name
+/// them, like the scheduler does (`apply_index_swap` leaves later tasks, enqueued after the
+/// swap, on the index their client named).
 fn swap(st: &mut NodeState, task_uid: u32, swaps: &[(String, String, bool)]) -> Result<(), ApiError> {
     let mut missing: Vec<&str> = Vec::new();
     for (a, b, rename) in swaps {
@@ -347,7 +348,7 @@ fn swap(st: &mut NodeState, task_uid: u32, swaps: &[(String, String, bool)]) -> 
                 st.indexes.insert(name.clone(), index);
             }
         }
-        for t in st.tasks.iter_mut().filter(|t| t.uid != task_uid) {
+        for t in st.tasks.iter_mut().filter(|t| t.uid < task_uid) {
             let renamed = match t.index_uid.as_deref() {
                 Some(x) if x == a => Some(b.clone()),
                 Some(x) if x == b && !rename => Some(a.clone()),

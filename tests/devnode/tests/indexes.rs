@@ -70,3 +70,21 @@ async fn swap_and_rename_indexes() {
     let r = call(port, "POST", "/swap-indexes", Some(json!([{"indexes": ["a", "b"]}, {"indexes": ["b", "c"]}]))).await;
     assert_eq!(r.body["code"], "invalid_swap_duplicate_index_found");
 }
+
+#[tokio::test]
+async fn a_swap_renames_only_the_tasks_before_it() {
+    let d = fleet(1, None).await;
+    let port = d.node_ports()[0];
+    write(port, "POST", "/indexes/a/documents", Some(json!([{"id": "in-a"}]))).await;
+    write(port, "POST", "/indexes/b/documents", Some(json!([{"id": "in-b"}]))).await;
+    // Slow tasks: the write after the swap is enqueued before the swap is processed.
+    call(d.control_port, "POST", "/nodes/0/faults", Some(json!({"task_ms": 200}))).await;
+    let swap = call(port, "POST", "/swap-indexes", Some(json!([{"indexes": ["a", "b"]}]))).await.body;
+    let after = call(port, "POST", "/indexes/a/documents", Some(json!([{"id": "after"}]))).await.body;
+    let after_uid = after["taskUid"].as_u64().unwrap();
+    assert_eq!(wait_task(port, swap["taskUid"].as_u64().unwrap()).await["status"], "succeeded");
+    let t = wait_task(port, after_uid).await;
+    assert_eq!((t["status"].clone(), t["indexUid"].clone()), (json!("succeeded"), json!("a")));
+    assert_eq!(call(port, "GET", "/indexes/a/documents", None).await.body["results"], json!([{"id": "in-b"}, {"id": "after"}]));
+    assert_eq!(call(port, "GET", "/indexes/b/documents", None).await.body["results"], json!([{"id": "in-a"}]));
+}

@@ -582,7 +582,9 @@ impl Engine {
             lifts_freeze,
             mirror: None,
             node_paths: None,
-            resync: None,        };
+            resync: None,
+            holds: None,
+        };
         let op = Op::Enqueue { job: Box::new(job), details: Value::Null };
         self.submit(host, op, Awaiting::RepairQueued { index: index.to_string(), differ, result });
     }

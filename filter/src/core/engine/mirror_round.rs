@@ -20,6 +20,8 @@ impl Engine {
             .collect();
         let job = run.job.clone();
         let client_answered = run.client_answered;
+        let enqueued = answers.iter().any(|a| matches!(a, NodeAnswer::Task { .. }));
+        self.end_swap(host, &job, enqueued);
         let ids: Vec<String> = round.iter().filter_map(|i| self.cfg.nodes.get(*i)).map(|c| c.id.clone()).collect();
         let node_id = |pos: usize| ids.get(pos).cloned();
         match mirror::verdict(&answers) {

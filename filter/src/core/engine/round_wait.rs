@@ -69,6 +69,7 @@ impl Engine {
                 }
             }
             Step::Resync => self.resync_step(host, index),
+            Step::SwapWait => self.swap_check(host, index),
             Step::Backoff if now >= run.resume_at_ms => {
                 let bad: Vec<usize> = run
                     .nodes

@@ -80,6 +80,13 @@ pub enum Op {
     /// `node` replayed everything before `from` and the log holds nothing newer: it is in sync
     /// again (`Answer::Claimed`), at the index's settings version.
     Rejoin { index: String, node: String, from: u64 },
+    /// Swap `uid` holds these indexes: jobs queued after it wait, and a write that took a uid
+    /// but is not queued yet takes a new one, after the swap's (`Answer::Done`).
+    FenceForSwap { indexes: Vec<String>, uid: u64 },
+    /// Every write queued before swap `uid` on these indexes went out (`Answer::Claimed`).
+    SwapReady { indexes: Vec<String>, uid: u64 },
+    /// The swap went out: lift its fences and wake the indexes (`Answer::Done`).
+    Unfence { indexes: Vec<String>, uid: u64 },
     /// An operator's resync copied the index to `node`: in sync again, at the settings version.
     Resynced { index: String, node: String },
     /// The index was deleted (or renamed away) through the gateway: its settings are no longer

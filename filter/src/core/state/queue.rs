@@ -184,7 +184,9 @@ mod tests {
             lifts_freeze: false,
             mirror: None,
             node_paths: None,
-            resync: None,        }
+            resync: None,
+            holds: None,
+        }
     }
 
     fn envoy() -> EnvoyRef {

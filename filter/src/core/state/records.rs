@@ -91,6 +91,10 @@ pub struct IndexRecord {
     /// (replayed the writes it missed from the log) or was resynced.
     #[serde(default)]
     pub out_of_sync: BTreeMap<String, NodeLag>,
+    /// Mirror mode: a swap naming this index (its task uid) is about to go out: jobs queued
+    /// after it wait until it has (`engine/swap.rs`).
+    #[serde(default)]
+    pub swap_fence: Option<u64>,
 }
 
 /// A node out of sync for an index.
@@ -208,6 +212,9 @@ pub struct JobRecord {
     /// An operator's resync of this node id (`engine/resync.rs`).
     #[serde(default)]
     pub resync: Option<String>,
+    /// A swap: the indexes it names, whose queues it holds (`engine/swap.rs`).
+    #[serde(default)]
+    pub holds: Option<Vec<String>>,
 }
 
 /// A mirrored write the nodes accepted whose node tasks have not all finished: the filter task

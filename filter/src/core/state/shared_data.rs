@@ -199,6 +199,34 @@ impl SharedDataLedger {
                 prune_log(host, &index);
                 done(moved)
             }
+            Op::FenceForSwap { indexes, uid } => {
+                let seq = store::read::<u64>(host, keys::TASK_COUNTER_KEY).ok().flatten().unwrap_or(0);
+                for index in &indexes {
+                    let fenced = update_index(host, index, |rec| {
+                        let mut next = rec.cloned().unwrap_or_default();
+                        next.swap_fence = Some(uid);
+                        next.queued_seq = next.queued_seq.max(seq);
+                        Some(next)
+                    });
+                    if let Err(e) = fenced {
+                        return Answer::Failed(e);
+                    }
+                }
+                Answer::Done
+            }
+            Op::SwapReady { indexes, uid } => Answer::Claimed(indexes.iter().all(|index| {
+                index_store::read_index(host, index).ok().flatten().is_none_or(|r| r.queue.iter().all(|t| *t > uid))
+            })),
+            Op::Unfence { indexes, uid } => {
+                for index in &indexes {
+                    let _ = update_index(host, index, |rec| {
+                        let rec = rec?;
+                        (rec.swap_fence == Some(uid)).then(|| IndexRecord { swap_fence: None, ..rec.clone() })
+                    });
+                    queue::activate(host, index);
+                }
+                Answer::Done
+            }
             Op::Resynced { index, node } => {
                 let done_ = done(update_index(host, &index, |rec| {
                     let mut next = rec?.clone();
