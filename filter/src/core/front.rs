@@ -15,7 +15,7 @@ use super::metrics;
 use super::proposal::Proposal;
 use super::state::keys;
 use super::admin_views::VerifyPurpose;
-use super::state::records::{IndexRecord, JobRecord, TaskRecord};
+use super::state::records::{HotRecord, IndexRecord, JobRecord, TaskRecord};
 use super::route::{classify, Route};
 use super::state::store;
 use super::state::queue;
@@ -58,6 +58,9 @@ pub enum HeadersDecision {
     Pass,
     /// Pass, and stamp the response with the index's settings version.
     PassAndStamp { index: String },
+    /// Pass, and stamp the response from this view of the index, read for the decision (one
+    /// shared-data read per request, not two).
+    PassAndStampWith { index: String, hot: HotRecord },
     /// Pass pinned to one node's cluster (routing header), and stamp.
     Pin { index: String, cluster: String },
     Reply(LocalReply),
@@ -167,7 +170,14 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
         }
         Route::TaskList | Route::Batches { .. } => HeadersDecision::Pass,
         Route::IndexRead { index } => match &head.min_settings_version {
-            None if mirrors(cfg) && engine::read_hot(host, &index).split => pin(engine, host, index, "0"),
+            None if mirrors(cfg) => {
+                let hot = engine::read_hot(host, &index);
+                if hot.split {
+                    pin(engine, host, index, "0")
+                } else {
+                    HeadersDecision::PassAndStampWith { index, hot }
+                }
+            }
             None => HeadersDecision::PassAndStamp { index },
             Some(raw) => pin(engine, host, index, raw),
         },

@@ -10,6 +10,7 @@ use super::front::{self, BodyDecision, HeadersDecision, PendingWrite};
 use super::headers;
 use super::host::{Host, LocalReply};
 use super::request::{RequestHead, HEADER_MIN_VERSION};
+use super::state::records::HotRecord;
 use super::route::{classify, may_be_routed, Route};
 use super::tasks::error_reply;
 
@@ -44,6 +45,8 @@ pub struct HttpFlow {
     context_id: u32,
     pending: Option<PendingWrite>,
     stamp_index: Option<String>,
+    /// The index's view read at request time, stamped as is on the response.
+    stamp_hot: Option<HotRecord>,
 }
 
 impl HttpFlow {
@@ -98,6 +101,11 @@ impl HttpFlow {
             HeadersDecision::Pass => Next::Continue,
             HeadersDecision::PassAndStamp { index } => {
                 self.stamp_index = Some(index);
+                Next::Continue
+            }
+            HeadersDecision::PassAndStampWith { index, hot } => {
+                self.stamp_index = Some(index);
+                self.stamp_hot = Some(hot);
                 Next::Continue
             }
             HeadersDecision::Pin { index, cluster } => {
@@ -160,7 +168,11 @@ impl HttpFlow {
 
     pub fn on_response_headers(&mut self, host: &dyn Host, io: &mut dyn RequestIo) {
         let Some(index) = self.stamp_index.as_deref() else { return };
-        for (name, value) in headers::response_headers(host, index) {
+        let stamped = match self.stamp_hot {
+            Some(hot) => headers::for_hot(hot),
+            None => headers::response_headers(host, index),
+        };
+        for (name, value) in stamped {
             io.set_response_header(name, &value);
         }
     }
