@@ -412,6 +412,21 @@ def test_the_drift_check_never_recreates_an_index_and_marks_a_node_that_lost_one
     assert module_docs_count(fleet, 1, kept) == -1, "not recreated"
     for _ in range(6):
         assert client.index(kept).get_stats().number_of_documents == 3
+    # A document added behind the gateway's back on node 0: its count differs, so it is marked
+    # for a resync, which brings it back to what the others hold.
+    counted = fresh_uid("counted")
+    done(client, client.create_index(counted, {"primaryKey": "id"}))
+    done(client, client.index(counted).add_documents(BOOKS))
+    r = requests.post(f"{fleet.node_url(0)}/indexes/{counted}/documents", json=[{"id": 99}], timeout=10,
+                      headers=fleet.auth_headers())
+    assert r.status_code == 202
+    wait_until(lambda: next(n for n in admin_show(envoy, counted)["nodes"] if n["id"] == "node-0")["sync"] == "needs_resync",
+               20, "the drift check to mark node 0")
+    from conftest import ADMIN_KEY
+    r = requests.post(f"{envoy.url}/_miroir/indexes/{counted}/resync?node=node-0", timeout=10,
+                      headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert r.status_code == 202, r.text
+    wait_until(lambda: module_docs_count(fleet, 0, counted) == 3, 20, "node 0 resynced")
 
 
 def test_a_swap_waits_for_writes_queued_before_it_and_holds_those_after(

@@ -126,10 +126,12 @@ impl Engine {
                 self.cfg.node_api_key_env
             ),
             (Awaiting::NodeKeyWarning, _) => {}
-            (Awaiting::DriftRead { index, epoch }, Answer::IndexState { rec, desired }) => {
-                self.on_drift_index_read(host, &index, epoch, *rec, desired);
+            (Awaiting::DriftRead { index, epoch }, Answer::IndexState { rec, desired, open_tasks }) => {
+                self.on_drift_index_read(host, &index, epoch, *rec, desired, open_tasks);
             }
-            (Awaiting::DriftJudge { index, epoch }, Answer::IndexState { rec, .. }) => self.on_drift_judge(host, &index, epoch, *rec),
+            (Awaiting::DriftJudge { index, epoch }, Answer::IndexState { rec, open_tasks, .. }) => {
+                self.on_drift_judge(host, &index, epoch, *rec, open_tasks);
+            }
             (Awaiting::DriftRead { index, .. } | Awaiting::DriftJudge { index, .. }, other) => {
                 log::warn!("miroir: unexpected ledger answer {other:?} to a read of {index}");
             }

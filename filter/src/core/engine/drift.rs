@@ -76,6 +76,10 @@ pub(super) struct IndexReads {
     bodies: BTreeMap<String, Value>,
     outstanding: usize,
     stage: Stage,
+    /// Mirror mode: per node, `numberOfDocuments` and `isIndexing` from its stats.
+    counts: Vec<Option<(u64, bool)>>,
+    /// Mirrored writes still open when the reads went out.
+    open_before: usize,
 }
 
 /// The parts of an index record a settings change moves (the lease and phase are bookkeeping).
@@ -184,17 +188,31 @@ impl Engine {
         epoch: u64,
         before: IndexRecord,
         desired: Option<Map<String, Value>>,
+        open_before: usize,
     ) {
         let n = self.cfg.nodes.len();
         let Some(reads) = self.drift.as_mut().filter(|r| r.epoch == epoch).and_then(|r| r.reading.get_mut(index)) else {
             return;
         };
-        *reads = IndexReads { before, desired, nodes: vec![None; n], stage: Stage::Reading, ..IndexReads::default() };
-        let path = format!("/indexes/{index}/settings");
+        *reads = IndexReads {
+            before,
+            desired,
+            nodes: vec![None; n],
+            counts: vec![None; n],
+            open_before,
+            stage: Stage::Reading,
+            ..IndexReads::default()
+        };
+        let mut paths = vec![format!("/indexes/{index}/settings")];
+        if self.cfg.writes == crate::core::config::Writes::Mirror {
+            paths.push(format!("/indexes/{index}/stats"));
+        }
         for i in 0..n {
-            if self.drift_call(host, i, index, &path) {
-                if let Some(reads) = self.drift.as_mut().and_then(|r| r.reading.get_mut(index)) {
-                    reads.outstanding += 1;
+            for path in &paths {
+                if self.drift_call(host, i, index, path) {
+                    if let Some(reads) = self.drift.as_mut().and_then(|r| r.reading.get_mut(index)) {
+                        reads.outstanding += 1;
+                    }
                 }
             }
         }
@@ -258,6 +276,21 @@ impl Engine {
             Purpose::DriftRead => {
                 let Some(reads) = run.reading.get_mut(&tag.index) else { return };
                 reads.outstanding = reads.outstanding.saturating_sub(1);
+                let stats = body.as_ref().and_then(|b| {
+                    Some((b.get("numberOfDocuments")?.as_u64()?, b.get("isIndexing").and_then(Value::as_bool).unwrap_or(true)))
+                });
+                if let Some(stats) = stats {
+                    if let Some(slot) = reads.counts.get_mut(tag.node) {
+                        *slot = Some(stats);
+                    }
+                    self.drift_progress(host);
+                    return;
+                }
+                if matches!(resp.status, Some(200)) && body.is_none() {
+                    // An unreadable stats answer says nothing about the settings read.
+                    self.drift_progress(host);
+                    return;
+                }
                 let read = match (resp.status, body) {
                     (Some(200), Some(body)) => {
                         let fp = fingerprint(&body);
@@ -350,10 +383,12 @@ impl Engine {
     }
 
     /// The record to judge `index`'s reads against came back.
-    pub(super) fn on_drift_judge(&mut self, host: &mut dyn Host, index: &str, epoch: u64, rec: IndexRecord) {
+    pub(super) fn on_drift_judge(&mut self, host: &mut dyn Host, index: &str, epoch: u64, rec: IndexRecord, open_now: usize) {
         let Some(run) = self.drift.as_mut().filter(|r| r.epoch == epoch) else { return };
         let operator_repair = run.operator_repair;
-        let Some(reads) = run.reading.remove(index) else { return };
+        let Some(mut reads) = run.reading.remove(index) else { return };
+        // Counts compare only with no mirrored write open from before the reads to after them.
+        reads.open_before = reads.open_before.max(open_now);
         self.judge_drift(host, index, &reads, operator_repair, rec);
         self.drift_progress(host);
     }
@@ -431,10 +466,10 @@ impl Engine {
         let present: Vec<usize> = judged.iter().copied().filter(|i| matches!(read(i), Some(NodeRead::Settings { .. }))).collect();
         let missing: Vec<usize> = judged.iter().copied().filter(|i| matches!(read(i), Some(NodeRead::Missing))).collect();
         if present.is_empty() || missing.is_empty() {
-            if rec.out_of_sync.is_empty() {
-                return None;
+            if !rec.out_of_sync.is_empty() {
+                return Some("some nodes are out of sync: their catch-up or resync decides; nothing else concluded".into());
             }
-            return Some("some nodes are out of sync: their catch-up or resync decides; nothing else concluded".into());
+            return self.judge_mirror_counts(host, index, reads, &present);
         }
         let kept = rec.fingerprint.is_some() || reads.desired.is_some();
         let exists = present.len() > missing.len() || (present.len() == missing.len() && kept);
@@ -452,6 +487,40 @@ impl Engine {
         let ids: Vec<String> = lags.iter().map(|(id, _)| id.clone()).collect();
         self.mark_out_of_sync(host, index, lags);
         Some(format!("nodes {}: {why}; they need a resync", ids.join(", ")))
+    }
+
+    /// Mirror mode: with no mirrored write open and no node indexing, every node in sync holds
+    /// the same number of documents; the nodes off the most common count need a resync.
+    fn judge_mirror_counts(&mut self, host: &mut dyn Host, index: &str, reads: &IndexReads, present: &[usize]) -> Option<String> {
+        if reads.open_before > 0 || present.is_empty() {
+            return None;
+        }
+        let counts: Vec<(usize, u64)> = present
+            .iter()
+            .filter_map(|i| match reads.counts.get(*i).copied().flatten() {
+                Some((docs, false)) => Some((*i, docs)),
+                _ => None,
+            })
+            .collect();
+        if counts.len() != present.len() {
+            return None; // a node is indexing (or did not answer): counts would mix two moments
+        }
+        let most = counts.iter().map(|(_, c)| *c).max_by_key(|c| (counts.iter().filter(|(_, o)| o == c).count(), std::cmp::Reverse(*c)))?;
+        let odd: Vec<(usize, u64)> = counts.iter().copied().filter(|(_, c)| *c != most).collect();
+        if odd.is_empty() {
+            return None;
+        }
+        host.counter_add(&metrics::for_index(metrics::DRIFT_DETECTED_TOTAL, index), 1);
+        let lags: Vec<(String, crate::core::state::records::NodeLag)> = odd
+            .iter()
+            .filter_map(|(i, c)| {
+                let why = format!("holds {c} documents of index `{index}` where the other nodes hold {most}");
+                self.cfg.nodes.get(*i).map(|n| (n.id.clone(), crate::core::state::records::NodeLag { why, replay_from: None }))
+            })
+            .collect();
+        let ids: Vec<String> = lags.iter().map(|(id, _)| id.clone()).collect();
+        self.mark_out_of_sync(host, index, lags);
+        Some(format!("nodes {} hold another number of documents than the others ({most}); they need a resync", ids.join(", ")))
     }
 
     fn write_verify_result(&mut self, host: &mut dyn Host, index: &str, result: VerifyResult) {

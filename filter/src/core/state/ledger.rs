@@ -162,7 +162,8 @@ pub enum Answer {
     Next(Next),
     Tasks(Vec<Option<TaskRecord>>),
     Claimed(bool),
-    IndexState { rec: Box<IndexRecord>, desired: Option<Map<String, Value>> },
+    /// `open_tasks`: mirrored writes whose node tasks have not all ended.
+    IndexState { rec: Box<IndexRecord>, desired: Option<Map<String, Value>>, open_tasks: usize },
     Enqueued(u64),
     /// None: the index was never checked.
     Verify(Option<Box<VerifyView>>),

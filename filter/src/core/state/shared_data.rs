@@ -120,7 +120,7 @@ impl SharedDataLedger {
             Op::ReadIndex { index, with_desired } => {
                 let rec = index_store::read_index(host, &index).ok().flatten().unwrap_or_default();
                 let desired = if with_desired { store::read(host, &keys::desired_key(&index)).ok().flatten() } else { None };
-                Answer::IndexState { rec: Box::new(rec), desired }
+                Answer::IndexState { rec: Box::new(rec), desired, open_tasks: read_open(host, &index).len() }
             }
             Op::WriteVerifyResult { index, result } => done(store::write(host, &keys::verify_result_key(&index), &result)),
             Op::RecordConverged { index, node_ids, fingerprint, lift_freeze } => {
