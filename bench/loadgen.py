@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from common import BENCH_DIR, Stopwatch
@@ -58,11 +57,11 @@ def ensure_wrk() -> tuple[str, float]:
 
 
 def run_load(wrk: str, url: str, body: str, *, connections: int, seconds: int, threads: int = 1,
-             script: Path = LUA_SCRIPT, script_env: dict[str, str] | None = None) -> LoadRun:
-    """One bounded wrk run of POSTs of `body` to `url` (or of what `script` builds from
-    `script_env`). Any socket error or non-2xx/3xx answer fails the run: a benchmark of errors
+             script_env: dict[str, str] | None = None) -> LoadRun:
+    """One bounded wrk run of POSTs of `body` to `url` (or of the numbered bodies `script_env`
+    describes, see wrk_post.lua). Any socket error or non-2xx/3xx answer fails the run: a benchmark of errors
     would measure nothing."""
-    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), url]
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA_SCRIPT), url]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30,
                             env=dict(os.environ, WRK_BODY=body, **(script_env or {})))
     if result.returncode != 0:

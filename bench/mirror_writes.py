@@ -4,7 +4,7 @@ node written directly, for batches of 1, 100 and 1000 documents; and whether the
 
 Load: wrk (1 thread, `--connections` closed-loop connections, default 8) POSTs one batch again
 and again to `/indexes/{uid}/documents` of a fresh index per run for `--writes-seconds`; the
-first document of every batch carries a sequence number (wrk_writes.lua), so every write is
+first document of every batch carries a sequence number (wrk_post.lua), so every write is
 distinct. Configurations are interleaved round by round (gateway, direct; per batch size), and
 every figure is the median over the rounds.
 
@@ -47,7 +47,6 @@ from loadgen import LoadRun, run_load
 NODES = 3
 GATEWAY, DIRECT = "gateway (Envoy + filter, 3 nodes)", "direct to one node"
 CONFIGS = (GATEWAY, DIRECT)
-SCRIPT = BENCH_DIR / "wrk_writes.lua"
 WARMUP_SECONDS = 1
 TASK_UID_FLOOR = 2**30  # every filter task uid is at least this (task_uid_base's lower limit)
 IDLE_TIMEOUT_SECONDS = 180.0
@@ -274,7 +273,7 @@ def run(workdir: Path, wrk: str, *, rounds: int, seconds: int, connections: int,
             before = {"wrk": children_cpu_seconds(), "envoy": cpu_seconds(envoy_pid),
                       "nodes": cpu_seconds(node_pid[config])}
             load = run_load(wrk, f"{base[config]}/indexes/{index}/documents", "", connections=connections,
-                            seconds=secs, script=SCRIPT,
+                            seconds=secs,
                             script_env={"WRK_BODY_PREFIX": prefix, "WRK_BODY_SUFFIX": suffix})
             after = {"wrk": children_cpu_seconds(), "envoy": cpu_seconds(envoy_pid),
                      "nodes": cpu_seconds(node_pid[config])}

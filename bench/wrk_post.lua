@@ -1,12 +1,25 @@
--- wrk script: the same POST for every request, and a JSON summary on stdout at the end.
+-- wrk script: POSTs of a JSON body, and a JSON summary on stdout at the end.
 --
--- The body comes from the environment (WRK_BODY) so the Python side decides it. The summary is
--- one line starting with "WRK_JSON " that bench/hot_path.py parses: latency percentiles in
--- microseconds, request and error counts, duration in microseconds.
+-- The body comes from the environment so the Python side decides it: WRK_BODY, the same for every
+-- request (bench/hot_path.py); or, when WRK_BODY_PREFIX is set, WRK_BODY_PREFIX .. n ..
+-- WRK_BODY_SUFFIX with n counting from 1 in this wrk thread, so every write is distinct and the
+-- nodes' final state shows which one each applied last (bench/mirror_writes.py, run with -t1: one
+-- sequence for all connections). The summary is one line starting with "WRK_JSON ": latency
+-- percentiles in microseconds, request and error counts, duration in microseconds.
 
 wrk.method = "POST"
 wrk.body = os.getenv("WRK_BODY") or "{}"
 wrk.headers["Content-Type"] = "application/json"
+
+local prefix = os.getenv("WRK_BODY_PREFIX")
+if prefix then
+  local suffix = os.getenv("WRK_BODY_SUFFIX") or "]"
+  local seq = 0
+  function request()
+    seq = seq + 1
+    return wrk.format(nil, nil, nil, prefix .. seq .. suffix)
+  end
+end
 
 function done(summary, latency, requests)
   local e = summary.errors
