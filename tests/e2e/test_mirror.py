@@ -471,3 +471,17 @@ def test_a_swap_waits_for_writes_queued_before_it_and_holds_those_after(
         assert on_node == ["settingsUpdate", "documentAdditionOrUpdate", "indexSwap", "documentAdditionOrUpdate"], (i, on_node)
         assert [d["id"] for d in node_documents(fleet, b)[i]] == [1], i
         assert [d["id"] for d in node_documents(fleet, a)[i]] == [2], i
+
+
+def test_a_rename_holds_both_names_and_its_task_names_the_old_one(client: meilisearch.Client,
+                                                                   module_fleet: Fleet) -> None:
+    old, new = fresh_uid("old"), fresh_uid("new")
+    done(client, client.create_index(old, {"primaryKey": "id"}))
+    done(client, client.index(old).add_documents(BOOKS[:1]))
+    renamed = done(client, client.index(old).update(new_uid=new))
+    assert (renamed.status, renamed.type, renamed.index_uid) == ("succeeded", "indexUpdate", old), renamed
+    after = done(client, client.index(new).add_documents(BOOKS[1:2]))
+    assert after.status == "succeeded"
+    for i in range(module_fleet.size):
+        assert module_fleet.node_get(i, f"/indexes/{old}").status_code == 404
+        assert [d["id"] for d in node_documents(module_fleet, new)[i]] == [1, 2], i

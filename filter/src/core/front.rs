@@ -316,6 +316,15 @@ fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, p
         }
         holds = Some(named);
     }
+    if let Some(new) = renamed_to(pending, &body) {
+        // A rename touches two indexes: like a swap it holds both queues, so no node sees a
+        // write to the new name on the wrong side of it.
+        if let Some(reply) = refuse_if_frozen(host, &new) {
+            return BodyDecision::Reply(reply);
+        }
+        holds = Some(vec![index.clone(), new]);
+        index = INSTANCE_QUEUE.into();
+    }
     let mut node_paths = None;
     if let WriteKind::Tasks { cancel } = pending.kind {
         match translate_tasks(&cfg, host, &pending.head, cancel) {
@@ -341,6 +350,16 @@ fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, p
             BodyDecision::Reply(tasks::error_reply(&MeiliError::write_not_queued()))
         }
     }
+}
+
+/// `PATCH /indexes/{uid}` whose body renames the index: the new uid.
+fn renamed_to(pending: &PendingWrite, body: &[u8]) -> Option<String> {
+    if pending.kind != WriteKind::Mirror || mirror::expected_task_type(&pending.head.method, &pending.head.path) != "indexUpdate" {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let new = v.get("uid")?.as_str()?;
+    (super::route::is_valid_index_uid(new) && new != pending.index).then(|| new.to_string())
 }
 
 /// The valid index uids a swap body names (`[{"indexes": [a, b]}, …]`), once each; the nodes

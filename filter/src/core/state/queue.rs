@@ -38,7 +38,7 @@ pub fn enqueue_job(cfg: &Config, host: &mut dyn Host, mut job: JobRecord, detail
         store::write(host, &keys::job_key(task_uid), &job)?;
         let task = TaskRecord {
             uid: task_uid,
-            index_uid: job.index.clone(),
+            index_uid: task_index(&job),
             kind: job.mirror.clone().unwrap_or_else(|| "settingsUpdate".into()),
             status: "enqueued".into(),
             details: details.clone(),
@@ -76,6 +76,18 @@ pub fn enqueue_job(cfg: &Config, host: &mut dyn Host, mut job: JobRecord, detail
         store::clear(host, &keys::task_key(task_uid))?;
     }
     Err(StoreError::Contended(keys::index_key(&job.index)))
+}
+
+/// The index a task is about, as a node shows it: the queue's, except on the instance queue,
+/// whose tasks name no index (dumps, swaps) or, for a rename, the index renamed.
+fn task_index(job: &JobRecord) -> String {
+    if job.index != crate::core::mirror::INSTANCE_QUEUE {
+        return job.index.clone();
+    }
+    match job.mirror.as_deref() {
+        Some("indexUpdate") => job.holds.as_ref().and_then(|h| h.first()).cloned().unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 /// The job ended: its record (body, credentials, embedder keys) goes now. Its task stays for
