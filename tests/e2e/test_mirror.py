@@ -485,3 +485,23 @@ def test_a_rename_holds_both_names_and_its_task_names_the_old_one(client: meilis
     for i in range(module_fleet.size):
         assert module_fleet.node_get(i, f"/indexes/{old}").status_code == 404
         assert [d["id"] for d in node_documents(module_fleet, new)[i]] == [1, 2], i
+
+
+def test_deleting_a_running_task_leaves_it_and_every_node_in_sync(
+        make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy]) -> None:
+    """A task is deleted whole once it ended, as on a node: a node that finished its part of a
+    running task keeps it, so the filter never loses track of it (before: the task failed with
+    `miroir_node_task_lost` and a node in sync was marked out of sync)."""
+    fleet = make_fleet(3, master_key=NODE_KEY, task_ms=200)
+    envoy = make_envoy(fleet, wasm=conftest_wasm())
+    client = meilisearch.Client(envoy.url, NODE_KEY)
+    uid = fresh_uid("running")
+    done(client, client.create_index(uid, {"primaryKey": "id"}))
+    added = client.index(uid).add_documents(BOOKS)
+    deletion = done(client, client.delete_tasks({"uids": [str(added.task_uid)]}))
+    assert deletion.status == "succeeded", deletion
+    task = done(client, added)
+    assert task.status == "succeeded", task
+    assert admin_show(envoy, uid)["outOfSync"] == []
+    for i in range(fleet.size):
+        assert module_docs_count(fleet, i, uid) == 3

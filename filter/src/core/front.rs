@@ -393,9 +393,12 @@ fn translate_tasks(
         return Err(MeiliError::missing_task_filters(if cancel { "cancel" } else { "delete" }));
     }
     let caller = tasks::auth_hash(head.authorization.as_deref());
+    // A filter task is deleted whole, once it ended (as a node deletes only ended tasks): a node
+    // that already finished its part of a running task keeps it, or the task would lose track.
     let selected: Vec<_> = queue::retained_tasks(cfg, host)
         .into_iter()
         .filter(|t| tasks::visible_to(t, caller.as_deref()) && query.matches(t))
+        .filter(|t| cancel || t.finished_ms.is_some())
         .collect();
     let verb = if cancel { "/tasks/cancel" } else { "/tasks" };
     let mut paths = std::collections::BTreeMap::new();
@@ -412,7 +415,7 @@ fn translate_tasks(
         paths.insert(node.id.clone(), format!("{verb}?uids={list}"));
     }
     if !cancel {
-        for t in selected.iter().filter(|t| t.finished_ms.is_some()) {
+        for t in &selected {
             let _ = store::clear(host, &keys::task_key(t.uid));
         }
     }

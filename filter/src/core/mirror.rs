@@ -196,8 +196,21 @@ pub struct TaskEnd {
 }
 
 /// `states` are final. Every node alike: that outcome (the node's own error when they failed).
-/// Otherwise the most common outcome (ties: the first node's), and the others are odd.
+/// Otherwise the most common outcome (ties: the first node's), and the others are odd — except
+/// a node that no longer knows its task (deleted there): that says nothing about what it holds,
+/// so it is never odd, and decides the outcome only when no node knows better.
 pub fn task_end(states: &[NodeTaskState]) -> TaskEnd {
+    let is_lost = |s: &NodeTaskState| {
+        s.error.as_ref().and_then(|e| e.get("code")).and_then(Value::as_str) == Some(super::job::TASK_LOST)
+    };
+    if states.iter().any(is_lost) && !states.iter().all(is_lost) {
+        let known: Vec<(usize, NodeTaskState)> =
+            states.iter().enumerate().filter(|(_, s)| !is_lost(s)).map(|(i, s)| (i, s.clone())).collect();
+        let only: Vec<NodeTaskState> = known.iter().map(|(_, s)| s.clone()).collect();
+        let mut end = task_end(&only);
+        end.odd = end.odd.iter().filter_map(|k| known.get(*k).map(|(i, _)| *i)).collect();
+        return end;
+    }
     let outcome = |s: &NodeTaskState| -> (String, Option<Value>) {
         let code = s.error.as_ref().and_then(|e| e.get("code")).cloned();
         (s.status.clone(), code)
@@ -312,7 +325,14 @@ mod tests {
         assert_eq!((mixed.status.as_str(), mixed.odd), ("succeeded", vec![1]));
         // Different errors are different outcomes.
         let other = state("failed", Some("index_not_found"));
-        assert_eq!(task_end(&[bad, other]).odd, vec![1]);
+        assert_eq!(task_end(&[bad.clone(), other]).odd, vec![1]);
+        // A node that lost its task is never odd; the others decide.
+        let lost = NodeTaskState::lost();
+        let end = task_end(&[lost.clone(), ok.clone(), ok.clone()]);
+        assert_eq!((end.status.as_str(), end.odd), ("succeeded", vec![]));
+        let end = task_end(&[ok.clone(), lost.clone(), bad.clone(), bad.clone()]);
+        assert_eq!((end.status.as_str(), end.odd), ("failed", vec![0]));
+        assert_eq!(task_end(&[lost.clone(), lost]).status, "failed");
     }
 
     #[test]
