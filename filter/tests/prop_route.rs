@@ -277,6 +277,7 @@ fn agrees(node: &Node, route: &Route) -> bool {
         (
             Node::Refused { index: None } | Node::Elsewhere,
             Route::IndexCreate
+            | Route::InstanceRead
             | Route::InstanceWrite { .. }
             | Route::TaskTranslate { .. }
             | Route::NotMirrored { .. }

@@ -63,6 +63,8 @@ pub enum HeadersDecision {
     PassAndStampWith { index: String, hot: HotRecord },
     /// Pass pinned to one node's cluster (routing header), and stamp.
     Pin { index: String, cluster: String },
+    /// Pass to one node's cluster (routing header), nothing stamped.
+    PinOnly { cluster: String },
     Reply(LocalReply),
     /// Admin verify/unfreeze/repair: hand to the engine (`Engine::request_verify`) and wait.
     AdminVerify { index: String, purpose: VerifyPurpose },
@@ -169,6 +171,20 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
             })
         }
         Route::TaskList | Route::Batches { .. } => HeadersDecision::Pass,
+        // While a node lags on some index, its `/indexes`, `/stats` or `/keys` could show what the
+        // fleet does not hold: such reads go to a node in sync everywhere.
+        Route::InstanceRead if mirrors(cfg) => {
+            let lagging = super::state::shared_data::lagging_nodes(host);
+            if lagging.is_empty() {
+                return HeadersDecision::Pass;
+            }
+            let fresh: Vec<&super::config::NodeConfig> = cfg.nodes.iter().filter(|n| !lagging.contains(&n.id)).collect();
+            match fresh.get((host.now_ms() as usize) % fresh.len().max(1)) {
+                Some(n) => HeadersDecision::PinOnly { cluster: n.cluster.clone() },
+                None => HeadersDecision::Pass,
+            }
+        }
+        Route::InstanceRead => HeadersDecision::Pass,
         Route::IndexRead { index } => match &head.min_settings_version {
             None if mirrors(cfg) => {
                 let hot = engine::read_hot(host, &index);

@@ -113,6 +113,10 @@ impl HttpFlow {
                 self.stamp_index = Some(index);
                 Next::Continue
             }
+            HeadersDecision::PinOnly { cluster } => {
+                io.set_request_header(&engine.config().routing_header, Some(&cluster));
+                Next::Continue
+            }
             HeadersDecision::Reply(r) => {
                 io.send_reply(&r);
                 Next::Pause

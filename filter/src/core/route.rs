@@ -110,6 +110,9 @@ pub enum Route {
     Batches { uid: Option<u64> },
     /// `POST /indexes`: creates the index named in the body.
     IndexCreate,
+    /// A read about no one index whose answer depends on what every index holds (`GET /indexes`,
+    /// `/stats`, `/keys`, `/experimental-features`).
+    InstanceRead,
     /// A write to the instance rather than an index (keys, experimental features, chats, dumps,
     /// snapshots). `creates_key`: `POST /keys`, whose key value depends on its `uid`.
     InstanceWrite { creates_key: bool },
@@ -141,6 +144,7 @@ impl Route {
             | Route::TaskList
             | Route::Batches { .. }
             | Route::IndexCreate
+            | Route::InstanceRead
             | Route::InstanceWrite { .. }
             | Route::TaskTranslate { .. }
             | Route::Swap
@@ -174,7 +178,12 @@ pub fn classify(method: &str, path: &str) -> Route {
     } else if decoded_eq(first, "batches") {
         classify_batches(method, segments)
     } else if is_read_method(method) {
-        Route::Other
+        let instance_read = ["stats", "keys", "experimental-features"].iter().any(|p| decoded_eq(first, p));
+        if instance_read && method != "OPTIONS" {
+            Route::InstanceRead
+        } else {
+            Route::Other
+        }
     } else {
         classify_instance_write(method, first, segments)
     }
@@ -243,7 +252,7 @@ pub fn may_be_routed(path: &str) -> bool {
 /// First path segments the filter handles; anything else (`/health`, `/stats`, `/version`, …)
 /// passes untouched after one scan of this list.
 const ROUTED_PREFIXES: &[&str] = &[
-    "indexes", "tasks", "_miroir", "batches", "keys", "experimental-features", "chats", "dumps", "snapshots",
+    "indexes", "tasks", "_miroir", "batches", "keys", "stats", "experimental-features", "chats", "dumps", "snapshots",
     "swap-indexes", "network", "export", "webhooks",
 ];
 
@@ -261,7 +270,11 @@ const POST_READS: &[&str] = &["search", "facet-search", "similar", "fields"];
 fn classify_index<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -> Route {
     let Some(raw_uid) = rest.next() else {
         // `/indexes` itself: the list, or a creation (the uid is in the body).
-        return if method == "POST" { Route::IndexCreate } else { Route::Other };
+        return match method {
+            "POST" => Route::IndexCreate,
+            "GET" | "HEAD" => Route::InstanceRead,
+            _ => Route::Other,
+        };
     };
     let Some(index) = decode_index_uid(raw_uid) else {
         return Route::Other;
@@ -549,7 +562,7 @@ mod tests {
             assert!(classify("POST", path) != Route::Other || classify("GET", path) != Route::Other, "{path}");
             assert!(may_be_routed(path), "{path}");
         }
-        for path in ["/health", "/multi-search", "/", "", "/stats", "/version", "/metrics"] {
+        for path in ["/health", "/multi-search", "/", "", "/version", "/metrics"] {
             assert!(!may_be_routed(path), "{path}");
         }
     }
@@ -710,10 +723,10 @@ mod tests {
             ("post", "/indexes/movies/search", read("movies")),
             ("post", "/indexes/movies/documents", write("movies")),
             // `/indexes` itself is list/create, not about one index.
-            ("GET", "/indexes", Route::Other),
+            ("GET", "/indexes", Route::InstanceRead),
             ("POST", "/indexes", Route::IndexCreate),
             ("POST", "/indexes/", Route::IndexCreate),
-            ("GET", "/indexes?limit=5", Route::Other),
+            ("GET", "/indexes?limit=5", Route::InstanceRead),
         ]);
     }
 
@@ -947,11 +960,12 @@ mod tests {
             ("OPTIONS", "*", Route::Other),
             ("GET", "/health", Route::Other),
             ("GET", "/version", Route::Other),
-            ("GET", "/stats", Route::Other),
+            ("GET", "/stats", Route::InstanceRead),
             ("POST", "/multi-search", Route::Other),
-            ("GET", "/keys", Route::Other),
-            ("GET", "/indexes", Route::Other),
-            ("GET", "/experimental-features", Route::Other),
+            ("GET", "/keys", Route::InstanceRead),
+            ("GET", "/indexes", Route::InstanceRead),
+            ("GET", "/experimental-features", Route::InstanceRead),
+            ("OPTIONS", "/keys", Route::Other),
             ("PUT", "/indexes", Route::Other),
             ("POST", "/somewhere-new", Route::Other),
             ("PATCH", "/index/movies/settings", Route::Other),

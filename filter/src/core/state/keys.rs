@@ -8,6 +8,8 @@ pub const ACTIVE_KEY: &str = "miroir/v1/active_indexes";
 pub const DRIFT_LEASE_KEY: &str = "miroir/v1/drift_lease";
 /// Held (for the few microseconds of one create) by the worker creating a key; see `store.rs`.
 pub const CREATE_LOCK_KEY: &str = "miroir/v1/create_lock";
+/// Mirror mode: node id → the indexes it is out of sync for (read by index-less reads).
+pub const LAGGING_KEY: &str = "miroir/v1/lagging";
 /// Set once by the first worker that warned about a missing node key (`engine/drift.rs`).
 pub const WARNED_NODE_KEY: &str = "miroir/v1/warned_node_key";
 
@@ -46,7 +48,7 @@ mod tests {
 
     #[test]
     fn every_key_is_under_the_prefix() {
-        let keys = [TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY];
+        let keys = [TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY, LAGGING_KEY];
         let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m"), open_key("m"), log_key("m")];
         assert!(keys.iter().copied().chain(made.iter().map(String::as_str)).all(|k| k.starts_with(PREFIX)));
     }

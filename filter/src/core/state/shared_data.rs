@@ -161,6 +161,9 @@ impl SharedDataLedger {
                     }
                     (next.out_of_sync != before).then_some(next)
                 });
+                for (node, _) in &nodes {
+                    set_lagging(host, node, &index, true);
+                }
                 prune_log(host, &index);
                 done(marked)
             }
@@ -236,6 +239,7 @@ impl SharedDataLedger {
                     next.node_fingerprints.insert(node.clone(), fp);
                     Some(next)
                 }));
+                set_lagging(host, &node, &index, false);
                 prune_log(host, &index);
                 done_
             }
@@ -252,6 +256,9 @@ impl SharedDataLedger {
                     rejoined = true;
                     Some(next)
                 });
+                if rejoined {
+                    set_lagging(host, &node, &index, false);
+                }
                 prune_log(host, &index);
                 match result {
                     Ok(_) => Answer::Claimed(rejoined),
@@ -532,4 +539,32 @@ fn prune_log(host: &mut dyn Host, index: &str) {
     for uid in released {
         let _ = store::clear(host, &keys::job_key(uid));
     }
+}
+
+/// Keep the fleet-wide map of which node lags on which index (index-less reads avoid them).
+fn set_lagging(host: &mut dyn Host, node: &str, index: &str, lagging: bool) {
+    let result = store::update::<std::collections::BTreeMap<String, Vec<String>>, _>(host, keys::LAGGING_KEY, |map| {
+        let mut map = map.cloned().unwrap_or_default();
+        let indexes = map.entry(node.to_string()).or_default();
+        let present = indexes.iter().any(|i| i == index);
+        match (lagging, present) {
+            (true, false) => indexes.push(index.to_string()),
+            (false, true) => indexes.retain(|i| i != index),
+            _ => return None,
+        }
+        map.retain(|_, v| !v.is_empty());
+        Some(map)
+    });
+    if let Err(e) = result {
+        log::warn!("miroir: recording that node {node} lags on {index} failed: {e}");
+    }
+}
+
+/// The nodes out of sync for some index (mirror mode), for reads about no one index.
+pub fn lagging_nodes(host: &dyn Host) -> Vec<String> {
+    store::read::<std::collections::BTreeMap<String, Vec<String>>>(host, keys::LAGGING_KEY)
+        .ok()
+        .flatten()
+        .map(|m| m.into_keys().collect())
+        .unwrap_or_default()
 }
