@@ -322,6 +322,8 @@ def test_task_deletion_and_cancelation_are_translated_to_each_nodes_own_tasks(
     assert len(behind) == module_fleet.size
     deletion = done(client, client.delete_tasks({"uids": [str(added.uid)]}))
     assert (deletion.status, deletion.type) == ("succeeded", "taskDeletion"), deletion
+    assert deletion.details == {"matchedTasks": 1, "deletedTasks": 1, "originalFilter": f"?uids={added.uid}"}
+    assert deletion.index_uid is None
     with pytest.raises(MeilisearchApiError) as gone:
         client.get_task(added.uid)
     assert gone.value.code == "task_not_found"

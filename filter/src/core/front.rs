@@ -342,9 +342,13 @@ fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, p
         index = INSTANCE_QUEUE.into();
     }
     let mut node_paths = None;
+    let mut details = Value::Object(serde_json::Map::new());
     if let WriteKind::Tasks { cancel } = pending.kind {
         match translate_tasks(&cfg, host, &pending.head, cancel) {
-            Ok(paths) => node_paths = Some(paths),
+            Ok((paths, about)) => {
+                node_paths = Some(paths);
+                details = about;
+            }
             Err(e) => return BodyDecision::Reply(tasks::error_reply(&e)),
         }
     }
@@ -358,14 +362,7 @@ fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context_id: u32, p
     job.mirror = Some(mirror::expected_task_type(&pending.head.method, &pending.head.path).to_string());
     job.node_paths = node_paths;
     job.holds = holds;
-    match engine.queue_write(host, context_id, job, Value::Object(serde_json::Map::new())) {
-        Queued::Now(task_uid) => BodyDecision::Wait { task_uid: Some(task_uid) },
-        Queued::Later => BodyDecision::Wait { task_uid: None },
-        Queued::Refused(e) => {
-            log::error!("miroir: could not queue a write on {index}: {e}");
-            BodyDecision::Reply(tasks::error_reply(&MeiliError::write_not_queued()))
-        }
-    }
+    queued(engine.queue_write(host, context_id, job, details), &index)
 }
 
 /// `PATCH /indexes/{uid}` whose body renames the index: the new uid.
@@ -403,7 +400,7 @@ fn translate_tasks(
     host: &mut dyn Host,
     head: &RequestHead,
     cancel: bool,
-) -> Result<std::collections::BTreeMap<String, String>, MeiliError> {
+) -> Result<(std::collections::BTreeMap<String, String>, Value), MeiliError> {
     let query = task_query::parse_task_query(&head.path)?;
     if !query.is_filtered() {
         return Err(MeiliError::missing_task_filters(if cancel { "cancel" } else { "delete" }));
@@ -411,11 +408,12 @@ fn translate_tasks(
     let caller = tasks::auth_hash(head.authorization.as_deref());
     // A filter task is deleted whole, once it ended (as a node deletes only ended tasks): a node
     // that already finished its part of a running task keeps it, or the task would lose track.
-    let selected: Vec<_> = queue::retained_tasks(cfg, host)
+    let matched: Vec<_> = queue::retained_tasks(cfg, host)
         .into_iter()
         .filter(|t| tasks::visible_to(t, caller.as_deref()) && query.matches(t))
-        .filter(|t| cancel || t.finished_ms.is_some())
         .collect();
+    let matched_count = matched.len();
+    let selected: Vec<_> = matched.into_iter().filter(|t| t.finished_ms.is_none() == cancel).collect();
     let verb = if cancel { "/tasks/cancel" } else { "/tasks" };
     let mut paths = std::collections::BTreeMap::new();
     for node in &cfg.nodes {
@@ -435,7 +433,11 @@ fn translate_tasks(
             let _ = store::clear(host, &keys::task_key(t.uid));
         }
     }
-    Ok(paths)
+    // The task's details speak of the filter's tasks, not of one node's translation.
+    let original = head.path.find('?').and_then(|q| head.path.get(q..)).unwrap_or_default();
+    let done_key = if cancel { "canceledTasks" } else { "deletedTasks" };
+    let details = serde_json::json!({"matchedTasks": matched_count, done_key: selected.len(), "originalFilter": original});
+    Ok((paths, details))
 }
 
 /// The whole body of a settings write is here: validate it, queue the job, wait for the answer.

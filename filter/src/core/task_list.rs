@@ -98,8 +98,9 @@ fn batch_view_json(task: &TaskRecord) -> Vec<u8> {
             "indexUids": index_uids,
         },
         "duration": duration,
-        "startedAt": task.started_ms.map(rfc3339_from_ms),
+        "startedAt": rfc3339_from_ms(task.started_ms.unwrap_or(task.enqueued_ms)),
         "finishedAt": task.finished_ms.map(rfc3339_from_ms),
+        "batchStrategy": "the gateway sends each write to the nodes on its own",
     });
     serde_json::to_vec(&view).unwrap_or_default()
 }

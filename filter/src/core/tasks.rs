@@ -49,10 +49,12 @@ pub fn json_reply(status: u16, body: Vec<u8>) -> LocalReply {
     LocalReply { status, headers: vec![("content-type".into(), "application/json".into())], body }
 }
 
-/// The filter's batch of a task: each task that started is a batch of its own, with its uid
-/// (the filter runs its writes one by one; the nodes batch their own copies as they like).
+/// The filter's batch of a task: each task is a batch of its own, with its uid, once the filter
+/// started it or sent it to the nodes (it runs its writes one by one; the nodes batch their own
+/// copies as they like).
 pub fn batch_uid(task: &TaskRecord) -> Option<u64> {
-    task.started_ms.map(|_| task.uid)
+    let sent = matches!(task.propose, Some(super::state::records::ProposeOutcome::Accepted));
+    (task.started_ms.is_some() || sent).then_some(task.uid)
 }
 
 /// Instance-wide tasks (dumps, snapshots) have no index: `null`, as on a node.

@@ -281,11 +281,14 @@ impl Engine {
             let op = Op::ForgetSettings { index: index.to_string() };
             self.submit(host, op, Awaiting::Logged(format!("index {index}: forgetting its settings failed")));
         }
+        // A translated task cancelation or deletion keeps the filter's own details: a node's
+        // speak of its own uids.
+        let translated = matches!(t.open.kind.as_str(), "taskCancelation" | "taskDeletion");
         let close = TaskClose {
             status: end.status,
             error: end.error,
             finished_ms: now,
-            details: end.details,
+            details: if translated { None } else { end.details },
             nodes,
             version: None,
             repair_attempts: 0,
