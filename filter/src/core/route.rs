@@ -111,7 +111,7 @@ pub enum Route {
     /// `POST /indexes`: creates the index named in the body.
     IndexCreate,
     /// A read about no one index whose answer depends on what every index holds (`GET /indexes`,
-    /// `/stats`, `/keys`, `/experimental-features`).
+    /// `/stats`, `/keys`, `/experimental-features`, `POST /multi-search`).
     InstanceRead,
     /// A write to the instance rather than an index (keys, experimental features, chats, dumps,
     /// snapshots). `creates_key`: `POST /keys`, whose key value depends on its `uid`.
@@ -177,6 +177,9 @@ pub fn classify(method: &str, path: &str) -> Route {
         classify_admin(method, segments)
     } else if decoded_eq(first, "batches") {
         classify_batches(method, segments)
+    } else if method == "POST" && decoded_eq(first, "multi-search") {
+        // Searches several indexes: a read about no one index.
+        Route::InstanceRead
     } else if is_read_method(method) {
         let instance_read = ["stats", "keys", "experimental-features"].iter().any(|p| decoded_eq(first, p));
         if instance_read && method != "OPTIONS" {
@@ -253,7 +256,7 @@ pub fn may_be_routed(path: &str) -> bool {
 /// passes untouched after one scan of this list.
 const ROUTED_PREFIXES: &[&str] = &[
     "indexes", "tasks", "_miroir", "batches", "keys", "stats", "experimental-features", "chats", "dumps", "snapshots",
-    "swap-indexes", "network", "export", "webhooks",
+    "swap-indexes", "network", "export", "webhooks", "multi-search",
 ];
 
 /// Methods that never change an index. Everything else — including verbs Meilisearch does not
@@ -562,7 +565,7 @@ mod tests {
             assert!(classify("POST", path) != Route::Other || classify("GET", path) != Route::Other, "{path}");
             assert!(may_be_routed(path), "{path}");
         }
-        for path in ["/health", "/multi-search", "/", "", "/version", "/metrics"] {
+        for path in ["/health", "/", "", "/version", "/metrics"] {
             assert!(!may_be_routed(path), "{path}");
         }
     }
@@ -961,7 +964,7 @@ mod tests {
             ("GET", "/health", Route::Other),
             ("GET", "/version", Route::Other),
             ("GET", "/stats", Route::InstanceRead),
-            ("POST", "/multi-search", Route::Other),
+            ("POST", "/multi-search", Route::InstanceRead),
             ("GET", "/keys", Route::InstanceRead),
             ("GET", "/indexes", Route::InstanceRead),
             ("GET", "/experimental-features", Route::InstanceRead),
