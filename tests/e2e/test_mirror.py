@@ -509,3 +509,21 @@ def test_deleting_a_running_task_leaves_it_and_every_node_in_sync(
     assert admin_show(envoy, uid)["outOfSync"] == []
     for i in range(fleet.size):
         assert module_docs_count(fleet, i, uid) == 3
+
+
+def test_a_key_created_while_a_node_is_down_reaches_it_on_its_return(
+        make_fleet: Callable[..., Fleet], make_envoy: Callable[..., Envoy]) -> None:
+    fleet = make_fleet(3, master_key=NODE_KEY)
+    envoy = make_envoy(fleet, wasm=conftest_wasm())
+    client = meilisearch.Client(envoy.url, NODE_KEY)
+    fleet.fault(2, down=True)
+    created = client.create_key({"description": "while away", "actions": ["*"], "indexes": ["*"], "expiresAt": None})
+    # Meanwhile index-less reads (the key list) avoid the node that misses it.
+    fleet.clear(2)
+
+    def on_node_2() -> bool:
+        r = requests.get(f"{fleet.node_url(2)}/keys/{created.uid}", timeout=10, headers=fleet.auth_headers())
+        return r.status_code == 200 and r.json()["key"] == created.key
+    wait_until(on_node_2, 20, "node 2 to replay the key")
+    r = requests.get(f"{fleet.node_url(2)}/indexes", timeout=10, headers={"Authorization": f"Bearer {created.key}"})
+    assert r.status_code == 200, r.text

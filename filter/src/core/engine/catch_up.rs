@@ -138,6 +138,16 @@ impl Engine {
                 c.next_try_ms = now + (FIRST_RETRY_MS << c.failures.min(4)).min(MAX_RETRY_MS);
                 log::debug!("miroir: index {index}: node {node} still unreachable for its catch-up: {reason}");
             }
+            // A write answered at once (a key, experimental features) has no task to wait for.
+            NodeAnswer::Answered { status, .. } if (200..300).contains(&status) => {
+                c.failures = 0;
+                c.next_try_ms = now;
+                if let Some(write) = sending {
+                    let op = Op::Replayed { index: index.clone(), node: node.clone(), uid: write };
+                    self.submit(host, op, Awaiting::Logged(format!("index {index}: recording the replay to {node} failed")));
+                    log::info!("miroir: index {index}: node {node} replayed write {write}");
+                }
+            }
             NodeAnswer::Refused { status, .. } | NodeAnswer::Answered { status, .. } => {
                 let why = format!("answered HTTP {status} to the replay of write {}", sending.unwrap_or_default());
                 if let Some(f) = self.following.get_mut(&index) {

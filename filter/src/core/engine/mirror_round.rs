@@ -69,10 +69,26 @@ impl Engine {
                 if !odd.is_empty() {
                     let ids: Vec<String> = odd.iter().filter_map(|p| node_id(*p)).collect();
                     log::warn!("miroir: {} write {} answered differently by node(s) {}", job.method, job.path, ids.join(", "));
-                    if index != INSTANCE_QUEUE {
-                        let lag = NodeLag { why: format!("answered write task {} unlike the others", job.task_uid), replay_from: None };
-                        self.mark_out_of_sync(host, index, ids.into_iter().map(|id| (id, lag.clone())).collect());
+                    // Applied elsewhere (a key, experimental features): a node that did not
+                    // answer replays it from the log like any write it missed; one that
+                    // answered otherwise holds something else.
+                    let applied = (200..300).contains(&status);
+                    let mut lags = Vec::new();
+                    for pos in &odd {
+                        let Some(id) = node_id(*pos) else { continue };
+                        let lag = match answers.get(*pos) {
+                            Some(NodeAnswer::Failed { reason }) if applied => {
+                                NodeLag { why: format!("missed write task {}: {reason}", job.task_uid), replay_from: Some(job.task_uid) }
+                            }
+                            _ if index == INSTANCE_QUEUE => continue, // no index to resync: logged above
+                            _ => NodeLag { why: format!("answered write task {} unlike the others", job.task_uid), replay_from: None },
+                        };
+                        lags.push((id, lag));
                     }
+                    if lags.iter().any(|(_, l)| l.replay_from.is_some()) {
+                        self.keep_in_log(host, index, &job);
+                    }
+                    self.mark_out_of_sync(host, index, lags);
                 }
                 let result = if (200..300).contains(&status) { "answered" } else { "refused" };
                 count_write(host, index, result);
