@@ -432,7 +432,11 @@ impl Engine {
             }
         }
         if rec.queue.is_empty() {
-            return; // claimed for its open mirrored writes only
+            // Claimed for its open mirrored writes or a catch-up only; if those ended while the
+            // claim was answered, the lease goes back at once.
+            let now = host.now_ms();
+            self.chores_maybe_done(host, index, now);
+            return;
         }
         if rec.swap_fence.is_some_and(|swap| task_uid > swap) {
             return; // behind a swap still waiting to go out: started once its fence is lifted

@@ -321,3 +321,27 @@ fn many_shuffles_of_the_answers_reach_the_same_end_states() {
         assert_eq!(w.task(FIRST_TASK + 1).status, "succeeded", "{order:?}");
     }
 }
+
+#[test]
+fn mirror_mode_catch_up_reaches_the_same_end_when_answers_come_late() {
+    for order in ORDERS {
+        let mut w = World::delayed(3, 2, json!({"writes": "mirror"}), order);
+        w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"rankingRules": ["typo"]})));
+        w.run(30, 10);
+        w.nodes[2].down = true;
+        w.send(1, "PATCH", "/indexes/m/settings", Some(json!({"distinctAttribute": "sku"})));
+        w.run(60, 10);
+        w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"stopWords": ["a"]})));
+        w.run(60, 10);
+        let rec = w.index("m");
+        assert_eq!((rec.version, rec.frozen.is_none()), (3, true), "{order:?}");
+        assert_eq!(rec.out_of_sync.get("node-2").and_then(|l| l.replay_from), Some(FIRST_TASK + 1), "{order:?}");
+        w.nodes[2].down = false;
+        w.run(300, 10);
+        let rec = w.index("m");
+        assert!(rec.out_of_sync.is_empty(), "{order:?}: {rec:?}");
+        assert_eq!(rec.node_version("node-2"), 3, "{order:?}");
+        assert_eq!(w.nodes[2].settings, w.nodes[0].settings, "{order:?}");
+        assert_eq!(rec.lease, None, "{order:?}: the lease is let go once nothing is left to do");
+    }
+}

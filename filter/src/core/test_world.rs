@@ -47,6 +47,22 @@ impl SimNode {
         SimNode { settings: default_settings(), ..SimNode::default() }
     }
 
+    /// Apply a finished settings task (None: it failed).
+    fn apply(&mut self, patch: Option<Map<String, Value>>) {
+        let Some(patch) = patch else { return };
+        if self.drop_updates > 0 {
+            self.drop_updates -= 1;
+            return;
+        }
+        for (k, v) in patch {
+            let v = if v.is_null() { default_settings().get(&k).cloned().unwrap_or(Value::Null) } else { v };
+            self.settings.insert(k, v);
+        }
+        if let Some((k, v)) = &self.different {
+            self.settings.insert(k.clone(), v.clone());
+        }
+    }
+
     pub fn answer(&mut self, call: &Callout) -> CalloutResponse {
         if self.down {
             return CalloutResponse { status: None, body: vec![] };
@@ -63,21 +79,15 @@ impl SimNode {
             let Some(pos) = self.tasks.iter().position(|(u, _)| *u == uid) else {
                 return ok(404, json!({"code": "task_not_found"}));
             };
-            let (_, patch) = self.tasks.remove(pos);
+            // A node runs its tasks in order: the ones before the polled one are done first.
+            for (_, earlier) in self.tasks.drain(..pos).collect::<Vec<_>>() {
+                self.apply(earlier);
+            }
+            let (_, patch) = self.tasks.remove(0);
             return match patch {
                 None => ok(200, json!({"uid": uid, "status": "failed", "error": self.fail_tasks.clone()})),
                 Some(patch) => {
-                    if self.drop_updates > 0 {
-                        self.drop_updates -= 1;
-                    } else {
-                        for (k, v) in patch {
-                            let v = if v.is_null() { default_settings().get(&k).cloned().unwrap_or(Value::Null) } else { v };
-                            self.settings.insert(k, v);
-                        }
-                        if let Some((k, v)) = &self.different {
-                            self.settings.insert(k.clone(), v.clone());
-                        }
-                    }
+                    self.apply(Some(patch));
                     ok(200, json!({"uid": uid, "status": "succeeded", "details": {}}))
                 }
             };

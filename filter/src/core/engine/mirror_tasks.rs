@@ -48,7 +48,7 @@ impl Engine {
     /// No open task and no node to catch up left: drop the chores and, unless a job runs, let
     /// the ledger release the lease or start what was queued meanwhile.
     pub(super) fn chores_maybe_done(&mut self, host: &mut dyn Host, index: &str, now: u64) {
-        if !self.following.get(index).is_some_and(|f| f.tasks.is_empty() && f.catch_up.is_empty()) {
+        if self.following.get(index).is_some_and(|f| !f.tasks.is_empty() || !f.catch_up.is_empty()) {
             return;
         }
         self.following.remove(index);
