@@ -127,6 +127,9 @@ struct Running {
     nodes: Vec<NodeRun>,
     outstanding: usize,
     started_ms: u64,
+    /// When the current round's proposes went out, and when their answers were all in.
+    round_sent_ms: u64,
+    answered_ms: u64,
     task_deadline_ms: u64,
     repair_attempt: u32,
     resume_at_ms: u64,
@@ -191,6 +194,8 @@ pub struct Engine {
     queueing_later: BTreeSet<u32>,
     /// Mirror mode: open mirrored writes followed per index (`engine/mirror_tasks.rs`).
     following: BTreeMap<String, mirror_tasks::Following>,
+    /// Per index, how long its last task took on a node: when to poll the next one.
+    task_ms_hint: BTreeMap<String, u64>,
 }
 
 enum Verdict {
@@ -229,6 +234,7 @@ impl Engine {
             queued_now: BTreeMap::new(),
             queueing_later: BTreeSet::new(),
             following: BTreeMap::new(),
+            task_ms_hint: BTreeMap::new(),
         }
     }
 
@@ -245,7 +251,31 @@ impl Engine {
         &self.worker
     }
 
-    /// Root tick period the glue should use now.
+    /// Root tick period the glue should use at `now_ms`: idle, or while work is in flight the time
+    /// to the next timer due (a task poll, a backoff's end), so a poll aimed at the end of a
+    /// node's task is not late by up to a whole tick; at most `TICK_ACTIVE_MS`.
+    pub fn tick_ms_at(&self, now_ms: u64) -> u64 {
+        let tick = self.tick_ms();
+        if tick != TICK_ACTIVE_MS {
+            return tick;
+        }
+        let next = self.jobs.values().filter_map(|run| match run.step {
+            Step::Wait => run
+                .nodes
+                .iter()
+                .filter(|n| n.in_round && n.task.is_none() && !n.poll_in_flight)
+                .map(|n| n.next_poll_ms)
+                .min(),
+            Step::Backoff => Some(run.resume_at_ms),
+            _ => None,
+        });
+        match next.min() {
+            Some(due) => due.saturating_sub(now_ms).clamp(1, TICK_ACTIVE_MS),
+            None => TICK_ACTIVE_MS,
+        }
+    }
+
+    /// Root tick period: idle or active.
     pub fn tick_ms(&self) -> u64 {
         if self.jobs.is_empty()
             && self.waiting.is_empty()
@@ -472,6 +502,8 @@ impl Engine {
             nodes: vec![NodeRun::default(); n],
             outstanding: 0,
             started_ms: now,
+            round_sent_ms: now,
+            answered_ms: now,
             task_deadline_ms: now + self.cfg.settings_broadcast.task_timeout_s * 1000,
             repair_attempt: 0,
             resume_at_ms: 0,

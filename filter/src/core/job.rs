@@ -121,6 +121,27 @@ pub fn unanimous_task_failure(tasks: &[Option<NodeTask>]) -> Option<Value> {
 
 /// Task poll interval: starts short (most settings tasks finish in milliseconds), backs off to
 /// one second (reindexing can take hours; no need to hammer the node).
+/// When to poll a node's task next, from what the filter knows: `hint_ms`, how long this index's
+/// last task took on the node (its own startedAt → finishedAt), and `rtt_ms`, the round trip of
+/// the propose. The first poll is aimed to reach the node as the task should end (half a round
+/// trip before); while it runs past that, polls come every fifth of the hint; without a hint, or
+/// long past it, the ladder.
+pub fn next_poll_delay_ms(polls_done: u32, since_answer_ms: u64, hint_ms: Option<u64>, rtt_ms: u64) -> u64 {
+    match hint_ms {
+        Some(hint) if polls_done == 0 => hint.saturating_sub(since_answer_ms + rtt_ms / 2).clamp(2, 1000),
+        Some(hint) if since_answer_ms < hint.saturating_mul(3) => (hint / 5).clamp(5, 200),
+        _ => poll_delay_ms(polls_done),
+    }
+}
+
+/// How long a node took on a task, from its `GET /tasks/{uid}` answer (`startedAt`, `finishedAt`).
+pub fn task_run_ms(body: &[u8]) -> Option<u64> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let started = super::time::parse_rfc3339_ns(v.get("startedAt")?.as_str()?)?;
+    let finished = super::time::parse_rfc3339_ns(v.get("finishedAt")?.as_str()?)?;
+    u64::try_from((finished - started) / 1_000_000).ok()
+}
+
 pub fn poll_delay_ms(polls_done: u32) -> u64 {
     (20u64 << polls_done.min(6)).min(1000)
 }
@@ -212,6 +233,16 @@ mod tests {
 
     #[test]
     fn delays() {
+        // Aimed at the end of the task: a 50 ms task, 20 ms round trip: first poll 40 ms after
+        // the propose answered; then every 10 ms; long past it, the ladder.
+        assert_eq!(next_poll_delay_ms(0, 0, Some(50), 20), 40);
+        assert_eq!(next_poll_delay_ms(0, 0, Some(5), 20), 2);
+        assert_eq!(next_poll_delay_ms(1, 45, Some(50), 20), 10);
+        assert_eq!(next_poll_delay_ms(3, 400, Some(50), 20), poll_delay_ms(3));
+        assert_eq!(next_poll_delay_ms(0, 0, None, 20), poll_delay_ms(0));
+        let task = br#"{"uid":1,"status":"succeeded","startedAt":"2026-01-01T00:00:00.010Z","finishedAt":"2026-01-01T00:00:00.060Z"}"#;
+        assert_eq!(task_run_ms(task), Some(50));
+        assert_eq!(task_run_ms(br#"{"status":"processing","startedAt":"2026-01-01T00:00:00Z"}"#), None);
         assert_eq!(poll_delay_ms(0), 20);
         assert_eq!(poll_delay_ms(3), 160);
         assert_eq!(poll_delay_ms(30), 1000);

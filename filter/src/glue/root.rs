@@ -33,7 +33,7 @@ impl Root {
 
     fn retick(&mut self) {
         let want = match self.shared.try_borrow() {
-            Ok(s) => s.as_ref().map(|s| s.engine.tick_ms()).unwrap_or(0),
+            Ok(s) => s.as_ref().map(|s| s.engine.tick_ms_at(crate::core::host::Host::now_ms(&s.host))).unwrap_or(0),
             Err(_) => return,
         };
         if want != 0 && want != self.tick_ms && hostcalls::set_tick_period(Duration::from_millis(want)).is_ok() {

@@ -12,6 +12,7 @@ impl Engine {
         run.epoch = epoch;
         run.step = Step::Propose;
         run.outstanding = 0;
+        run.round_sent_ms = now;
         run.task_deadline_ms = now + task_timeout_ms;
         for (i, node) in run.nodes.iter_mut().enumerate() {
             if targets.contains(&i) {
@@ -148,11 +149,14 @@ impl Engine {
         if first_round {
             self.leave_unreachable_nodes_behind(host, index);
         }
+        let hint = self.task_ms_hint.get(index).copied();
         let Some(run) = self.jobs.get_mut(index) else { return };
         run.step = Step::Wait;
+        run.answered_ms = now;
+        let rtt = now.saturating_sub(run.round_sent_ms);
         for node in run.nodes.iter_mut().filter(|n| n.in_round) {
             node.polls = 0;
-            node.next_poll_ms = now + job::poll_delay_ms(0);
+            node.next_poll_ms = now + job::next_poll_delay_ms(0, 0, hint, rtt);
             if node.task_uid.is_none() {
                 // Refused, unreachable or 5xx: nothing to wait for; verify will judge it.
                 node.task = Some(NodeTask::Failed(Value::Null));

@@ -87,13 +87,18 @@ impl Engine {
 
     pub(super) fn on_poll(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
         let now = host.now_ms();
+        if let Some(ms) = job::task_run_ms(&resp.body) {
+            self.task_ms_hint.insert(tag.index.clone(), ms);
+        }
+        let hint = self.task_ms_hint.get(&tag.index).copied();
         let Some(run) = self.jobs.get_mut(&tag.index) else { return };
+        let (since, rtt) = (now.saturating_sub(run.answered_ms), run.answered_ms.saturating_sub(run.round_sent_ms));
         let Some(node) = run.nodes.get_mut(tag.node) else { return };
         node.poll_in_flight = false;
         match job::parse_task(resp) {
             Some((NodeTask::Pending, _)) | None => {
                 node.polls += 1;
-                node.next_poll_ms = now + job::poll_delay_ms(node.polls);
+                node.next_poll_ms = now + job::next_poll_delay_ms(node.polls, since, hint, rtt);
             }
             Some((terminal, details)) => {
                 node.task = Some(terminal);
