@@ -293,22 +293,18 @@ def how_to_read(sections: dict[str, Any]) -> str:
     if commit is not None:
         parts.append(
             f"- **two_phase vs {commit_latency.lower_bound_ms():.0f} ms.** The bound assumes the filter learns "
-            "the node's task finished the moment it does. With these faults it cannot: the dev node applies "
-            f"its {commit_latency.DELAY_MS} ms delay *before* handling a request, so the task is enqueued "
-            f"{commit_latency.DELAY_MS} ms after the PATCH is sent and finishes at "
-            f"~{commit_latency.DELAY_MS + commit_latency.TASK_MS} ms. The filter's first poll goes out "
-            f"{commit_latency.FIRST_POLL_MS} ms after the propose answers (~40 ms) and is handled at ~60 ms: "
-            "still processing. The next goes out 40 ms after that answer and is handled at ~120 ms; the "
-            "verify read-back answers at ~140 ms. The filter's timers also run on its 10 ms root tick, adding "
-            "up to 10 ms to each wait, and which poll first sees `succeeded` depends on where that tick "
-            "falls: a commit lands either near the physical minimum (~90–110 ms, the poll handled just after "
-            "the task ended) or near ~160 ms (one more poll). "
+            "the node's task finished the moment it does. The filter aims its first poll at the end of the "
+            "task: it knows how long the index's last task took on the node (the node's own `startedAt` → "
+            "`finishedAt`) and the propose's round trip, sends the poll half a round trip before the task "
+            "should end, then polls every fifth of that duration while it runs late, and its root tick "
+            "wakes for the next due poll rather than every 10 ms. The first commit of an index (cold) has "
+            "no such duration yet and uses the 20-40-80 ms ladder. "
             f"Measured here: {_two_phase_ratio_range(commit)} × the bound across N — flat, as the "
             "propose, polls and verify go to all nodes at once.")
         parts.append(
             "- **sequential.** It pays the per-node cycle (snapshot, PATCH, poll, verify) N times, so its "
             "ratio to the one-node bound grows with N; against its own N-bound it is "
-            f"{_sequential_ratio_range(commit)}×, for the same polling reasons, paid once per node.")
+            f"{_sequential_ratio_range(commit)}×, with the same polling, paid once per node.")
     fingerprint = sections.get("fingerprint")
     if fingerprint is not None:
         parts.append(
@@ -316,7 +312,7 @@ def how_to_read(sections: dict[str, Any]) -> str:
             "receives the body by copy from Envoy; most of the time natively is JSON parsing into "
             "`serde_json::Value` (allocation per string), which is the same in both. A difference smaller "
             f"than {fingerprint_speed.RESOLVED_MS:.0f} ms is not resolved by this method (millisecond timestamps, "
-            "and the filter's 10 ms root tick puts up to 10 ms of jitter on every commit, only partly "
+            "and the polls' timing puts a few ms of jitter on every commit, only partly "
             "averaged out by the medians), so no in-VM throughput is claimed for a body that verifies "
             "faster than that (the 10 KB one).")
     writes = sections.get("writes")
