@@ -645,3 +645,36 @@ fn mirror_mode_a_node_away_for_more_writes_than_task_retention_still_catches_up(
     assert_eq!(w.nodes[1].settings, w.nodes[0].settings);
     assert_eq!(w.nodes[1].settings.get("stopWords"), Some(&json!(["w7"])));
 }
+
+#[test]
+fn mirror_mode_open_tasks_of_a_vanished_worker_are_followed_to_their_end_by_another() {
+    let mut w = World::new(3, 2, json!({"writes": "mirror"}));
+    let ctx = w.send(0, "POST", "/indexes/m/documents", Some(json!([{"id": 1}, {"id": 2}])));
+    // Worker 0 claims and proposes; every node enqueues; the client gets the filter's task.
+    let worker = &mut w.workers[0];
+    worker.engine.pump(&mut worker.host);
+    let calls: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
+    assert_eq!(calls.iter().filter(|(_, c)| c.method == "POST").count(), 3);
+    for (token, call) in calls {
+        let node: usize = call.cluster.trim_start_matches("meili_node_").parse().unwrap();
+        let resp = w.nodes[node].answer(&call);
+        let worker = &mut w.workers[0];
+        worker.engine.on_callout_response(&mut worker.host, token, resp);
+    }
+    let (status, body) = w.reply(0, ctx).expect("answered");
+    assert_eq!((status, body["type"].as_str()), (202, Some("documentAdditionOrUpdate")));
+    let uid = body["taskUid"].as_u64().unwrap();
+    assert_eq!(w.task(uid).status, "enqueued");
+    // Its VM disappears before it learned how the node tasks ended.
+    w.workers.remove(0);
+    w.run(5, 100);
+    assert_eq!(w.task(uid).status, "enqueued", "the lease is still the dead worker's");
+    w.envoy.borrow_mut().now_ms += LEASE_TTL_MS;
+    w.run(20, 10);
+    let task = w.task(uid);
+    assert_eq!((task.status.as_str(), task.kind.as_str()), ("succeeded", "documentAdditionOrUpdate"));
+    assert_eq!(task.miroir.nodes.len(), 3);
+    assert!(w.nodes.iter().all(|n| n.documents == 2));
+    let rec = w.index("m");
+    assert_eq!(rec.lease, None, "let go once nothing is left to follow");
+}

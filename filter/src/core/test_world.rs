@@ -40,6 +40,9 @@ pub struct SimNode {
     pub fail_tasks: Option<Value>,
     /// Settings reads without the node key are refused (a client key scoped to updates only).
     pub reads_need_node_key: bool,
+    /// Mirror mode: documents applied, and the uids of finished tasks.
+    pub documents: u64,
+    pub done: Vec<u64>,
 }
 
 impl SimNode {
@@ -47,9 +50,14 @@ impl SimNode {
         SimNode { settings: default_settings(), ..SimNode::default() }
     }
 
-    /// Apply a finished settings task (None: it failed).
+    /// Apply a finished task (None: it failed): a settings patch, or `{"__documents": n}` for a
+    /// document addition (mirror mode).
     fn apply(&mut self, patch: Option<Map<String, Value>>) {
         let Some(patch) = patch else { return };
+        if let Some(n) = patch.get("__documents").and_then(Value::as_u64) {
+            self.documents += n;
+            return;
+        }
         if self.drop_updates > 0 {
             self.drop_updates -= 1;
             return;
@@ -68,6 +76,30 @@ impl SimNode {
             return CalloutResponse { status: None, body: vec![] };
         }
         let ok = |status: u16, v: Value| CalloutResponse { status: Some(status), body: v.to_string().into_bytes() };
+        // Mirror mode: document additions, and the task pages that follow them.
+        if call.path.ends_with("/documents") && call.method == "POST" {
+            let n = call.body.as_ref().and_then(|b| serde_json::from_slice::<Value>(b).ok()).and_then(|v| v.as_array().map(Vec::len)).unwrap_or(0);
+            let uid = self.next_task;
+            self.next_task += 1;
+            self.tasks.push((uid, Some([("__documents".to_string(), json!(n))].into_iter().collect())));
+            return ok(202, json!({"taskUid": uid, "type": "documentAdditionOrUpdate", "status": "enqueued"}));
+        }
+        if call.method == "GET" && call.path.starts_with("/tasks?uids=") {
+            let list = call.path.trim_start_matches("/tasks?uids=").split('&').next().unwrap_or_default();
+            let mut results = Vec::new();
+            for uid in list.split(',').filter_map(|u| u.parse::<u64>().ok()) {
+                if let Some(pos) = self.tasks.iter().position(|(u, _)| *u == uid) {
+                    for (done, patch) in self.tasks.drain(..=pos).collect::<Vec<_>>() {
+                        self.apply(patch);
+                        self.done.push(done);
+                    }
+                }
+                if self.done.contains(&uid) {
+                    results.push(json!({"uid": uid, "status": "succeeded", "details": {"receivedDocuments": 1}}));
+                }
+            }
+            return ok(200, json!({"results": results}));
+        }
         if self.broken {
             return ok(500, json!({"message": "boom", "code": "internal", "type": "internal", "link": "x"}));
         }
