@@ -25,6 +25,7 @@ pub mod admin_views;
 pub mod headers;
 pub mod request;
 pub mod front;
+pub mod mirrored_write;
 pub mod http_flow;
 #[cfg(test)]
 mod fake_host;
