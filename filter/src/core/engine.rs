@@ -451,8 +451,10 @@ impl Engine {
     fn start_job(&mut self, host: &mut dyn Host, index: &str, head: Head) {
         let now = host.now_ms();
         let Head { rec, task_uid, job, task, open } = head;
-        for o in open {
-            self.follow(host, index, o);
+        // Open writes this worker does not follow yet (another worker's, gone): their records.
+        let unknown: Vec<u64> = open.into_iter().filter(|uid| !self.follows(index, *uid)).collect();
+        if !unknown.is_empty() {
+            self.submit(host, Op::ReadOpenTasks { uids: unknown }, Awaiting::Adopt { index: index.to_string() });
         }
         let excluded: BTreeSet<usize> =
             self.cfg.nodes.iter().enumerate().filter(|(_, n)| rec.out_of_sync.contains_key(&n.id)).map(|(i, _)| i).collect();

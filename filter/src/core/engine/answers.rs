@@ -41,6 +41,8 @@ pub(super) enum Awaiting {
     /// Where node `pos` stands in its catch-up on `index`.
     Replay { index: String, pos: usize },
     Rejoin { index: String, pos: usize },
+    /// Open writes of `index` to take over.
+    Adopt { index: String },
     /// Whether the swap `uid` running on `index` may go out.
     SwapReady { index: String, uid: u64 },
 }
@@ -167,6 +169,12 @@ impl Engine {
                 self.on_next_replay_failed(host, &index, pos);
             }
             (Awaiting::Rejoin { index, pos }, answer) => self.on_rejoin(host, &index, pos, matches!(answer, Answer::Claimed(true))),
+            (Awaiting::Adopt { index }, Answer::Open(open)) => {
+                for o in open {
+                    self.follow(host, &index, o);
+                }
+            }
+            (Awaiting::Adopt { index }, other) => log::warn!("miroir: index {index}: reading its open writes failed: {other:?}"),
             (Awaiting::SwapReady { index, uid }, answer) => self.on_swap_ready(host, &index, uid, matches!(answer, Answer::Claimed(true))),
             (Awaiting::FollowRenew { index }, answer) => self.on_follow_renewed(&index, matches!(answer, Answer::Renewed(true))),
             (Awaiting::VerifyRead { index }, Answer::Verify(view)) => self.on_verify_read(host, &index, view.map(|v| *v)),

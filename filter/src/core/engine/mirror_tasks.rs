@@ -107,6 +107,11 @@ impl Engine {
         following.quiet_polls = 0;
     }
 
+    /// Whether this worker follows open write `uid` of `index`.
+    pub(super) fn follows(&self, index: &str, uid: u64) -> bool {
+        self.following.get(index).is_some_and(|f| f.tasks.iter().any(|t| t.open.uid == uid))
+    }
+
     pub(super) fn is_following(&self) -> bool {
         !self.following.is_empty()
     }

@@ -29,9 +29,13 @@ pub fn task_key(task_uid: u64) -> String {
 pub fn desired_key(uid: &str) -> String {
     format!("{PREFIX}desired/{uid}")
 }
-/// Mirror mode: the index's accepted writes whose node tasks are still running (`OpenTask`s).
+/// Mirror mode: the uids of the index's accepted writes whose node tasks are still running (a
+/// short list of numbers, rewritten per write); each one's `OpenTask` is under `open_task_key`.
 pub fn open_key(uid: &str) -> String {
     format!("{PREFIX}open/{uid}")
+}
+pub fn open_task_key(task_uid: u64) -> String {
+    format!("{PREFIX}open_task/{task_uid}")
 }
 /// Mirror mode: the index's catch-up log (`LogEntry`s), writes a node out of sync still needs.
 pub fn log_key(uid: &str) -> String {
@@ -49,7 +53,7 @@ mod tests {
     #[test]
     fn every_key_is_under_the_prefix() {
         let keys = [TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY, LAGGING_KEY];
-        let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m"), open_key("m"), log_key("m")];
+        let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m"), open_key("m"), open_task_key(1), log_key("m")];
         assert!(keys.iter().copied().chain(made.iter().map(String::as_str)).all(|k| k.starts_with(PREFIX)));
     }
 }

@@ -63,6 +63,8 @@ pub enum Op {
     Enqueue { job: Box<JobRecord>, details: Value },
     /// The last check of an index, with what an operator's answer shows (`Answer::Verify`).
     ReadVerify { index: String },
+    /// The open mirrored writes of these uids, to follow (`Answer::Open`).
+    ReadOpenTasks { uids: Vec<u64> },
     /// Mirror mode: the nodes accepted a write; follow its node tasks until they finish.
     Track { index: String, open: OpenTask },
     /// A mirrored write's node tasks all finished.
@@ -127,8 +129,8 @@ pub struct Head {
     /// None when the record is gone or unreadable.
     pub job: Option<JobRecord>,
     pub task: Option<TaskRecord>,
-    /// Mirrored writes whose node tasks are still followed (mirror mode).
-    pub open: Vec<OpenTask>,
+    /// Uids of the mirrored writes whose node tasks are still followed (mirror mode).
+    pub open: Vec<u64>,
 }
 
 /// An index's last check, its record and the repair task the check queued, if any.
@@ -170,6 +172,7 @@ pub enum Answer {
     /// A node's catch-up: the next uid it needs (None: not catching up) and that write's job
     /// (None: the log holds nothing from there).
     Replay { from: Option<u64>, job: Option<Box<JobRecord>> },
+    Open(Vec<OpenTask>),
 }
 
 /// Operations take effect in the order they are submitted (the shared-data ledger runs each one

@@ -35,7 +35,7 @@ impl SharedDataLedger {
                 Err(e) => Answer::Failed(e),
             },
             Op::ClaimHead { index, owner, now_ms } => {
-                let open = !read_open(host, &index).is_empty();
+                let open = !open_uids(host, &index).is_empty();
                 match update_index(host, &index, |rec| {
                     let rec = rec?;
                     lease::claimed(rec, &owner, now_ms, open || rec.catching_up())
@@ -120,7 +120,7 @@ impl SharedDataLedger {
             Op::ReadIndex { index, with_desired } => {
                 let rec = index_store::read_index(host, &index).ok().flatten().unwrap_or_default();
                 let desired = if with_desired { store::read(host, &keys::desired_key(&index)).ok().flatten() } else { None };
-                Answer::IndexState { rec: Box::new(rec), desired, open_tasks: read_open(host, &index).len() }
+                Answer::IndexState { rec: Box::new(rec), desired, open_tasks: open_uids(host, &index).len() }
             }
             Op::WriteVerifyResult { index, result } => done(store::write(host, &keys::verify_result_key(&index), &result)),
             Op::RecordConverged { index, node_ids, fingerprint, lift_freeze } => {
@@ -137,18 +137,28 @@ impl SharedDataLedger {
                     Box::new(VerifyView { result, rec, repair_task })
                 }))
             }
-            Op::Track { index, open } => done(store::update::<Vec<OpenTask>, _>(host, &keys::open_key(&index), |list| {
-                let mut list = list.cloned().unwrap_or_default();
-                if list.iter().any(|t| t.uid == open.uid) {
-                    return None;
+            Op::ReadOpenTasks { uids } => Answer::Open(read_open_tasks(host, &uids)),
+            Op::Track { index, open } => {
+                if let Err(e) = store::write(host, &keys::open_task_key(open.uid), &open) {
+                    return Answer::Failed(e);
                 }
-                list.push(open.clone());
-                Some(list)
-            })),
-            Op::Untrack { index, task_uid } => done(store::update::<Vec<OpenTask>, _>(host, &keys::open_key(&index), |list| {
-                let list = list?;
-                list.iter().any(|t| t.uid == task_uid).then(|| list.iter().filter(|t| t.uid != task_uid).cloned().collect())
-            })),
+                done(store::update::<Vec<u64>, _>(host, &keys::open_key(&index), |list| {
+                    let mut list = list.cloned().unwrap_or_default();
+                    if list.contains(&open.uid) {
+                        return None;
+                    }
+                    list.push(open.uid);
+                    Some(list)
+                }))
+            }
+            Op::Untrack { index, task_uid } => {
+                let untracked = store::update::<Vec<u64>, _>(host, &keys::open_key(&index), |list| {
+                    let list = list?;
+                    list.contains(&task_uid).then(|| list.iter().copied().filter(|u| *u != task_uid).collect())
+                });
+                let _ = store::clear(host, &keys::open_task_key(task_uid));
+                done(untracked)
+            }
             Op::MarkOutOfSync { index, nodes } => {
                 let marked = update_index(host, &index, |rec| {
                     let mut next = rec.cloned().unwrap_or_default();
@@ -320,7 +330,7 @@ fn head(host: &dyn Host, index: &str, rec: IndexRecord, task_uid: u64) -> Head {
     } else {
         (store::read(host, &keys::job_key(task_uid)).ok().flatten(), store::read(host, &keys::task_key(task_uid)).ok().flatten())
     };
-    let open = read_open(host, index);
+    let open = open_uids(host, index);
     Head { rec, task_uid, job, task, open }
 }
 
@@ -390,7 +400,7 @@ fn record_freeze(host: &mut dyn Host, f: &Freeze) -> Answer {
 /// Release the lease if nothing is queued, and say what comes next.
 fn end_lease(host: &mut dyn Host, index: &str, owner: &str, now_ms: u64) -> Answer {
     // Open mirrored tasks keep the lease: its holder follows them (engine/mirror_tasks.rs).
-    let open = !read_open(host, index).is_empty();
+    let open = !open_uids(host, index).is_empty();
     let rec = update_as_owner(host, index, owner, |next| {
         if !next.queue.is_empty() || open || next.catching_up() {
             return false;
@@ -421,7 +431,7 @@ fn deactivate(host: &mut dyn Host, index: &str) {
         Some(list.iter().filter(|i| *i != index).cloned().collect())
     });
     if let Ok(Some(rec)) = index_store::read_index(host, index) {
-        if !rec.queue.is_empty() || rec.catching_up() || !read_open(host, index).is_empty() {
+        if !rec.queue.is_empty() || rec.catching_up() || !open_uids(host, index).is_empty() {
             queue::activate(host, index);
         }
     }
@@ -475,9 +485,14 @@ pub fn lift_freeze_record(host: &mut dyn Host, index: &str) -> Result<(), StoreE
     .map(|_| ())
 }
 
-/// An index's open mirrored tasks (none when unreadable: they are picked up at the next claim).
-fn read_open(host: &dyn Host, index: &str) -> Vec<OpenTask> {
+/// The uids of an index's open mirrored tasks.
+fn open_uids(host: &dyn Host, index: &str) -> Vec<u64> {
     store::read(host, &keys::open_key(index)).ok().flatten().unwrap_or_default()
+}
+
+/// Open mirrored tasks, to follow (unreadable ones are picked up at the next claim).
+fn read_open_tasks(host: &dyn Host, uids: &[u64]) -> Vec<OpenTask> {
+    uids.iter().filter_map(|uid| store::read::<OpenTask>(host, &keys::open_task_key(*uid)).ok().flatten()).collect()
 }
 
 fn read_log(host: &dyn Host, index: &str) -> Vec<LogEntry> {
