@@ -5,7 +5,8 @@ use serde_json::json;
 
 use super::admin_views::VerifyPurpose;
 use super::engine::{read_hot, LEASE_TTL_MS};
-use super::front::{self, BodyDecision, HeadersDecision};
+use super::front::{self, HeadersDecision};
+use super::pending_write::BodyDecision;
 use super::request::RequestHead;
 use super::host::{Callout, CalloutResponse};
 use super::metrics;

@@ -6,7 +6,8 @@
 
 use super::engine::Engine;
 use super::errors::{ErrorType, MeiliError};
-use super::front::{self, BodyDecision, HeadersDecision, PendingWrite};
+use super::front::{self, HeadersDecision};
+use super::pending_write::{BodyDecision, PendingWrite};
 use super::headers;
 use super::host::{Host, LocalReply};
 use super::request::{RequestHead, HEADER_MIN_VERSION};

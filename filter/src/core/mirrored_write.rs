@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::engine::Engine;
 use super::errors::MeiliError;
-use super::front::{job_of, queued, refuse_if_frozen, BodyDecision, PendingWrite, WriteKind};
+use super::pending_write::{job_of, queued, refuse_if_frozen, BodyDecision, PendingWrite, WriteKind};
 use super::host::Host;
 use super::mirror::{self, INSTANCE_QUEUE};
 use super::request::RequestHead;

@@ -24,6 +24,7 @@ pub mod admin;
 pub mod admin_views;
 pub mod headers;
 pub mod request;
+pub mod pending_write;
 pub mod front;
 pub mod mirrored_write;
 pub mod http_flow;
