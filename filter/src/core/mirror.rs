@@ -149,6 +149,11 @@ pub struct NodeTaskState {
 }
 
 impl NodeTaskState {
+    /// The node no longer knew the task when asked (`lost`).
+    pub fn is_lost(&self) -> bool {
+        self.error.as_ref().and_then(|e| e.get("code")).and_then(Value::as_str) == Some(super::job::TASK_LOST)
+    }
+
     pub fn is_final(&self) -> bool {
         matches!(self.status.as_str(), "succeeded" | "failed" | "canceled")
     }
@@ -200,12 +205,9 @@ pub struct TaskEnd {
 /// a node that no longer knows its task (deleted there): that says nothing about what it holds,
 /// so it is never odd, and decides the outcome only when no node knows better.
 pub fn task_end(states: &[NodeTaskState]) -> TaskEnd {
-    let is_lost = |s: &NodeTaskState| {
-        s.error.as_ref().and_then(|e| e.get("code")).and_then(Value::as_str) == Some(super::job::TASK_LOST)
-    };
-    if states.iter().any(is_lost) && !states.iter().all(is_lost) {
+    if states.iter().any(NodeTaskState::is_lost) && !states.iter().all(NodeTaskState::is_lost) {
         let known: Vec<(usize, NodeTaskState)> =
-            states.iter().enumerate().filter(|(_, s)| !is_lost(s)).map(|(i, s)| (i, s.clone())).collect();
+            states.iter().enumerate().filter(|(_, s)| !s.is_lost()).map(|(i, s)| (i, s.clone())).collect();
         let only: Vec<NodeTaskState> = known.iter().map(|(_, s)| s.clone()).collect();
         let mut end = task_end(&only);
         end.odd = end.odd.iter().filter_map(|k| known.get(*k).map(|(i, _)| *i)).collect();

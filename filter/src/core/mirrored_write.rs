@@ -64,12 +64,14 @@ pub(super) fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context
         index = INSTANCE_QUEUE.into();
     }
     let mut node_paths = None;
+    let mut deletes_later = None;
     let mut details = Value::Object(serde_json::Map::new());
     if let WriteKind::Tasks { cancel } = pending.kind {
         match translate_tasks(&cfg, host, &pending.head, cancel) {
-            Ok((paths, about)) => {
-                node_paths = Some(paths);
-                details = about;
+            Ok(t) => {
+                node_paths = Some(t.paths);
+                details = t.details;
+                deletes_later = Some(t.later).filter(|l| !l.is_empty());
             }
             Err(e) => return BodyDecision::Reply(tasks::error_reply(&e)),
         }
@@ -83,6 +85,7 @@ pub(super) fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context
     job.index = index.clone();
     job.mirror = Some(mirror::expected_task_type(&pending.head.method, &pending.head.path).to_string());
     job.node_paths = node_paths;
+    job.deletes_later = deletes_later;
     job.holds = holds;
     queued(engine.queue_write(host, context_id, job, details), &index)
 }
@@ -122,20 +125,23 @@ fn translate_tasks(
     host: &mut dyn Host,
     head: &RequestHead,
     cancel: bool,
-) -> Result<(std::collections::BTreeMap<String, String>, Value), MeiliError> {
+) -> Result<Translated, MeiliError> {
     let query = task_query::parse_task_query(&head.path)?;
     if !query.is_filtered() {
         return Err(MeiliError::missing_task_filters(if cancel { "cancel" } else { "delete" }));
     }
     let caller = tasks::auth_hash(head.authorization.as_deref());
-    // A filter task is deleted whole, once it ended (as a node deletes only ended tasks): a node
-    // that already finished its part of a running task keeps it, or the task would lose track.
     let matched: Vec<_> = queue::retained_tasks(cfg, host)
         .into_iter()
         .filter(|t| tasks::visible_to(t, caller.as_deref()) && query.matches(t))
         .collect();
     let matched_count = matched.len();
-    let selected: Vec<_> = matched.into_iter().filter(|t| t.finished_ms.is_none() == cancel).collect();
+    // A cancelation is about tasks still running. A deletion goes to every node for every
+    // matched task: a node deletes those it has finished when it processes the deletion, as a
+    // Meilisearch node does; the filter drops its own records of the ended ones now, and of the
+    // others if they ended by the time the deletion did (`Translated::later`).
+    let selected: Vec<_> = matched.into_iter().filter(|t| !cancel || t.finished_ms.is_none()).collect();
+    let later: Vec<u64> = if cancel { Vec::new() } else { selected.iter().filter(|t| t.finished_ms.is_none()).map(|t| t.uid).collect() };
     let verb = if cancel { "/tasks/cancel" } else { "/tasks" };
     let mut paths = std::collections::BTreeMap::new();
     for node in &cfg.nodes {
@@ -151,13 +157,24 @@ fn translate_tasks(
         paths.insert(node.id.clone(), format!("{verb}?uids={list}"));
     }
     if !cancel {
-        for t in &selected {
+        for t in selected.iter().filter(|t| t.finished_ms.is_some()) {
             let _ = store::clear(host, &keys::task_key(t.uid));
         }
     }
     // The task's details speak of the filter's tasks, not of one node's translation.
     let original = head.path.find('?').and_then(|q| head.path.get(q..)).unwrap_or_default();
     let done_key = if cancel { "canceledTasks" } else { "deletedTasks" };
-    let details = serde_json::json!({"matchedTasks": matched_count, done_key: selected.len(), "originalFilter": original});
-    Ok((paths, details))
+    let acted = selected.len() - later.len();
+    let details = serde_json::json!({"matchedTasks": matched_count, done_key: acted, "originalFilter": original});
+    Ok(Translated { paths, details, later })
+}
+
+/// A task cancelation or deletion, translated.
+struct Translated {
+    /// Node id → its path, with its own task uids.
+    paths: std::collections::BTreeMap<String, String>,
+    details: Value,
+    /// Filter tasks a deletion matched while they ran: dropped if they ended by the time the
+    /// deletion did.
+    later: Vec<u64>,
 }

@@ -91,5 +91,6 @@ pub(super) fn job_of(engine: &Engine, host: &mut dyn Host, pending: &PendingWrit
         node_paths: None,
         resync: None,
         holds: None,
+        deletes_later: None,
     }
 }

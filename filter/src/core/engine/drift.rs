@@ -653,6 +653,7 @@ impl Engine {
             node_paths: None,
             resync: None,
             holds: None,
+            deletes_later: None,
         };
         let op = Op::Enqueue { job: Box::new(job), details: Value::Null };
         self.submit(host, op, Awaiting::RepairQueued { index: index.to_string(), differ, result });

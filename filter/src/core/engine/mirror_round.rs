@@ -60,7 +60,8 @@ impl Engine {
                 }
                 self.mark_out_of_sync(host, index, odd);
                 count_write(host, index, "enqueued");
-                let open = OpenTask { uid: job.task_uid, nodes, authorization: job.authorization.clone(), kind };
+                let deletes_later = job.deletes_later.clone().unwrap_or_default();
+                let open = OpenTask { uid: job.task_uid, nodes, authorization: job.authorization.clone(), kind, deletes_later };
                 self.submit(host, Op::Track { index: index.to_string(), open: open.clone() }, Awaiting::Logged(format!("index {index}: keeping task {} open failed", job.task_uid)));
                 self.follow(host, index, open);
                 self.finish(host, index, job.task_uid, Outcome::Tracked);

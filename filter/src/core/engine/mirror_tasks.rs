@@ -259,6 +259,14 @@ impl Engine {
 
     fn close_followed(&mut self, host: &mut dyn Host, index: &str, t: Followed, positions: &[usize], now: u64) {
         let states: Vec<NodeTaskState> = positions.iter().filter_map(|p| t.states.get(p).cloned()).collect();
+        let op = Op::Untrack { index: index.to_string(), task_uid: t.open.uid };
+        self.submit(host, op, Awaiting::Logged(format!("index {index}: closing task {} failed", t.open.uid)));
+        if !states.is_empty() && states.iter().all(NodeTaskState::is_lost) {
+            // Every node forgot it: a task deletion processed after it ended there. The task is
+            // gone through the gateway too, as on a node.
+            self.update_task(host, t.open.uid, TaskChange::Rejected);
+            return;
+        }
         let end = mirror::task_end(&states);
         let nodes: Vec<NodeTaskInfo> = positions
             .iter()
@@ -289,6 +297,7 @@ impl Engine {
         // A translated task cancelation or deletion keeps the filter's own details: a node's
         // speak of its own uids.
         let translated = matches!(t.open.kind.as_str(), "taskCancelation" | "taskDeletion");
+        let succeeded = end.status == "succeeded";
         let close = TaskClose {
             status: end.status,
             error: end.error,
@@ -299,8 +308,10 @@ impl Engine {
             repair_attempts: 0,
         };
         self.update_task(host, t.open.uid, TaskChange::Close(Box::new(close)));
-        let op = Op::Untrack { index: index.to_string(), task_uid: t.open.uid };
-        self.submit(host, op, Awaiting::Logged(format!("index {index}: closing task {} failed", t.open.uid)));
+        if succeeded && !t.open.deletes_later.is_empty() {
+            let op = Op::ForgetEndedTasks { uids: t.open.deletes_later.clone() };
+            self.submit(host, op, Awaiting::Logged(format!("task {}: dropping the tasks it deleted failed", t.open.uid)));
+        }
     }
 }
 

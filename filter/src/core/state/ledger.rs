@@ -65,6 +65,8 @@ pub enum Op {
     ReadVerify { index: String },
     /// The open mirrored writes of these uids, to follow (`Answer::Open`).
     ReadOpenTasks { uids: Vec<u64> },
+    /// Drop these filter tasks' records if they ended (a task deletion's `deletes_later`).
+    ForgetEndedTasks { uids: Vec<u64> },
     /// Mirror mode: the nodes accepted a write; follow its node tasks until they finish.
     Track { index: String, open: OpenTask },
     /// A mirrored write's node tasks all finished.

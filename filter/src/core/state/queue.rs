@@ -198,6 +198,7 @@ mod tests {
             node_paths: None,
             resync: None,
             holds: None,
+            deletes_later: None,
         }
     }
 

@@ -215,6 +215,10 @@ pub struct JobRecord {
     /// A swap: the indexes it names, whose queues it holds (`engine/swap.rs`).
     #[serde(default)]
     pub holds: Option<Vec<String>>,
+    /// A task deletion: filter tasks it matched while they ran, dropped if they ended by the
+    /// time it did.
+    #[serde(default)]
+    pub deletes_later: Option<Vec<u64>>,
 }
 
 /// A mirrored write the nodes accepted whose node tasks have not all finished: the filter task
@@ -230,6 +234,9 @@ pub struct OpenTask {
     /// The task type the nodes gave.
     #[serde(default)]
     pub kind: String,
+    /// A task deletion's `JobRecord::deletes_later`.
+    #[serde(default)]
+    pub deletes_later: Vec<u64>,
 }
 
 /// What the propose round told the client-facing side.

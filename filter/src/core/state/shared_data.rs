@@ -138,6 +138,17 @@ impl SharedDataLedger {
                 }))
             }
             Op::ReadOpenTasks { uids } => Answer::Open(read_open_tasks(host, &uids)),
+            Op::ForgetEndedTasks { uids } => {
+                for uid in uids {
+                    let key = keys::task_key(uid);
+                    if let Ok(Some(t)) = store::read::<TaskRecord>(host, &key) {
+                        if t.finished_ms.is_some() {
+                            let _ = store::clear(host, &key);
+                        }
+                    }
+                }
+                Answer::Done
+            }
             Op::Track { index, open } => {
                 if let Err(e) = store::write(host, &keys::open_task_key(open.uid), &open) {
                     return Answer::Failed(e);
