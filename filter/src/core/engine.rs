@@ -612,7 +612,7 @@ impl Engine {
         // client key scoped to `settings.update` alone does not make a good write look diverged.
         let node_key = match purpose {
             Purpose::Propose => None,
-            _ => host.env(&self.cfg.node_api_key_env).filter(|k| !k.is_empty()).map(|k| format!("Bearer {k}")),
+            _ => self.node_key(host),
         };
         if let Some(auth) = node_key.as_ref().or(run.job.authorization.as_ref()) {
             headers.push(("authorization".to_string(), auth.clone()));
@@ -638,6 +638,11 @@ impl Engine {
                 false
             }
         }
+    }
+
+    /// `Authorization` for the filter's own calls to the nodes, when a node key is set.
+    pub(super) fn node_key(&self, host: &dyn Host) -> Option<String> {
+        host.env(&self.cfg.node_api_key_env).filter(|k| !k.is_empty()).map(|k| format!("Bearer {k}"))
     }
 
     /// The job's phase, in the index record (whose hot projection says "inconsistent" while a

@@ -84,13 +84,6 @@ pub(super) fn job_of(engine: &Engine, host: &mut dyn Host, pending: &PendingWrit
         authorization: head.authorization.clone(),
         origin_worker: engine.worker().to_string(),
         enqueued_ms: host.now_ms(),
-        targets: None,
-        drift_repair: false,
-        lifts_freeze: false,
-        mirror: None,
-        node_paths: None,
-        resync: None,
-        holds: None,
-        deletes_later: None,
+        ..JobRecord::default()
     }
 }

@@ -189,9 +189,6 @@ impl Engine {
     }
 
     pub(super) fn node_key_header(&self, host: &dyn Host) -> Vec<(String, String)> {
-        host.env(&self.cfg.node_api_key_env)
-            .filter(|k| !k.is_empty())
-            .map(|k| vec![("authorization".to_string(), format!("Bearer {k}"))])
-            .unwrap_or_default()
+        self.node_key(host).map(|k| vec![("authorization".to_string(), k)]).unwrap_or_default()
     }
 }

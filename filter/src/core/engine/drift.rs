@@ -221,10 +221,7 @@ impl Engine {
 
     fn drift_call(&mut self, host: &mut dyn Host, node: usize, index: &str, path: &str) -> bool {
         let (Some(cfg), Some(run)) = (self.cfg.nodes.get(node), self.drift.as_ref()) else { return false };
-        let mut headers = Vec::new();
-        if let Some(key) = host.env(&self.cfg.node_api_key_env).filter(|k| !k.is_empty()) {
-            headers.push(("authorization".to_string(), format!("Bearer {key}")));
-        }
+        let headers = self.node_key_header(host);
         let call = Callout {
             cluster: cfg.cluster.clone(),
             method: "GET".into(),
@@ -640,20 +637,13 @@ impl Engine {
             setting_key: None,
             body: Some(body.to_string()),
             content_type: Some("application/json".into()),
-            authorization: host
-                .env(&self.cfg.node_api_key_env)
-                .filter(|k| !k.is_empty())
-                .map(|k| format!("Bearer {k}")),
+            authorization: self.node_key(host),
             origin_worker: String::new(),
             enqueued_ms: host.now_ms(),
             targets: Some(targets),
             drift_repair: true,
             lifts_freeze,
-            mirror: None,
-            node_paths: None,
-            resync: None,
-            holds: None,
-            deletes_later: None,
+            ..JobRecord::default()
         };
         let op = Op::Enqueue { job: Box::new(job), details: Value::Null };
         self.submit(host, op, Awaiting::RepairQueued { index: index.to_string(), differ, result });

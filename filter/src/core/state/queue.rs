@@ -191,14 +191,7 @@ mod tests {
             authorization: Some("Bearer client-secret".into()),
             origin_worker: "w".into(),
             enqueued_ms: 0,
-            targets: None,
-            drift_repair: false,
-            lifts_freeze: false,
-            mirror: None,
-            node_paths: None,
-            resync: None,
-            holds: None,
-            deletes_later: None,
+            ..JobRecord::default()
         }
     }
 

@@ -176,7 +176,7 @@ impl HotRecord {
 
 /// A settings write waiting for or under broadcast. Holds the client's body and Authorization
 /// (secrets): it lives only in shared memory, is never logged and never returned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct JobRecord {
     pub task_uid: u64,
     pub index: String,
