@@ -87,6 +87,59 @@ pub struct Config {
     pub max_body_bytes: u64,
     pub writes: Writes,
     pub mirror: MirrorConfig,
+    pub state: StateConfig,
+}
+
+/// Where the filter keeps its state (docs/operations.md, "Choosing a state backend").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    pub backend: Backend,
+    /// How long a job's lease outlives its holder's last renewal.
+    pub lease_ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// Envoy shared data: one gateway, state lost with it. The default.
+    SharedData,
+    Etcd(EtcdConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdConfig {
+    /// The Envoy cluster that reaches etcd's client port (its JSON gateway).
+    pub cluster: String,
+    /// Every key the filter keeps in etcd is under this prefix.
+    pub prefix: String,
+    /// How often each gateway looks for changes made by the others.
+    pub poll_ms: u64,
+    /// One call to etcd gives up after this long.
+    pub timeout_ms: u64,
+}
+
+pub const DEFAULT_LEASE_TTL_MS: u64 = 10_000;
+pub const DEFAULT_ETCD_PREFIX: &str = "miroir/v1/";
+pub const DEFAULT_ETCD_POLL_MS: u64 = 250;
+pub const DEFAULT_ETCD_TIMEOUT_MS: u64 = 1_000;
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { backend: Backend::SharedData, lease_ttl_ms: DEFAULT_LEASE_TTL_MS }
+    }
+}
+
+impl StateConfig {
+    /// A lease is renewed five times per TTL, so one or two late renewals never lose it.
+    pub fn lease_renew_ms(&self) -> u64 {
+        self.lease_ttl_ms / 5
+    }
+
+    pub fn etcd(&self) -> Option<&EtcdConfig> {
+        match &self.backend {
+            Backend::Etcd(e) => Some(e),
+            Backend::SharedData => None,
+        }
+    }
 }
 
 /// Why a configuration was refused: the dotted path of the key and the reason.
@@ -222,6 +275,7 @@ impl Config {
                 "max_body_bytes",
                 "writes",
                 "mirror",
+                "state",
             ],
         )?;
 
@@ -271,6 +325,7 @@ impl Config {
             Some(other) => return Err(wrong_type("writes", "a string", other)),
         };
         let mirror = parse_mirror(root.get("mirror"))?;
+        let state = parse_state(root.get("state"))?;
 
         Ok(Config {
             nodes,
@@ -284,6 +339,7 @@ impl Config {
             max_body_bytes,
             writes,
             mirror,
+            state,
         })
     }
 
@@ -490,6 +546,41 @@ fn parse_mirror(value: Option<&Value>) -> Result<MirrorConfig, ConfigError> {
     Ok(MirrorConfig {
         log_max_bytes: optional_u64(object, PATH, "log_max_bytes", DEFAULT_MIRROR_LOG_MAX_BYTES, 0..=1_073_741_824)?,
     })
+}
+
+fn parse_state(value: Option<&Value>) -> Result<StateConfig, ConfigError> {
+    const PATH: &str = "state";
+    let Some(value) = value else {
+        return Ok(StateConfig::default());
+    };
+    let object = as_object(value, PATH)?;
+    deny_unknown_keys(object, PATH, &["backend", "cluster", "prefix", "lease_ttl_ms", "poll_ms", "timeout_ms"])?;
+    let lease_ttl_ms = optional_u64(object, PATH, "lease_ttl_ms", DEFAULT_LEASE_TTL_MS, 1_000..=600_000)?;
+    let backend = match optional_string(object, PATH, "backend", "shared_data")?.as_str() {
+        "shared_data" => {
+            if let Some(key) = ["cluster", "prefix", "poll_ms", "timeout_ms"].iter().find(|k| object.contains_key(**k)) {
+                return Err(err(join(PATH, key), "is only for `\"backend\": \"etcd\"`"));
+            }
+            Backend::SharedData
+        }
+        "etcd" => {
+            if !object.contains_key("cluster") {
+                return Err(err("state.cluster", "is required with `\"backend\": \"etcd\"`: the Envoy cluster that reaches etcd"));
+            }
+            let prefix = optional_string(object, PATH, "prefix", DEFAULT_ETCD_PREFIX)?;
+            if !prefix.ends_with('/') || prefix.len() > 128 || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(err("state.prefix", "must be printable ASCII, at most 128 bytes, ending with `/`"));
+            }
+            Backend::Etcd(EtcdConfig {
+                cluster: required_string(object, PATH, "cluster")?,
+                prefix,
+                poll_ms: optional_u64(object, PATH, "poll_ms", DEFAULT_ETCD_POLL_MS, 50..=1_000)?,
+                timeout_ms: optional_u64(object, PATH, "timeout_ms", DEFAULT_ETCD_TIMEOUT_MS, 100..=10_000)?,
+            })
+        }
+        _ => return Err(err("state.backend", "must be \"shared_data\" or \"etcd\"")),
+    };
+    Ok(StateConfig { backend, lease_ttl_ms })
 }
 
 fn check_routing_header(name: &str) -> Result<(), ConfigError> {
@@ -745,6 +836,7 @@ mod tests {
             max_body_bytes: 10_485_760,
             writes: Writes::Mirror,
             mirror: MirrorConfig::default(),
+            state: StateConfig::default(),
         }
     }
 
@@ -806,6 +898,16 @@ mod tests {
                 with(r#""settings_broadcast":{"max_repair_retries":0}"#),
                 |c| c.settings_broadcast.max_repair_retries == 0,
             ),
+            (with(r#""state":{"backend":"shared_data","lease_ttl_ms":3000}"#), |c| {
+                c.state.backend == Backend::SharedData && c.state.lease_ttl_ms == 3000 && c.state.lease_renew_ms() == 600
+            }),
+            (with(r#""state":{"backend":"etcd","cluster":"etcd"}"#), |c| {
+                c.state.etcd().is_some_and(|e| e.cluster == "etcd" && e.prefix == "miroir/v1/" && e.poll_ms == 250 && e.timeout_ms == 1000)
+                    && c.state.lease_ttl_ms == 10_000
+            }),
+            (with(r#""state":{"backend":"etcd","cluster":"e","prefix":"a/b/","poll_ms":50,"timeout_ms":10000}"#), |c| {
+                c.state.etcd().is_some_and(|e| e.prefix == "a/b/" && e.poll_ms == 50 && e.timeout_ms == 10_000)
+            }),
             (
                 with(r#""settings_broadcast":{"max_repair_retries":100}"#),
                 |c| c.settings_broadcast.max_repair_retries == 100,
@@ -1293,6 +1395,15 @@ mod tests {
             (with(r#""writes":true"#), "writes", "a string"),
             (with(r#""mirror":{"log_max_bytes":-1}"#), "mirror.log_max_bytes", ""),
             (with(r#""mirror":{"log":1}"#), "mirror.log", ""),
+            (with(r#""state":{"backend":"redis"}"#), "state.backend", "\"shared_data\" or \"etcd\""),
+            (with(r#""state":{"backend":"etcd"}"#), "state.cluster", "is required"),
+            (with(r#""state":{"backend":"etcd","cluster":""}"#), "state.cluster", "empty"),
+            (with(r#""state":{"cluster":"etcd"}"#), "state.cluster", "only for"),
+            (with(r#""state":{"backend":"etcd","cluster":"e","prefix":"nope"}"#), "state.prefix", "ending with"),
+            (with(r#""state":{"backend":"etcd","cluster":"e","poll_ms":5000}"#), "state.poll_ms", "between"),
+            (with(r#""state":{"lease_ttl_ms":10}"#), "state.lease_ttl_ms", "between"),
+            (with(r#""state":{"backend":"etcd","cluster":"e","bogus":1}"#), "state.bogus", "unknown key"),
+            (with(r#""state":"etcd""#), "state", ""),
             (
                 with(r#""admin_api_key_env":"1KEY""#),
                 "admin_api_key_env",

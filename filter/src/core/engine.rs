@@ -20,7 +20,6 @@ use super::job::{self, NodeTask, ProposeResult};
 use super::metrics;
 use super::proposal::Proposal;
 use super::state::keys;
-use super::state::lease::LEASE_RENEW_MS;
 use super::state::ledger::{Commit, Freeze, Head, Ledger, Next, Op, OpId, VerifyView};
 use super::state::records::{FrozenRecord, JobRecord, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord};
 use super::state::shared_data::SharedDataLedger;
@@ -509,7 +508,7 @@ impl Engine {
             task_deadline_ms: now + self.cfg.settings_broadcast.task_timeout_s * 1000,
             repair_attempt: 0,
             resume_at_ms: 0,
-            renew_at_ms: now + LEASE_RENEW_MS,
+            renew_at_ms: now + self.cfg.state.lease_renew_ms(),
             client_answered,
             node_details: None,
             seq: None,

@@ -40,7 +40,7 @@ impl Engine {
     /// The chores of `index`, created when it has none.
     pub(super) fn chores_of(&mut self, index: &str, now: u64) -> &mut Following {
         self.following.entry(index.to_string()).or_insert_with(|| Following {
-            renew_at_ms: now + LEASE_RENEW_MS,
+            renew_at_ms: now + self.cfg.state.lease_renew_ms(),
             ..Following::default()
         })
     }
@@ -125,7 +125,7 @@ impl Engine {
             let Some(f) = self.following.get_mut(&index) else { continue };
             if !job_runs && !f.renewing && now >= f.renew_at_ms {
                 f.renewing = true;
-                f.renew_at_ms = now + LEASE_RENEW_MS;
+                f.renew_at_ms = now + self.cfg.state.lease_renew_ms();
                 let op = Op::RenewLease { index: index.clone(), owner: self.worker.clone(), now_ms: now };
                 self.submit(host, op, Awaiting::FollowRenew { index: index.clone() });
             }

@@ -17,7 +17,7 @@ impl Engine {
                 continue;
             }
             // Renew first; the job's timers run once the ledger says the lease is still ours.
-            run.renew_at_ms = now + LEASE_RENEW_MS;
+            run.renew_at_ms = now + self.cfg.state.lease_renew_ms();
             let task_uid = run.job.task_uid;
             let op = Op::RenewLease { index: index.clone(), owner: self.worker.clone(), now_ms: now };
             self.submit(host, op, Awaiting::Renew { index, task_uid, now_ms: now });

@@ -4,17 +4,17 @@
 
 use super::records::{DriftSchedule, IndexRecord, Lease};
 
-pub const LEASE_TTL_MS: u64 = 10_000;
-/// The owner renews this often, well inside the TTL.
-pub const LEASE_RENEW_MS: u64 = 2_000;
+/// The default TTL (`state.lease_ttl_ms`); the owner renews five times per TTL
+/// (`StateConfig::lease_renew_ms`).
+pub const LEASE_TTL_MS: u64 = crate::core::config::DEFAULT_LEASE_TTL_MS;
 /// The drift check's lease: one worker runs it at a time (docs/architecture.md §3).
 pub const DRIFT_LEASE_TTL_MS: u64 = 60_000;
 /// A long run renews its lease well before it runs out.
 pub const DRIFT_LEASE_RENEW_MS: u64 = 10_000;
 
 /// The lease `owner` holds from `now_ms`.
-pub fn fresh(owner: &str, now_ms: u64) -> Lease {
-    Lease { owner: owner.to_string(), expires_ms: now_ms + LEASE_TTL_MS }
+pub fn fresh(owner: &str, now_ms: u64, ttl_ms: u64) -> Lease {
+    Lease { owner: owner.to_string(), expires_ms: now_ms + ttl_ms }
 }
 
 /// `owner` holds the lease (whether or not it has run out: only the owner's own CAS moves it).
@@ -34,18 +34,18 @@ pub fn held_by_other(rec: &IndexRecord, owner: &str) -> bool {
 
 /// The record with the lease taken by `owner`, or None when there is nothing to run (no job
 /// queued, no mirrored task to follow: `open_tasks`) or another worker holds it.
-pub fn claimed(rec: &IndexRecord, owner: &str, now_ms: u64, open_tasks: bool) -> Option<IndexRecord> {
+pub fn claimed(rec: &IndexRecord, owner: &str, now_ms: u64, ttl_ms: u64, open_tasks: bool) -> Option<IndexRecord> {
     if (rec.queue.is_empty() && !open_tasks) || !free_for(rec, owner, now_ms) {
         return None;
     }
     let mut next = rec.clone();
-    next.lease = Some(fresh(owner, now_ms));
+    next.lease = Some(fresh(owner, now_ms, ttl_ms));
     Some(next)
 }
 
 /// After a renewal at `now_ms`, `owner` still holds the lease for a full TTL.
-pub fn renewed(rec: &IndexRecord, owner: &str, now_ms: u64) -> bool {
-    rec.lease.as_ref().is_some_and(|l| l.owner == owner && l.expires_ms >= now_ms + LEASE_TTL_MS)
+pub fn renewed(rec: &IndexRecord, owner: &str, now_ms: u64, ttl_ms: u64) -> bool {
+    rec.lease.as_ref().is_some_and(|l| l.owner == owner && l.expires_ms >= now_ms + ttl_ms)
 }
 
 /// The schedule with the drift run claimed by `owner`, or None when it is not due or another
@@ -83,11 +83,12 @@ mod tests {
 
     #[test]
     fn an_expired_lease_is_free_and_a_live_one_only_for_its_owner() {
-        let rec = IndexRecord { queue: vec![1], lease: Some(fresh("a", 0)), ..IndexRecord::default() };
-        assert!(claimed(&rec, "b", LEASE_TTL_MS - 1, false).is_none());
-        assert!(claimed(&rec, "a", 5, false).is_some_and(|r| renewed(&r, "a", 5)));
-        assert!(claimed(&rec, "b", LEASE_TTL_MS, false).is_some_and(|r| held_by(&r, "b")));
-        assert!(claimed(&IndexRecord::default(), "a", 0, false).is_none(), "nothing queued, nothing to claim");
-        assert!(claimed(&IndexRecord::default(), "a", 0, true).is_some(), "open mirrored tasks are work too");
+        const TTL: u64 = 3_000;
+        let rec = IndexRecord { queue: vec![1], lease: Some(fresh("a", 0, TTL)), ..IndexRecord::default() };
+        assert!(claimed(&rec, "b", TTL - 1, TTL, false).is_none());
+        assert!(claimed(&rec, "a", 5, TTL, false).is_some_and(|r| renewed(&r, "a", 5, TTL)));
+        assert!(claimed(&rec, "b", TTL, TTL, false).is_some_and(|r| held_by(&r, "b")));
+        assert!(claimed(&IndexRecord::default(), "a", 0, TTL, false).is_none(), "nothing queued, nothing to claim");
+        assert!(claimed(&IndexRecord::default(), "a", 0, TTL, true).is_some(), "open mirrored tasks are work too");
     }
 }

@@ -38,7 +38,7 @@ impl SharedDataLedger {
                 let open = !open_uids(host, &index).is_empty();
                 match update_index(host, &index, |rec| {
                     let rec = rec?;
-                    lease::claimed(rec, &owner, now_ms, open || rec.catching_up())
+                    lease::claimed(rec, &owner, now_ms, self.cfg.state.lease_ttl_ms, open || rec.catching_up())
                 }) {
                     Ok(Some(rec)) if lease::held_by(&rec, &owner) => {
                         let uid = rec.queue.first().copied().unwrap_or(0);
@@ -50,10 +50,10 @@ impl SharedDataLedger {
             }
             Op::RenewLease { index, owner, now_ms } => {
                 let renewed = update_as_owner(host, &index, &owner, |next| {
-                    next.lease = Some(lease::fresh(&owner, now_ms));
+                    next.lease = Some(lease::fresh(&owner, now_ms, self.cfg.state.lease_ttl_ms));
                     true
                 });
-                Answer::Renewed(matches!(&renewed, Ok(Some(r)) if lease::renewed(r, &owner, now_ms)))
+                Answer::Renewed(matches!(&renewed, Ok(Some(r)) if lease::renewed(r, &owner, now_ms, self.cfg.state.lease_ttl_ms)))
             }
             Op::SetPhase { index, owner, phase } => done(update_as_owner(host, &index, &owner, |next| {
                 let changed = next.phase != phase;
