@@ -76,6 +76,8 @@ impl Engine {
             (Awaiting::Logged(what), Answer::Failed(e)) => log::warn!("miroir: {what}: {e}"),
             (Awaiting::Logged(_), _) => {}
             (Awaiting::Active { mut kicked }, answer) => {
+                self.reading_active = false;
+                kicked.append(&mut self.kicked);
                 match answer {
                     Answer::Active(list) => kicked.extend(list),
                     Answer::Failed(e) => log::warn!("miroir: {e}"),
@@ -156,8 +158,8 @@ impl Engine {
             (Awaiting::ClientWrite { context_id, index }, answer) => {
                 let queued = match answer {
                     Answer::Enqueued(uid) => Ok(uid),
-                    Answer::Failed(e) => Err(e.to_string()),
-                    other => Err(unexpected(&other).to_string()),
+                    Answer::Failed(e) => Err(e),
+                    other => Err(unexpected(&other)),
                 };
                 self.on_write_queued(host, context_id, &index, queued);
             }

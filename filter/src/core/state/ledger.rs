@@ -192,4 +192,23 @@ pub trait Ledger {
     fn on_callout_response(&mut self, _host: &mut dyn Host, _token: u32, _resp: &CalloutResponse) -> bool {
         false
     }
+    /// Called on every engine pump: a remote store refreshes this gateway's view from here.
+    fn tick(&mut self, _host: &mut dyn Host) {}
+    /// How often `tick` must run at least, if it matters.
+    fn tick_ms(&self) -> Option<u64> {
+        None
+    }
+    /// Bring this gateway's view up to what the store holds now. None: the view is the store
+    /// (shared data); otherwise a ticket for `view_refreshed`.
+    fn refresh_view(&mut self, _host: &mut dyn Host) -> Option<u64> {
+        None
+    }
+    /// Whether the refresh of `ticket` is done (None: not yet), and reached the store.
+    fn view_refreshed(&self, _ticket: u64) -> Option<bool> {
+        Some(true)
+    }
+    /// The last call to the store failed.
+    fn unavailable(&self) -> bool {
+        false
+    }
 }
