@@ -41,6 +41,7 @@ mod round_verify;
 mod round_wait;
 mod sequential;
 mod settle;
+mod force_unfreeze;
 mod view_waiters;
 mod waiters;
 
@@ -762,14 +763,3 @@ enum Outcome {
 
 pub use super::state::index_store::read_hot;
 
-/// Lift a freeze for an operator's forced unfreeze (`admin.rs`): the record first (its hot
-/// projection follows), then the alert. A verify that finds the fleet converged lifts it through
-/// the ledger (`Op::RecordConverged`).
-pub fn lift_freeze(host: &mut dyn Host, index: &str) {
-    if let Err(e) = super::state::shared_data::lift_freeze_record(host, index) {
-        log::error!("miroir: unfreezing {index} failed: {e}");
-        return;
-    }
-    host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 0);
-    host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), Phase::Idle.gauge());
-}

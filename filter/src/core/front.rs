@@ -45,6 +45,8 @@ pub enum HeadersDecision {
     /// A task this gateway's view does not hold (yet): answer it once the view is refreshed
     /// (`Engine::task_after_refresh`), or now as not found when the view is the store itself.
     TaskAfterRefresh { task_uid: u64, authorization: Option<String> },
+    /// An operator's forced unfreeze: hand to the engine (`Engine::force_unfreeze`) and wait.
+    ForceUnfreeze { index: String },
 }
 
 pub fn on_headers(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> HeadersDecision {
@@ -184,6 +186,7 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
             super::admin::AdminOutcome::Reply(r) => HeadersDecision::Reply(r),
             super::admin::AdminOutcome::Verify { index, purpose } => HeadersDecision::AdminVerify { index, purpose },
             super::admin::AdminOutcome::Resync { index, node } => buffer(index, WriteKind::Resync { node }, head),
+            super::admin::AdminOutcome::ForceUnfreeze { index } => HeadersDecision::ForceUnfreeze { index },
         },
         Route::AdminUnknown => HeadersDecision::Reply(tasks::error_reply(&MeiliError::not_found())),
     }

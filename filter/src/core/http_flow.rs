@@ -128,6 +128,10 @@ impl HttpFlow {
                 }
                 Next::Pause
             }
+            HeadersDecision::ForceUnfreeze { index } => {
+                engine.force_unfreeze(host, self.context_id, &index);
+                Next::Pause
+            }
             HeadersDecision::AdminVerify { index, purpose } => {
                 engine.request_verify(&index, self.context_id, purpose, host.now_ms());
                 let me = engine.worker().to_string();

@@ -71,7 +71,10 @@ pub struct EtcdLedger {
     view_done: u64,
     view_ok: bool,
     refresh_wanted: bool,
-    /// The last call to etcd failed: new operations try once, not `MAX_CALL_FAILURES` times.
+    /// Polls that failed in a row: two mean etcd is down (not one dead member behind the
+    /// cluster's load balancer), and operations try once, not `MAX_CALL_FAILURES` times.
+    failed_polls: u32,
+    /// The last operation failed for want of etcd (cleared by any call that reaches it).
     unavailable: bool,
 }
 
@@ -91,6 +94,7 @@ impl EtcdLedger {
             view_done: 0,
             view_ok: false,
             refresh_wanted: false,
+            failed_polls: 0,
             unavailable: false,
         }
     }
@@ -170,18 +174,27 @@ impl EtcdLedger {
         host.now_ms().to_string().into_bytes()
     }
 
-    /// A call to etcd failed: try the head operation again, or fail it.
+    fn down(&self) -> bool {
+        self.unavailable || self.failed_polls >= 2
+    }
+
+    /// A call to etcd failed: try the head operation again (the cluster's next endpoint may be a
+    /// live member), or fail it — and every operation queued behind it, which would meet the same
+    /// etcd: a client's write is refused in about one call timeout, not one per queued operation.
     fn call_failed(&mut self, why: &str) {
-        let limit = if self.unavailable { 1 } else { MAX_CALL_FAILURES };
-        self.unavailable = true;
+        let limit = if self.down() { 1 } else { MAX_CALL_FAILURES };
         let Some(head) = self.queue.front_mut() else { return };
         head.call_failures += 1;
         head.runs = head.runs.saturating_sub(1);
-        if head.call_failures >= limit {
-            let id = head.id;
-            self.queue.pop_front();
-            log::warn!("miroir: etcd unreachable ({why}): a ledger operation failed");
-            self.answers.push_back((id, Answer::Failed(StoreError::Unavailable(why.to_string()))));
+        if head.call_failures < limit {
+            return;
+        }
+        if !self.unavailable {
+            log::warn!("miroir: etcd unreachable ({why}): writes are refused until it answers again");
+        }
+        self.unavailable = true;
+        for q in self.queue.drain(..) {
+            self.answers.push_back((q.id, Answer::Failed(StoreError::Unavailable(why.to_string()))));
         }
     }
 
@@ -251,13 +264,21 @@ impl EtcdLedger {
     }
 
     fn poll_ended(&mut self, seq: u64, ok: bool, why: &str) {
-        if !ok && self.view_ok {
-            log::warn!("miroir: etcd unreachable ({why}): serving from the last view");
-        }
         self.poll = None;
         self.view_done = seq;
         self.view_ok = ok;
-        self.unavailable = !ok;
+        if ok {
+            if self.failed_polls >= 2 {
+                log::warn!("miroir: etcd answers again");
+            }
+            self.failed_polls = 0;
+            self.unavailable = false;
+        } else {
+            self.failed_polls += 1;
+            if self.failed_polls == 2 {
+                log::warn!("miroir: etcd unreachable ({why}): serving reads from the last view");
+            }
+        }
     }
 
     fn on_poll_answer(&mut self, host: &mut dyn Host, poll: Poll, resp: &CalloutResponse) {
@@ -368,7 +389,7 @@ impl Ledger for EtcdLedger {
     }
 
     fn unavailable(&self) -> bool {
-        self.unavailable
+        self.down()
     }
 }
 

@@ -96,6 +96,8 @@ pub enum Op {
     /// The index was deleted (or renamed away) through the gateway: its settings are no longer
     /// the filter's to keep, so the drift check does not bring them back.
     ForgetSettings { index: String },
+    /// An operator lifts the freeze of `index` without a check (`Answer::Done`).
+    LiftFreeze { index: String },
     /// Nothing runs on `index` any more: release the lease unless work is queued or open, and
     /// say what comes next (`Answer::Next`).
     ReleaseIfIdle { index: String, owner: String, now_ms: u64 },
