@@ -3,12 +3,14 @@
 - the Envoy bootstraps under `envoy/` (compose, local example) have the shape the filter needs, and
   really run it: a settings write is held away from the router and commits, and Prometheus'
   endpoint shows the metrics with their labels;
-- docker-compose.yml passes `docker-compose config` and wires the right files, services and keys;
+- docker-compose.yml passes `docker-compose config` and wires the right files, services and keys:
+  two gateways on one config, and the etcd their `state` names;
 - the Prometheus config, alert rules (with their promtool unit tests) and the Grafana dashboard
   pass their tools and only name metrics the filter defines;
 - the Istio manifests pass the Kubernetes/Istio schemas, their plugin configuration is accepted by
-  the filter, their cluster names are the ones Istio gives the per-node Services, and the Envoy
-  pieces their EnvoyFilter adds hold a settings write in the real Envoy;
+  the filter, their cluster names are the ones Istio gives the per-node Services and the etcd
+  client Service, and the Envoy pieces their EnvoyFilter adds hold a settings write in the real
+  Envoy;
 - docs/operations.md names every configuration key, error code, header and metric.
 
 External validators (docker-compose, promtool, the npm schema checker in deploy/istio/check) are
@@ -31,7 +33,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import NODE_KEY, filter_wasm_required
+from conftest import NODE_KEY, filter_wasm_required, refused_until_the_filter_knows_state
 from envoy_process import parse_prometheus_line
 from harness import Envoy, Fleet, envoy_config, paths, wait_until
 
@@ -179,8 +181,17 @@ def free_port() -> int:
 
 def retarget_bootstrap(bootstrap: dict[str, Any], fleet: Fleet, admin_port: int) -> dict[str, Any]:
     """A shipped bootstrap pointed at this machine: the built module, ephemeral listener ports,
-    the dev nodes in place of the shipped node addresses (matched by cluster, in node order)."""
+    the dev nodes in place of the shipped node addresses (matched by cluster, in node order).
+    A bootstrap keeping its state in etcd runs here on the default backend (its `state` and its
+    etcd cluster removed): these tests are about the Envoy pieces; the etcd backend has tests of
+    its own, with a real etcd."""
     config = copy.deepcopy(bootstrap)
+    plugin = plugin_json(config)
+    state = plugin.pop("state", None)
+    if state is not None and state.get("backend") == "etcd":
+        clusters = config["static_resources"]["clusters"]
+        clusters[:] = [c for c in clusters if c["name"] != state["cluster"]]
+    wasm_plugin_config(config)["configuration"]["value"] = json.dumps(plugin)
     wasm = filter_wasm_required()
     wasm_plugin_config(config)["vm_config"]["code"]["local"]["filename"] = str(wasm)
     config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
@@ -317,6 +328,17 @@ def test_shipped_bootstrap_has_the_shape_the_filter_needs(path: Path) -> None:
         assert f"{address[0]}:{address[1]}" == node["authority"], node
         node_addresses.append(address)
     assert sorted(endpoints["meili_all"]) == sorted(node_addresses)
+    state = plugin.get("state", {"backend": "shared_data"})
+    assert state["backend"] in ("shared_data", "etcd"), state
+    if state["backend"] == "etcd":
+        # The ledger's cluster exists, reaches etcd's client port (plain HTTP/1.1: no
+        # http2_protocol_options), and is not a node's.
+        assert state["cluster"] in endpoints, f"state.cluster {state['cluster']} is not a cluster"
+        assert state["cluster"] not in {n["cluster"] for n in plugin["nodes"]} | {"meili_all"}
+        assert endpoints[state["cluster"]] and all(port == 2379 for _, port in endpoints[state["cluster"]])
+        etcd_cluster = next(c for c in bootstrap["static_resources"]["clusters"] if c["name"] == state["cluster"])
+        assert "http2_protocol_options" not in etcd_cluster and "typed_extension_protocol_options" not in etcd_cluster
+        assert state["prefix"].endswith("/") and state["lease_ttl_ms"] >= 1000, state
 
     hcm = connection_manager(bootstrap)
     assert [f["name"] for f in hcm["http_filters"]] == [WASM_FILTER, BUFFER_FILTER, ROUTER_FILTER]
@@ -510,11 +532,12 @@ def test_compose_file_passes_docker_compose_config() -> None:
     result = compose_config(env_file=ENV_EXAMPLE)
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
-    assert set(resolved["services"]) >= {"envoy", "meili-0", "meili-1", "meili-2", "prometheus"}
+    assert set(resolved["services"]) >= {"envoy", "envoy-b", "etcd", "meili-0", "meili-1", "meili-2", "prometheus"}
     env_example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
                        if line and not line.startswith("#"))
     assert resolved["services"]["meili-1"]["environment"]["MEILI_MASTER_KEY"] == env_example["MEILI_MASTER_KEY"]
-    assert resolved["services"]["envoy"]["environment"]["MIROIR_NODE_API_KEY"] == env_example["MIROIR_NODE_API_KEY"]
+    for gateway in ("envoy", "envoy-b"):
+        assert resolved["services"][gateway]["environment"]["MIROIR_NODE_API_KEY"] == env_example["MIROIR_NODE_API_KEY"]
 
 
 def test_compose_refuses_to_start_without_the_keys() -> None:
@@ -523,14 +546,25 @@ def test_compose_refuses_to_start_without_the_keys() -> None:
     assert re.search(r"MEILI_MASTER_KEY|MIROIR_NODE_API_KEY", result.stderr + result.stdout), result.stderr
 
 
+def compose_gateways(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The compose services that run Envoy with the filter."""
+    return {n: s for n, s in services.items() if s["image"].startswith("envoyproxy/envoy:")}
+
+
 def test_compose_wiring_matches_the_envoy_and_prometheus_configs() -> None:
     compose = load_yaml(COMPOSE_FILE)
     services = compose["services"]
     for name, service in services.items():
         image = service["image"]
         assert re.search(r":v?\d+\.\d+\.\d+$", image), f"{name}: image {image} is not pinned to a version"
+    gateways = compose_gateways(services)
+    assert set(gateways) == {"envoy", "envoy-b"}, "two gateways"
     envoy = services["envoy"]
     assert envoy["image"] == "envoyproxy/envoy:v1.40.0"
+    # The second gateway is the first one on another host port: same image, config, module, keys.
+    for key in ("image", "command", "environment", "volumes", "depends_on"):
+        assert services["envoy-b"][key] == envoy[key], key
+    assert services["envoy-b"]["ports"] != envoy["ports"]
 
     bootstrap = load_yaml(COMPOSE_BOOTSTRAP)
     binds = {v["target"]: v for v in envoy["volumes"]}
@@ -556,13 +590,14 @@ def test_compose_wiring_matches_the_envoy_and_prometheus_configs() -> None:
         (address,) = cluster_endpoints(bootstrap)[node["cluster"]]
         assert address[0] in meili_services and address[1] == 7700, node
 
-    # Prometheus scrapes the bootstrap's stats listener, with the rules mounted where it loads them.
+    # Prometheus scrapes every gateway's stats listener, with the rules mounted where it loads them.
     prometheus_config = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
     (job,) = prometheus_config["scrape_configs"]
-    (target,) = job["static_configs"][0]["targets"]
     stats_listener = next(l for l in bootstrap["static_resources"]["listeners"] if l["name"] == "stats")
-    assert target == f"envoy:{stats_listener['address']['socket_address']['port_value']}"
+    stats_port = stats_listener["address"]["socket_address"]["port_value"]
+    assert sorted(job["static_configs"][0]["targets"]) == sorted(f"{name}:{stats_port}" for name in gateways)
     assert job["metrics_path"] == "/stats/prometheus"
+    assert set(gateways) <= set(services["prometheus"]["depends_on"])
     prometheus_binds = {v["target"]: v["source"] for v in services["prometheus"]["volumes"] if isinstance(v, dict)}
     for rule_file in prometheus_config["rule_files"]:
         assert (ROOT / prometheus_binds[f"/etc/prometheus/{rule_file}"]).resolve() == PROMETHEUS_DIR / rule_file
@@ -571,6 +606,37 @@ def test_compose_wiring_matches_the_envoy_and_prometheus_configs() -> None:
         for volume in service.get("volumes", []):
             if isinstance(volume, dict) and volume["type"] == "bind" and not volume["source"].endswith(".wasm"):
                 assert (ROOT / volume["source"]).exists(), f"{name}: {volume['source']} does not exist"
+
+
+def etcd_flags(argv: list[str]) -> dict[str, str]:
+    """`--name=value` arguments of an etcd command line."""
+    return dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+
+
+def test_compose_etcd_is_the_state_the_gateways_share() -> None:
+    """Both gateways keep their state in the compose file's etcd: the bootstrap's `state` names its
+    cluster, the cluster reaches the etcd service's client port, etcd is the official image (3.5,
+    whose JSON gateway the filter speaks), keeps its data in a volume, is health-checked with
+    etcdctl, starts before the gateways, and is not published (it holds clients' credentials)."""
+    services = load_yaml(COMPOSE_FILE)["services"]
+    bootstrap = load_yaml(COMPOSE_BOOTSTRAP)
+    state = plugin_json(bootstrap)["state"]
+    assert state == {"backend": "etcd", "cluster": "etcd", "prefix": "miroir/v1/", "lease_ttl_ms": 10000}
+    ((host, port),) = cluster_endpoints(bootstrap)[state["cluster"]]
+    etcd = services[host]
+    assert re.fullmatch(r"(gcr\.io/etcd-development/etcd|quay\.io/coreos/etcd):v3\.5\.\d+", etcd["image"]), etcd["image"]
+    flags = etcd_flags(etcd["command"])
+    assert flags["listen-client-urls"].endswith(f":{port}") and flags["advertise-client-urls"] == f"http://{host}:{port}"
+    assert flags["initial-cluster"] == f"{flags['name']}={flags['initial-advertise-peer-urls']}"
+    assert flags.get("enable-grpc-gateway", "true") == "true", "the filter speaks the JSON gateway"
+    (data,) = etcd["volumes"]
+    volume, target = data.split(":")[:2]
+    assert volume in load_yaml(COMPOSE_FILE)["volumes"] and target == flags["data-dir"]
+    test = etcd["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1].endswith("etcdctl") and test[-2:] == ["endpoint", "health"]
+    assert "ports" not in etcd, "etcd is reached by the gateways only"
+    for name, gateway in compose_gateways(services).items():
+        assert gateway["depends_on"][host] == {"condition": "service_healthy"}, name
 
 
 # === Prometheus ====================================================================================
