@@ -48,7 +48,8 @@ GRAFANA_DIR = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "miroir.json"
 ISTIO_DIR = ROOT / "deploy" / "istio"
 ISTIO_CHECK_DIR = ISTIO_DIR / "check"
-ISTIO_MANIFESTS = [ISTIO_DIR / "meilisearch.yaml", ISTIO_DIR / "gateway.yaml", ISTIO_DIR / "wasmplugin.yaml"]
+ISTIO_MANIFESTS = [ISTIO_DIR / "meilisearch.yaml", ISTIO_DIR / "etcd.yaml", ISTIO_DIR / "gateway.yaml",
+                   ISTIO_DIR / "wasmplugin.yaml"]
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 CORE_SRC = ROOT / "filter" / "src" / "core"
 
@@ -629,6 +630,7 @@ def test_compose_etcd_is_the_state_the_gateways_share() -> None:
     assert flags["listen-client-urls"].endswith(f":{port}") and flags["advertise-client-urls"] == f"http://{host}:{port}"
     assert flags["initial-cluster"] == f"{flags['name']}={flags['initial-advertise-peer-urls']}"
     assert flags.get("enable-grpc-gateway", "true") == "true", "the filter speaks the JSON gateway"
+    assert int(flags["max-request-bytes"]) > plugin_json(bootstrap).get("max_body_bytes", 10485760)
     (data,) = etcd["volumes"]
     volume, target = data.split(":")[:2]
     assert volume in load_yaml(COMPOSE_FILE)["volumes"] and target == flags["data-dir"]
@@ -793,12 +795,13 @@ def test_wasm_plugin_settings() -> None:
     assert set(env) <= {e["name"] for e in container["env"]}, "keys must be in the gateway's environment"
 
 
-def test_wasm_plugin_configuration_is_accepted_by_the_filter(tmp_path: Path) -> None:
+def test_wasm_plugin_configuration_is_accepted_by_the_filter(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The pluginConfig, as Istio hands it over (JSON), passes the filter's own on_configure in
     Envoy's validate mode; an unknown key in it would not (the check can fail)."""
     from test_envoy_configs import validate
 
     plugin = wasm_plugin()["spec"]["pluginConfig"]
+    refused_until_the_filter_knows_state(request, plugin)
 
     def bootstrap_with(config: dict[str, Any]) -> Path:
         bootstrap = load_yaml(LOCAL_BOOTSTRAP)
@@ -817,7 +820,7 @@ def test_wasm_plugin_configuration_is_accepted_by_the_filter(tmp_path: Path) -> 
 
 def test_istio_cluster_names_are_those_of_the_per_node_services() -> None:
     documents = istio_documents()
-    statefulset = next(d for (kind, _), d in documents.items() if kind == "StatefulSet")
+    statefulset = documents[("StatefulSet", "meili")]
     replicas = statefulset["spec"]["replicas"]
     pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
     pods = {f"{statefulset['metadata']['name']}-{i}" for i in range(replicas)}
@@ -876,7 +879,7 @@ def test_istio_reads_skip_a_dead_node_and_writes_are_not_replayed() -> None:
     assert set(writes["retries"]["retryOn"].split(",")) == {"connect-failure", "refused-stream"}
     assert 1 <= writes["retries"]["attempts"] <= 3
 
-    statefulset = next(d for (kind, _), d in documents.items() if kind == "StatefulSet")
+    statefulset = documents[("StatefulSet", "meili")]
     (container,) = statefulset["spec"]["template"]["spec"]["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == envoy_config.HEALTH_CHECK_PATH
 
@@ -950,8 +953,14 @@ def test_without_the_envoy_filter_a_settings_write_is_not_held(
 def test_istio_gateway_settings() -> None:
     documents = istio_documents()
     deployment = documents[("Deployment", "miroir-gateway")]
-    assert deployment["spec"]["replicas"] == 1, "one gateway for settings writes"
-    assert deployment["spec"]["strategy"]["type"] == "Recreate", "never two gateways during a rollout"
+    backend = wasm_plugin()["spec"]["pluginConfig"].get("state", {}).get("backend", "shared_data")
+    if backend == "shared_data":  # state in one Envoy's memory
+        assert deployment["spec"]["replicas"] == 1, "one gateway for writes"
+        assert deployment["spec"]["strategy"]["type"] == "Recreate", "never two gateways during a rollout"
+    else:  # shared state: several replicas, and a rollout never takes the last one away
+        assert deployment["spec"]["replicas"] >= 2
+        strategy = deployment["spec"]["strategy"]
+        assert strategy["type"] == "RollingUpdate" and strategy["rollingUpdate"]["maxUnavailable"] == 0
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["inject.istio.io/templates"] == "gateway"
     proxy_config = yaml.safe_load(annotations["proxy.istio.io/config"])
@@ -969,11 +978,67 @@ def test_istio_gateway_settings() -> None:
         assert match["context"] == "GATEWAY"
         port = match.get("listener", {}).get("portNumber") or match.get("routeConfiguration", {}).get("portNumber")
         assert port in (None, server["port"]["number"]), patch
+    # Prometheus scrapes every gateway pod (not the Service, which would hit one replica at random),
+    # through a headless Service that selects them.
     scrape = load_yaml(PROMETHEUS_DIR / "istio-scrape.yml")["scrape_configs"][0]
-    service = documents[("Service", "miroir-gateway")]
-    (target,) = scrape["static_configs"][0]["targets"]
-    assert target == f"miroir-gateway.search.svc.cluster.local:{annotations['prometheus.io/port']}"
-    assert int(annotations["prometheus.io/port"]) in [p["port"] for p in service["spec"]["ports"]]
+    assert scrape["metrics_path"] == annotations["prometheus.io/path"]
+    (discovery,) = scrape["dns_sd_configs"]
+    (name,) = discovery["names"]
+    service_name, namespace = re.fullmatch(r"([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local", name).groups()
+    metrics = documents[("Service", service_name)]
+    assert metrics["metadata"]["namespace"] == namespace == deployment["metadata"]["namespace"]
+    assert metrics["spec"]["clusterIP"] == "None", "one address per gateway pod"
+    assert metrics["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert discovery["type"] == "A" and discovery["port"] == int(annotations["prometheus.io/port"])
+    assert discovery["port"] in [p["port"] for p in metrics["spec"]["ports"]]
+
+
+def test_istio_etcd_is_the_state_the_wasm_plugin_names() -> None:
+    """The WasmPlugin keeps its state in the etcd of etcd.yaml: `state.cluster` is the cluster
+    Istio makes of the etcd client Service (a normal Service: a headless one would be an
+    ORIGINAL_DST cluster), which selects the members; the members form one cluster of an odd
+    size of at least 3 (quorum survives one loss), named by the headless Service, started
+    together, on the official 3.5 image with the JSON gateway on; a disruption budget keeps
+    quorum during drains; readiness needs quorum, liveness does not."""
+    documents = istio_documents()
+    state = wasm_plugin()["spec"]["pluginConfig"]["state"]
+    assert state["backend"] == "etcd" and state["prefix"] == "miroir/v1/", state
+    match = re.fullmatch(r"outbound\|(\d+)\|\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local", state["cluster"])
+    assert match, f"{state['cluster']} is not an Istio outbound cluster name"
+    port, service_name, namespace = int(match[1]), match[2], match[3]
+    client = documents[("Service", service_name)]
+    assert client["metadata"]["namespace"] == namespace
+    assert client["spec"].get("clusterIP") != "None", "headless services become ORIGINAL_DST clusters"
+    (client_port,) = [p for p in client["spec"]["ports"] if p["port"] == port]
+    assert client_port["name"].startswith("tcp-"), "gRPC and HTTP/1.1 share etcd's client port"
+
+    statefulset = next(d for (kind, _), d in documents.items()
+                       if kind == "StatefulSet" and client["spec"]["selector"].items()
+                       <= d["spec"]["template"]["metadata"]["labels"].items())
+    spec = statefulset["spec"]
+    assert spec["replicas"] >= 3 and spec["replicas"] % 2 == 1, "an odd number of members, at least 3"
+    assert spec["podManagementPolicy"] == "Parallel", "the members must start together the first time"
+    headless = documents[("Service", spec["serviceName"])]
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
+    (container,) = spec["template"]["spec"]["containers"]
+    assert re.fullmatch(r"(gcr\.io/etcd-development/etcd|quay\.io/coreos/etcd):v3\.5\.\d+", container["image"])
+    flags = etcd_flags(container["command"])
+    name = statefulset["metadata"]["name"]
+    domain = f"{spec['serviceName']}.{namespace}.svc.cluster.local"
+    members = [f"{name}-{i}" for i in range(spec["replicas"])]
+    assert flags["initial-cluster"] == ",".join(f"{m}=http://{m}.{domain}:2380" for m in members)
+    assert flags["initial-advertise-peer-urls"] == f"http://$(POD_NAME).{domain}:2380"
+    assert flags["listen-client-urls"].endswith(f":{client_port['targetPort']}")
+    assert flags.get("enable-grpc-gateway", "true") == "true", "the filter speaks the JSON gateway"
+    assert int(flags["max-request-bytes"]) > wasm_plugin()["spec"]["pluginConfig"].get("max_body_bytes", 10485760)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    budget = next(d for (kind, _), d in documents.items() if kind == "PodDisruptionBudget"
+                  and d["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"])
+    assert 1 <= budget["spec"]["maxUnavailable"] <= (spec["replicas"] - 1) // 2
+
+    kustomization = load_yaml(ISTIO_DIR / "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in ISTIO_MANIFESTS)
 
 
 def test_oci_image_recipe() -> None:
