@@ -29,7 +29,7 @@ use crate::core::config::{Config, EtcdConfig};
 use crate::core::host::{Callout, CalloutResponse, Host};
 
 /// An operation that keeps meeting changed keys gives up after this many runs.
-const MAX_RUNS: u32 = 32;
+const MAX_RUNS: u32 = 64;
 /// Calls that fail (reset, timeout, an error status) before the operation fails: the cluster's
 /// next endpoint may be a live member.
 const MAX_CALL_FAILURES: u32 = 3;
@@ -201,7 +201,18 @@ impl EtcdLedger {
     fn on_call_answer(&mut self, host: &mut dyn Host, call: Call, resp: &CalloutResponse) {
         let parsed = match resp.status {
             Some(200) => etcd_wire::parse_txn(&resp.body),
-            Some(s) => Err(format!("etcd answered {s}: {}", String::from_utf8_lossy(&resp.body).chars().take(200).collect::<String>())),
+            Some(status) => match etcd_wire::refusal(status, &resp.body) {
+                // etcd answered but refuses this transaction (e.g. a request over its
+                // --max-request-bytes): this operation fails, etcd is not down.
+                Some(why) => {
+                    log::error!("miroir: etcd refused a ledger operation: {why}");
+                    if let Some(head) = self.queue.pop_front() {
+                        self.answers.push_back((head.id, Answer::Failed(StoreError::Host(format!("etcd: {why}")))));
+                    }
+                    return self.advance(host);
+                }
+                None => Err(format!("etcd answered {status}")),
+            },
             None => Err("no answer".to_string()),
         };
         let txn = match parsed {
