@@ -27,6 +27,7 @@ use super::store::StoreError;
 use super::txn_host::{Seen, TxnHost};
 use crate::core::config::{Config, EtcdConfig};
 use crate::core::host::{Callout, CalloutResponse, Host};
+use crate::core::metrics;
 
 /// An operation that keeps meeting changed keys gives up after this many runs.
 const MAX_RUNS: u32 = 64;
@@ -270,11 +271,11 @@ impl EtcdLedger {
         let body = etcd_wire::range_body(&self.remote(keys::GENERATION_KEY), None, None);
         match self.call(host, etcd_wire::RANGE_PATH, body) {
             Ok(token) => self.poll = Some(Poll::Generation { token, seq }),
-            Err(e) => self.poll_ended(seq, false, &e),
+            Err(e) => self.poll_ended(host, seq, false, &e),
         }
     }
 
-    fn poll_ended(&mut self, seq: u64, ok: bool, why: &str) {
+    fn poll_ended(&mut self, host: &mut dyn Host, seq: u64, ok: bool, why: &str) {
         self.poll = None;
         self.view_done = seq;
         self.view_ok = ok;
@@ -290,6 +291,7 @@ impl EtcdLedger {
                 log::warn!("miroir: etcd unreachable ({why}): serving reads from the last view");
             }
         }
+        host.gauge_set(metrics::STATE_UNAVAILABLE, u64::from(self.down()));
     }
 
     fn on_poll_answer(&mut self, host: &mut dyn Host, poll: Poll, resp: &CalloutResponse) {
@@ -304,19 +306,19 @@ impl EtcdLedger {
         };
         let range = match range {
             Ok(r) => r,
-            Err(e) => return self.poll_ended(seq, false, &e),
+            Err(e) => return self.poll_ended(host, seq, false, &e),
         };
         if !changes {
             let generation = range.kvs.first().map(|kv| kv.mod_revision).unwrap_or(0);
             if generation <= self.synced_revision {
-                return self.poll_ended(seq, true, "");
+                return self.poll_ended(host, seq, true, "");
             }
             let prefix = self.etcd.prefix.as_bytes().to_vec();
             let end = etcd_wire::prefix_end(&prefix);
             let min = (self.synced_revision > 0).then_some(self.synced_revision + 1);
             match self.call(host, etcd_wire::RANGE_PATH, etcd_wire::range_body(&prefix, Some(&end), min)) {
                 Ok(token) => self.poll = Some(Poll::Changes { token, seq }),
-                Err(e) => self.poll_ended(seq, false, &e),
+                Err(e) => self.poll_ended(host, seq, false, &e),
             }
             return;
         }
@@ -332,7 +334,7 @@ impl EtcdLedger {
             self.seen.insert(key, Seen { value: Some(kv.value.clone()), mod_revision: kv.mod_revision });
         }
         self.synced_revision = self.synced_revision.max(range.revision);
-        self.poll_ended(seq, true, "");
+        self.poll_ended(host, seq, true, "");
     }
 }
 
