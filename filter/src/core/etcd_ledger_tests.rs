@@ -345,3 +345,85 @@ fn a_write_through_one_gateway_commits_in_etcd_and_the_other_sees_its_version_af
     let in_b: Option<IndexRecord> = store::read(&gws[1].host, &keys::index_key("m")).expect("readable");
     assert_eq!(in_b.map(|r| r.version), Some(1));
 }
+
+#[test]
+fn writes_through_two_gateways_at_once_on_one_index_both_commit_one_after_the_other() {
+    let cfg = etcd_config(3);
+    let mut etcd = FakeEtcd::new();
+    let mut nodes = vec![SimNode::new(); 3];
+    let mut gws = vec![EngineGateway::new(&cfg, "a0"), EngineGateway::new(&cfg, "b0")];
+    run(&mut etcd, &mut nodes, &mut gws, &[0, 1], 2, 10);
+    gws[0].send(71, "PATCH", "/indexes/m/settings", json!({"rankingRules": ["typo"]}));
+    gws[1].send(72, "PATCH", "/indexes/m/settings", json!({"stopWords": ["the"]}));
+    run(&mut etcd, &mut nodes, &mut gws, &[0, 1], 80, 10);
+    assert_eq!(gws[0].reply(71).map(|r| r.0), Some(202), "{:?}", gws[0].reply(71));
+    assert_eq!(gws[1].reply(72).map(|r| r.0), Some(202), "{:?}", gws[1].reply(72));
+    for n in &nodes {
+        assert_eq!((n.settings["rankingRules"].clone(), n.settings["stopWords"].clone()), (json!(["typo"]), json!(["the"])));
+    }
+    let rec: IndexRecord = etcd_record(&etcd, &keys::index_key("m")).expect("index record in etcd");
+    assert_eq!((rec.version, rec.queue.len(), rec.lease.is_none(), rec.frozen.is_none()), (2, 0, true, true), "{rec:?}");
+    for uid in [FIRST_TASK, FIRST_TASK + 1] {
+        let task: TaskRecord = etcd_record(&etcd, &keys::task_key(uid)).expect("task in etcd");
+        assert_eq!(task.status, "succeeded", "task {uid}");
+    }
+    for g in &gws {
+        assert_eq!(read_hot(&g.host, "m").version, 2, "both views at version 2");
+    }
+}
+
+// ----- known bugs (failing; run with `cargo test -p miroir-filter --lib -- --ignored`) -----
+
+/// etcd refuses a transaction with more than 128 compares or operations per branch
+/// (`--max-txn-ops`, default 128; v3rpc/key.go checkTxnRequest). `serve_waiters` reads the task
+/// of every paused client in one `Op::ReadTasks`, so a gateway with more than 128 clients
+/// waiting sends a transaction etcd refuses (400); the ledger takes that answer for an
+/// unreachable etcd: it fails the read and every operation queued behind it as `Unavailable`
+/// and reports etcd down.
+#[test]
+#[ignore = "bug: etcd.rs:149/162 send one etcd txn per operation however many keys it reads (>128 ops is refused), and etcd.rs:204-210 take a 400 for an unreachable etcd"]
+fn more_reads_than_etcds_txn_limit_are_still_answered() {
+    let cfg = etcd_config(3);
+    let mut etcd = FakeEtcd::new();
+    let mut g = Gateway::new(&cfg);
+    let mut uids = Vec::new();
+    for i in 0..130 {
+        g.submit(i, enqueue(&format!("i{i}"), "{}"));
+        g.tick();
+        pump(&mut etcd, &mut [&mut g], Order::Fifo);
+        uids.push(enqueued(g.take(i)));
+    }
+    g.submit(1000, Op::ReadTasks { uids: uids.clone() });
+    g.submit(1001, enqueue("m", "{}"));
+    g.tick();
+    pump(&mut etcd, &mut [&mut g], Order::Fifo);
+    match g.take(1000) {
+        Some(Answer::Tasks(tasks)) => assert_eq!(tasks.iter().flatten().count(), 130),
+        other => panic!("the tasks of 130 waiting clients: {other:?}"),
+    }
+    enqueued(g.take(1001));
+    assert!(!g.ledger.unavailable(), "etcd answered every call: it is not down");
+}
+
+/// A settings body may be up to `max_body_bytes` (10 MiB by default) and its job record holds
+/// it, but etcd refuses a request over `--max-request-bytes` (1.5 MiB by default) with 400
+/// `etcdserver: request is too large`. The ledger takes that for an unreachable etcd: it retries
+/// the same request, then fails it and every operation queued behind it as `Unavailable`, and
+/// reports etcd down, so other clients' writes get 503 while etcd is fine.
+#[test]
+#[ignore = "bug: etcd.rs:204-210/184-198 take etcd's 400 (request too large) for an unreachable etcd and fail the whole queue with it"]
+fn a_write_too_large_for_etcd_fails_alone() {
+    let cfg = etcd_config(3);
+    let mut etcd = FakeEtcd::new();
+    let mut g = Gateway::new(&cfg);
+    let big = format!(r#"{{"stopWords":["{}"]}}"#, "w".repeat(1_600_000));
+    g.submit(1, enqueue("big", &big));
+    g.submit(2, enqueue("m", "{}"));
+    g.tick();
+    pump(&mut etcd, &mut [&mut g], Order::Fifo);
+    assert!(matches!(g.take(1), Some(Answer::Failed(_))), "etcd cannot hold it");
+    let calls_for_big = etcd.calls.iter().filter(|(_, body)| body.len() > 1_000_000).count();
+    enqueued(g.take(2));
+    assert!(!g.ledger.unavailable(), "etcd answered every call: it is not down");
+    assert_eq!(calls_for_big, 1, "a request etcd refuses as invalid is not sent again");
+}
