@@ -41,6 +41,8 @@ mod engine_delayed_tests;
 #[cfg(test)]
 mod engine_by_callout_tests;
 #[cfg(test)]
+mod etcd_ledger_tests;
+#[cfg(test)]
 mod task_query_tests;
 #[cfg(test)]
 mod task_list_tests;

@@ -3,7 +3,7 @@
 //! access (`store`, `index_store`, `queue`), the lease rules (`lease`), and the ledger — the
 //! domain operations whose answers may come later (`ledger`), over shared data (`shared_data`),
 //! over etcd for many gateways (`etcd`, with `txn_host` and `etcd_wire`) and, for tests, answering late and out of order (`delayed`) or through callouts like an
-//! external store (`by_callout`).
+//! external store (`by_callout`), and an in-memory etcd behind its JSON gateway (`fake_etcd`).
 
 pub mod keys;
 pub mod records;
@@ -21,3 +21,5 @@ pub mod etcd;
 pub mod delayed;
 #[cfg(test)]
 pub mod by_callout;
+#[cfg(test)]
+pub mod fake_etcd;
