@@ -372,7 +372,7 @@ fn writes_through_two_gateways_at_once_on_one_index_both_commit_one_after_the_ot
     }
 }
 
-// ----- known bugs (failing; run with `cargo test -p miroir-filter --lib -- --ignored`) -----
+// ----- limits of etcd: requests it refuses -----
 
 /// etcd refuses a transaction with more than 128 compares or operations per branch
 /// (`--max-txn-ops`, default 128; v3rpc/key.go checkTxnRequest). `serve_waiters` reads the task
@@ -381,7 +381,6 @@ fn writes_through_two_gateways_at_once_on_one_index_both_commit_one_after_the_ot
 /// unreachable etcd: it fails the read and every operation queued behind it as `Unavailable`
 /// and reports etcd down.
 #[test]
-#[ignore = "bug: etcd.rs:149/162 send one etcd txn per operation however many keys it reads (>128 ops is refused), and etcd.rs:204-210 take a 400 for an unreachable etcd"]
 fn more_reads_than_etcds_txn_limit_are_still_answered() {
     let cfg = etcd_config(3);
     let mut etcd = FakeEtcd::new();
@@ -411,7 +410,6 @@ fn more_reads_than_etcds_txn_limit_are_still_answered() {
 /// the same request, then fails it and every operation queued behind it as `Unavailable`, and
 /// reports etcd down, so other clients' writes get 503 while etcd is fine.
 #[test]
-#[ignore = "bug: etcd.rs:204-210/184-198 take etcd's 400 (request too large) for an unreachable etcd and fail the whole queue with it"]
 fn a_write_too_large_for_etcd_fails_alone() {
     let cfg = etcd_config(3);
     let mut etcd = FakeEtcd::new();

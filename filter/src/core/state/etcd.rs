@@ -31,6 +31,9 @@ use crate::core::metrics;
 
 /// An operation that keeps meeting changed keys gives up after this many runs.
 const MAX_RUNS: u32 = 64;
+/// etcd refuses a transaction with more compares, or more operations in a branch, than this
+/// (`--max-txn-ops`, 128 by default).
+const MAX_TXN_OPS: usize = 128;
 /// Calls that fail (reset, timeout, an error status) before the operation fails: the cluster's
 /// next endpoint may be a live member.
 const MAX_CALL_FAILURES: u32 = 3;
@@ -144,8 +147,16 @@ impl EtcdLedger {
             let mut tx = TxnHost::new(host, &self.seen);
             let answer = self.ops.run(&mut tx, op);
             let run = tx.finish();
+            if run.misses.is_empty() && run.writes.is_empty() && run.reads.len() > MAX_TXN_OPS {
+                // A bulk read (the tasks of many waiting clients) cannot be one transaction: it
+                // is answered from what this gateway has seen, every key of it read or polled.
+                self.queue.pop_front();
+                self.answers.push_back((id, answer));
+                continue;
+            }
             let (path, body, call) = if !run.misses.is_empty() {
-                let keys: Vec<String> = run.misses.into_iter().collect();
+                // The rest of a long list is fetched by the next run.
+                let keys: Vec<String> = run.misses.into_iter().take(MAX_TXN_OPS).collect();
                 let remote: Vec<Vec<u8>> = keys.iter().map(|k| self.remote(k)).collect();
                 (etcd_wire::TXN_PATH, etcd_wire::multi_get_body(&remote), Call::Fetch { keys })
             } else {
