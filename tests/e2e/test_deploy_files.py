@@ -3,12 +3,14 @@
 - the Envoy bootstraps under `envoy/` (compose, local example) have the shape the filter needs, and
   really run it: a settings write is held away from the router and commits, and Prometheus'
   endpoint shows the metrics with their labels;
-- docker-compose.yml passes `docker-compose config` and wires the right files, services and keys;
+- docker-compose.yml passes `docker-compose config` and wires the right files, services and keys:
+  two gateways on one config, and the etcd their `state` names;
 - the Prometheus config, alert rules (with their promtool unit tests) and the Grafana dashboard
   pass their tools and only name metrics the filter defines;
 - the Istio manifests pass the Kubernetes/Istio schemas, their plugin configuration is accepted by
-  the filter, their cluster names are the ones Istio gives the per-node Services, and the Envoy
-  pieces their EnvoyFilter adds hold a settings write in the real Envoy;
+  the filter, their cluster names are the ones Istio gives the per-node Services and the etcd
+  client Service, and the Envoy pieces their EnvoyFilter adds hold a settings write in the real
+  Envoy;
 - docs/operations.md names every configuration key, error code, header and metric.
 
 External validators (docker-compose, promtool, the npm schema checker in deploy/istio/check) are
@@ -31,7 +33,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import NODE_KEY, filter_wasm_required
+from conftest import NODE_KEY, filter_wasm_required, refused_until_the_filter_knows_state
 from envoy_process import parse_prometheus_line
 from harness import Envoy, Fleet, envoy_config, paths, wait_until
 
@@ -46,7 +48,8 @@ GRAFANA_DIR = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "miroir.json"
 ISTIO_DIR = ROOT / "deploy" / "istio"
 ISTIO_CHECK_DIR = ISTIO_DIR / "check"
-ISTIO_MANIFESTS = [ISTIO_DIR / "meilisearch.yaml", ISTIO_DIR / "gateway.yaml", ISTIO_DIR / "wasmplugin.yaml"]
+ISTIO_MANIFESTS = [ISTIO_DIR / "meilisearch.yaml", ISTIO_DIR / "etcd.yaml", ISTIO_DIR / "gateway.yaml",
+                   ISTIO_DIR / "wasmplugin.yaml"]
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 CORE_SRC = ROOT / "filter" / "src" / "core"
 
@@ -179,8 +182,17 @@ def free_port() -> int:
 
 def retarget_bootstrap(bootstrap: dict[str, Any], fleet: Fleet, admin_port: int) -> dict[str, Any]:
     """A shipped bootstrap pointed at this machine: the built module, ephemeral listener ports,
-    the dev nodes in place of the shipped node addresses (matched by cluster, in node order)."""
+    the dev nodes in place of the shipped node addresses (matched by cluster, in node order).
+    A bootstrap keeping its state in etcd runs here on the default backend (its `state` and its
+    etcd cluster removed): these tests are about the Envoy pieces; the etcd backend has tests of
+    its own, with a real etcd."""
     config = copy.deepcopy(bootstrap)
+    plugin = plugin_json(config)
+    state = plugin.pop("state", None)
+    if state is not None and state.get("backend") == "etcd":
+        clusters = config["static_resources"]["clusters"]
+        clusters[:] = [c for c in clusters if c["name"] != state["cluster"]]
+    wasm_plugin_config(config)["configuration"]["value"] = json.dumps(plugin)
     wasm = filter_wasm_required()
     wasm_plugin_config(config)["vm_config"]["code"]["local"]["filename"] = str(wasm)
     config["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": admin_port}
@@ -317,6 +329,17 @@ def test_shipped_bootstrap_has_the_shape_the_filter_needs(path: Path) -> None:
         assert f"{address[0]}:{address[1]}" == node["authority"], node
         node_addresses.append(address)
     assert sorted(endpoints["meili_all"]) == sorted(node_addresses)
+    state = plugin.get("state", {"backend": "shared_data"})
+    assert state["backend"] in ("shared_data", "etcd"), state
+    if state["backend"] == "etcd":
+        # The ledger's cluster exists, reaches etcd's client port (plain HTTP/1.1: no
+        # http2_protocol_options), and is not a node's.
+        assert state["cluster"] in endpoints, f"state.cluster {state['cluster']} is not a cluster"
+        assert state["cluster"] not in {n["cluster"] for n in plugin["nodes"]} | {"meili_all"}
+        assert endpoints[state["cluster"]] and all(port == 2379 for _, port in endpoints[state["cluster"]])
+        etcd_cluster = next(c for c in bootstrap["static_resources"]["clusters"] if c["name"] == state["cluster"])
+        assert "http2_protocol_options" not in etcd_cluster and "typed_extension_protocol_options" not in etcd_cluster
+        assert state["prefix"].endswith("/") and state["lease_ttl_ms"] >= 1000, state
 
     hcm = connection_manager(bootstrap)
     assert [f["name"] for f in hcm["http_filters"]] == [WASM_FILTER, BUFFER_FILTER, ROUTER_FILTER]
@@ -510,11 +533,12 @@ def test_compose_file_passes_docker_compose_config() -> None:
     result = compose_config(env_file=ENV_EXAMPLE)
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
-    assert set(resolved["services"]) >= {"envoy", "meili-0", "meili-1", "meili-2", "prometheus"}
+    assert set(resolved["services"]) >= {"envoy", "envoy-b", "etcd", "meili-0", "meili-1", "meili-2", "prometheus"}
     env_example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
                        if line and not line.startswith("#"))
     assert resolved["services"]["meili-1"]["environment"]["MEILI_MASTER_KEY"] == env_example["MEILI_MASTER_KEY"]
-    assert resolved["services"]["envoy"]["environment"]["MIROIR_NODE_API_KEY"] == env_example["MIROIR_NODE_API_KEY"]
+    for gateway in ("envoy", "envoy-b"):
+        assert resolved["services"][gateway]["environment"]["MIROIR_NODE_API_KEY"] == env_example["MIROIR_NODE_API_KEY"]
 
 
 def test_compose_refuses_to_start_without_the_keys() -> None:
@@ -523,14 +547,25 @@ def test_compose_refuses_to_start_without_the_keys() -> None:
     assert re.search(r"MEILI_MASTER_KEY|MIROIR_NODE_API_KEY", result.stderr + result.stdout), result.stderr
 
 
+def compose_gateways(services: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The compose services that run Envoy with the filter."""
+    return {n: s for n, s in services.items() if s["image"].startswith("envoyproxy/envoy:")}
+
+
 def test_compose_wiring_matches_the_envoy_and_prometheus_configs() -> None:
     compose = load_yaml(COMPOSE_FILE)
     services = compose["services"]
     for name, service in services.items():
         image = service["image"]
         assert re.search(r":v?\d+\.\d+\.\d+$", image), f"{name}: image {image} is not pinned to a version"
+    gateways = compose_gateways(services)
+    assert set(gateways) == {"envoy", "envoy-b"}, "two gateways"
     envoy = services["envoy"]
     assert envoy["image"] == "envoyproxy/envoy:v1.40.0"
+    # The second gateway is the first one on another host port: same image, config, module, keys.
+    for key in ("image", "command", "environment", "volumes", "depends_on"):
+        assert services["envoy-b"][key] == envoy[key], key
+    assert services["envoy-b"]["ports"] != envoy["ports"]
 
     bootstrap = load_yaml(COMPOSE_BOOTSTRAP)
     binds = {v["target"]: v for v in envoy["volumes"]}
@@ -556,13 +591,14 @@ def test_compose_wiring_matches_the_envoy_and_prometheus_configs() -> None:
         (address,) = cluster_endpoints(bootstrap)[node["cluster"]]
         assert address[0] in meili_services and address[1] == 7700, node
 
-    # Prometheus scrapes the bootstrap's stats listener, with the rules mounted where it loads them.
+    # Prometheus scrapes every gateway's stats listener, with the rules mounted where it loads them.
     prometheus_config = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
     (job,) = prometheus_config["scrape_configs"]
-    (target,) = job["static_configs"][0]["targets"]
     stats_listener = next(l for l in bootstrap["static_resources"]["listeners"] if l["name"] == "stats")
-    assert target == f"envoy:{stats_listener['address']['socket_address']['port_value']}"
+    stats_port = stats_listener["address"]["socket_address"]["port_value"]
+    assert sorted(job["static_configs"][0]["targets"]) == sorted(f"{name}:{stats_port}" for name in gateways)
     assert job["metrics_path"] == "/stats/prometheus"
+    assert set(gateways) <= set(services["prometheus"]["depends_on"])
     prometheus_binds = {v["target"]: v["source"] for v in services["prometheus"]["volumes"] if isinstance(v, dict)}
     for rule_file in prometheus_config["rule_files"]:
         assert (ROOT / prometheus_binds[f"/etc/prometheus/{rule_file}"]).resolve() == PROMETHEUS_DIR / rule_file
@@ -571,6 +607,38 @@ def test_compose_wiring_matches_the_envoy_and_prometheus_configs() -> None:
         for volume in service.get("volumes", []):
             if isinstance(volume, dict) and volume["type"] == "bind" and not volume["source"].endswith(".wasm"):
                 assert (ROOT / volume["source"]).exists(), f"{name}: {volume['source']} does not exist"
+
+
+def etcd_flags(argv: list[str]) -> dict[str, str]:
+    """`--name=value` arguments of an etcd command line."""
+    return dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+
+
+def test_compose_etcd_is_the_state_the_gateways_share() -> None:
+    """Both gateways keep their state in the compose file's etcd: the bootstrap's `state` names its
+    cluster, the cluster reaches the etcd service's client port, etcd is the official image (3.5,
+    whose JSON gateway the filter speaks), keeps its data in a volume, is health-checked with
+    etcdctl, starts before the gateways, and is not published (it holds clients' credentials)."""
+    services = load_yaml(COMPOSE_FILE)["services"]
+    bootstrap = load_yaml(COMPOSE_BOOTSTRAP)
+    state = plugin_json(bootstrap)["state"]
+    assert state == {"backend": "etcd", "cluster": "etcd", "prefix": "miroir/v1/", "lease_ttl_ms": 10000}
+    ((host, port),) = cluster_endpoints(bootstrap)[state["cluster"]]
+    etcd = services[host]
+    assert re.fullmatch(r"(gcr\.io/etcd-development/etcd|quay\.io/coreos/etcd):v3\.5\.\d+", etcd["image"]), etcd["image"]
+    flags = etcd_flags(etcd["command"])
+    assert flags["listen-client-urls"].endswith(f":{port}") and flags["advertise-client-urls"] == f"http://{host}:{port}"
+    assert flags["initial-cluster"] == f"{flags['name']}={flags['initial-advertise-peer-urls']}"
+    assert flags.get("enable-grpc-gateway", "true") == "true", "the filter speaks the JSON gateway"
+    assert int(flags["max-request-bytes"]) > plugin_json(bootstrap).get("max_body_bytes", 10485760)
+    (data,) = etcd["volumes"]
+    volume, target = data.split(":")[:2]
+    assert volume in load_yaml(COMPOSE_FILE)["volumes"] and target == flags["data-dir"]
+    test = etcd["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1].endswith("etcdctl") and test[-2:] == ["endpoint", "health"]
+    assert "ports" not in etcd, "etcd is reached by the gateways only"
+    for name, gateway in compose_gateways(services).items():
+        assert gateway["depends_on"][host] == {"condition": "service_healthy"}, name
 
 
 # === Prometheus ====================================================================================
@@ -727,12 +795,13 @@ def test_wasm_plugin_settings() -> None:
     assert set(env) <= {e["name"] for e in container["env"]}, "keys must be in the gateway's environment"
 
 
-def test_wasm_plugin_configuration_is_accepted_by_the_filter(tmp_path: Path) -> None:
+def test_wasm_plugin_configuration_is_accepted_by_the_filter(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The pluginConfig, as Istio hands it over (JSON), passes the filter's own on_configure in
     Envoy's validate mode; an unknown key in it would not (the check can fail)."""
     from test_envoy_configs import validate
 
     plugin = wasm_plugin()["spec"]["pluginConfig"]
+    refused_until_the_filter_knows_state(request, plugin)
 
     def bootstrap_with(config: dict[str, Any]) -> Path:
         bootstrap = load_yaml(LOCAL_BOOTSTRAP)
@@ -751,7 +820,7 @@ def test_wasm_plugin_configuration_is_accepted_by_the_filter(tmp_path: Path) -> 
 
 def test_istio_cluster_names_are_those_of_the_per_node_services() -> None:
     documents = istio_documents()
-    statefulset = next(d for (kind, _), d in documents.items() if kind == "StatefulSet")
+    statefulset = documents[("StatefulSet", "meili")]
     replicas = statefulset["spec"]["replicas"]
     pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
     pods = {f"{statefulset['metadata']['name']}-{i}" for i in range(replicas)}
@@ -810,7 +879,7 @@ def test_istio_reads_skip_a_dead_node_and_writes_are_not_replayed() -> None:
     assert set(writes["retries"]["retryOn"].split(",")) == {"connect-failure", "refused-stream"}
     assert 1 <= writes["retries"]["attempts"] <= 3
 
-    statefulset = next(d for (kind, _), d in documents.items() if kind == "StatefulSet")
+    statefulset = documents[("StatefulSet", "meili")]
     (container,) = statefulset["spec"]["template"]["spec"]["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == envoy_config.HEALTH_CHECK_PATH
 
@@ -884,8 +953,14 @@ def test_without_the_envoy_filter_a_settings_write_is_not_held(
 def test_istio_gateway_settings() -> None:
     documents = istio_documents()
     deployment = documents[("Deployment", "miroir-gateway")]
-    assert deployment["spec"]["replicas"] == 1, "one gateway for settings writes"
-    assert deployment["spec"]["strategy"]["type"] == "Recreate", "never two gateways during a rollout"
+    backend = wasm_plugin()["spec"]["pluginConfig"].get("state", {}).get("backend", "shared_data")
+    if backend == "shared_data":  # state in one Envoy's memory
+        assert deployment["spec"]["replicas"] == 1, "one gateway for writes"
+        assert deployment["spec"]["strategy"]["type"] == "Recreate", "never two gateways during a rollout"
+    else:  # shared state: several replicas, and a rollout never takes the last one away
+        assert deployment["spec"]["replicas"] >= 2
+        strategy = deployment["spec"]["strategy"]
+        assert strategy["type"] == "RollingUpdate" and strategy["rollingUpdate"]["maxUnavailable"] == 0
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["inject.istio.io/templates"] == "gateway"
     proxy_config = yaml.safe_load(annotations["proxy.istio.io/config"])
@@ -903,11 +978,67 @@ def test_istio_gateway_settings() -> None:
         assert match["context"] == "GATEWAY"
         port = match.get("listener", {}).get("portNumber") or match.get("routeConfiguration", {}).get("portNumber")
         assert port in (None, server["port"]["number"]), patch
+    # Prometheus scrapes every gateway pod (not the Service, which would hit one replica at random),
+    # through a headless Service that selects them.
     scrape = load_yaml(PROMETHEUS_DIR / "istio-scrape.yml")["scrape_configs"][0]
-    service = documents[("Service", "miroir-gateway")]
-    (target,) = scrape["static_configs"][0]["targets"]
-    assert target == f"miroir-gateway.search.svc.cluster.local:{annotations['prometheus.io/port']}"
-    assert int(annotations["prometheus.io/port"]) in [p["port"] for p in service["spec"]["ports"]]
+    assert scrape["metrics_path"] == annotations["prometheus.io/path"]
+    (discovery,) = scrape["dns_sd_configs"]
+    (name,) = discovery["names"]
+    service_name, namespace = re.fullmatch(r"([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local", name).groups()
+    metrics = documents[("Service", service_name)]
+    assert metrics["metadata"]["namespace"] == namespace == deployment["metadata"]["namespace"]
+    assert metrics["spec"]["clusterIP"] == "None", "one address per gateway pod"
+    assert metrics["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert discovery["type"] == "A" and discovery["port"] == int(annotations["prometheus.io/port"])
+    assert discovery["port"] in [p["port"] for p in metrics["spec"]["ports"]]
+
+
+def test_istio_etcd_is_the_state_the_wasm_plugin_names() -> None:
+    """The WasmPlugin keeps its state in the etcd of etcd.yaml: `state.cluster` is the cluster
+    Istio makes of the etcd client Service (a normal Service: a headless one would be an
+    ORIGINAL_DST cluster), which selects the members; the members form one cluster of an odd
+    size of at least 3 (quorum survives one loss), named by the headless Service, started
+    together, on the official 3.5 image with the JSON gateway on; a disruption budget keeps
+    quorum during drains; readiness needs quorum, liveness does not."""
+    documents = istio_documents()
+    state = wasm_plugin()["spec"]["pluginConfig"]["state"]
+    assert state["backend"] == "etcd" and state["prefix"] == "miroir/v1/", state
+    match = re.fullmatch(r"outbound\|(\d+)\|\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local", state["cluster"])
+    assert match, f"{state['cluster']} is not an Istio outbound cluster name"
+    port, service_name, namespace = int(match[1]), match[2], match[3]
+    client = documents[("Service", service_name)]
+    assert client["metadata"]["namespace"] == namespace
+    assert client["spec"].get("clusterIP") != "None", "headless services become ORIGINAL_DST clusters"
+    (client_port,) = [p for p in client["spec"]["ports"] if p["port"] == port]
+    assert client_port["name"].startswith("tcp-"), "gRPC and HTTP/1.1 share etcd's client port"
+
+    statefulset = next(d for (kind, _), d in documents.items()
+                       if kind == "StatefulSet" and client["spec"]["selector"].items()
+                       <= d["spec"]["template"]["metadata"]["labels"].items())
+    spec = statefulset["spec"]
+    assert spec["replicas"] >= 3 and spec["replicas"] % 2 == 1, "an odd number of members, at least 3"
+    assert spec["podManagementPolicy"] == "Parallel", "the members must start together the first time"
+    headless = documents[("Service", spec["serviceName"])]
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
+    (container,) = spec["template"]["spec"]["containers"]
+    assert re.fullmatch(r"(gcr\.io/etcd-development/etcd|quay\.io/coreos/etcd):v3\.5\.\d+", container["image"])
+    flags = etcd_flags(container["command"])
+    name = statefulset["metadata"]["name"]
+    domain = f"{spec['serviceName']}.{namespace}.svc.cluster.local"
+    members = [f"{name}-{i}" for i in range(spec["replicas"])]
+    assert flags["initial-cluster"] == ",".join(f"{m}=http://{m}.{domain}:2380" for m in members)
+    assert flags["initial-advertise-peer-urls"] == f"http://$(POD_NAME).{domain}:2380"
+    assert flags["listen-client-urls"].endswith(f":{client_port['targetPort']}")
+    assert flags.get("enable-grpc-gateway", "true") == "true", "the filter speaks the JSON gateway"
+    assert int(flags["max-request-bytes"]) > wasm_plugin()["spec"]["pluginConfig"].get("max_body_bytes", 10485760)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    budget = next(d for (kind, _), d in documents.items() if kind == "PodDisruptionBudget"
+                  and d["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"])
+    assert 1 <= budget["spec"]["maxUnavailable"] <= (spec["replicas"] - 1) // 2
+
+    kustomization = load_yaml(ISTIO_DIR / "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in ISTIO_MANIFESTS)
 
 
 def test_oci_image_recipe() -> None:

@@ -5,10 +5,13 @@ Shipped configs are found, not listed: any `*.yaml` under `envoy/` whose top lev
 `static_resources` is a bootstrap. Validation loads the wasm module and runs the filter's
 `on_configure`, so a shipped plugin configuration the filter would refuse fails here too. Shipped
 configs name the module where their deployment mounts it (e.g. inside a container); for validation
-that path is replaced by the module built in this tree."""
+that path is replaced by the module built in this tree. A shipped config whose plugin configuration
+has `state` (the etcd ledger) is an expected failure while the filter's parser does not know that
+key yet (conftest.refused_until_the_filter_knows_state)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -19,7 +22,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import filter_wasm_required
+from conftest import filter_wasm_required, refused_until_the_filter_knows_state
 from harness import envoy_config, paths
 
 VALIDATE_TIMEOUT_SECONDS = 60
@@ -56,6 +59,21 @@ def wasm_filenames(node: Any) -> list[dict[str, Any]]:
     return found
 
 
+def plugin_configurations(node: Any) -> list[dict[str, Any]]:
+    """Every wasm plugin configuration (`configuration.value`, a JSON string) in a bootstrap."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        configuration = node.get("configuration")
+        if isinstance(configuration, dict) and isinstance(configuration.get("value"), str):
+            found.append(json.loads(configuration["value"]))
+        for value in node.values():
+            found.extend(plugin_configurations(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(plugin_configurations(value))
+    return found
+
+
 def validate(config_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(paths.envoy_binary()), "--mode", "validate", "-c", str(config_path)],
@@ -85,7 +103,9 @@ def validate_with_built_module(config_path: Path, scratch: Path) -> None:
 
 
 @pytest.mark.parametrize("config_path", shipped_bootstraps(), ids=lambda p: str(p.relative_to(paths.REPO_ROOT)))
-def test_shipped_bootstrap_validates(config_path: Path, tmp_path: Path) -> None:
+def test_shipped_bootstrap_validates(config_path: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    for plugin in plugin_configurations(yaml.safe_load(config_path.read_text())):
+        refused_until_the_filter_knows_state(request, plugin)
     validate_with_built_module(config_path, tmp_path)
 
 

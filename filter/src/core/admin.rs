@@ -3,7 +3,7 @@
 //! compared in constant time. Answers never contain desired settings or any secret.
 
 use super::admin_views::{reply_json, show_json, VerifyPurpose};
-use super::engine::{self, Engine};
+use super::engine::Engine;
 use super::errors::{ErrorType, MeiliError};
 use super::host::{Host, LocalReply};
 use super::state::keys;
@@ -20,6 +20,9 @@ pub enum AdminOutcome {
     Verify { index: String, purpose: VerifyPurpose },
     /// Copy `index` to node `node` (its position) from a node in sync: queue the job.
     Resync { index: String, node: usize },
+    /// Lift the freeze of `index` without a check (`?force=true`), through the ledger
+    /// (`Engine::force_unfreeze`), then answer as `show` does.
+    ForceUnfreeze { index: String },
 }
 
 pub fn handle(engine: &Engine, host: &mut dyn Host, index: &str, action: AdminAction, head: &RequestHead) -> AdminOutcome {
@@ -27,7 +30,7 @@ pub fn handle(engine: &Engine, host: &mut dyn Host, index: &str, action: AdminAc
         Some(reply) => AdminOutcome::Reply(reply),
         None => match action {
             AdminAction::Show => AdminOutcome::Reply(show(engine, host, index)),
-            AdminAction::Unfreeze if query_flag(&head.path, "force") => AdminOutcome::Reply(force_unfreeze(engine, host, index)),
+            AdminAction::Unfreeze if query_flag(&head.path, "force") => force_unfreeze(engine, host, index),
             AdminAction::Unfreeze => AdminOutcome::Verify { index: index.to_string(), purpose: VerifyPurpose::Unfreeze },
             AdminAction::Verify => AdminOutcome::Verify { index: index.to_string(), purpose: VerifyPurpose::Report },
             AdminAction::Repair => AdminOutcome::Verify { index: index.to_string(), purpose: VerifyPurpose::Repair },
@@ -86,13 +89,16 @@ fn resync(engine: &Engine, host: &mut dyn Host, index: &str, head: &RequestHead)
     AdminOutcome::Resync { index: index.to_string(), node: pos }
 }
 
-fn force_unfreeze(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
+fn force_unfreeze(engine: &Engine, host: &mut dyn Host, index: &str) -> AdminOutcome {
     let rec: Option<IndexRecord> = store::read(host, &keys::index_key(index)).ok().flatten();
     match rec {
-        Some(r) if r.frozen.is_some() => {}
-        _ => return show(engine, host, index),
+        Some(r) if r.frozen.is_some() => AdminOutcome::ForceUnfreeze { index: index.to_string() },
+        _ => AdminOutcome::Reply(show(engine, host, index)),
     }
-    engine::lift_freeze(host, index);
+}
+
+/// The admin view of `index` once an operator's forced unfreeze is recorded.
+pub fn after_force_unfreeze(engine: &Engine, host: &mut dyn Host, index: &str) -> LocalReply {
     log::warn!("miroir: index {index} unfrozen by an operator (force)");
     show(engine, host, index)
 }

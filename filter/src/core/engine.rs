@@ -22,6 +22,7 @@ use super::proposal::Proposal;
 use super::state::keys;
 use super::state::ledger::{Commit, Freeze, Head, Ledger, Next, Op, OpId, VerifyView};
 use super::state::records::{FrozenRecord, JobRecord, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord};
+use super::state::etcd::EtcdLedger;
 use super::state::shared_data::SharedDataLedger;
 use super::state::store::{self, StoreError};
 use super::state::task_change::{TaskChange, TaskClose};
@@ -40,10 +41,12 @@ mod round_verify;
 mod round_wait;
 mod sequential;
 mod settle;
+mod force_unfreeze;
+mod view_waiters;
 mod waiters;
 
 use answers::Awaiting;
-pub use queued_writes::Queued;
+pub use queued_writes::{not_queued, Queued};
 
 
 pub use super::state::lease::LEASE_TTL_MS;
@@ -188,13 +191,17 @@ pub struct Engine {
     /// Indexes whose last check is being read for waiting operators.
     verify_reads: BTreeSet<String>,
     /// Clients' writes the ledger queued at once, for `queue_write` to hand back.
-    queued_now: BTreeMap<u32, Result<u64, String>>,
+    queued_now: BTreeMap<u32, Result<u64, StoreError>>,
     /// Clients whose write the ledger answers later.
     queueing_later: BTreeSet<u32>,
     /// Mirror mode: open mirrored writes followed per index (`engine/mirror_tasks.rs`).
     following: BTreeMap<String, mirror_tasks::Following>,
     /// Per index, how long its last task took on a node: when to poll the next one.
     task_ms_hint: BTreeMap<String, u64>,
+    /// Task reads waiting for this gateway's view to be refreshed (`engine/view_waiters.rs`).
+    view_waiters: Vec<view_waiters::ViewWaiter>,
+    /// The active list is being read: a pump does not ask again meanwhile.
+    reading_active: bool,
 }
 
 enum Verdict {
@@ -206,7 +213,10 @@ enum Verdict {
 
 impl Engine {
     pub fn new(cfg: Config, worker: String) -> Engine {
-        let ledger = Box::new(SharedDataLedger::new(cfg.clone()));
+        let ledger: Box<dyn Ledger> = match cfg.state.etcd() {
+            Some(etcd) => Box::new(EtcdLedger::new(cfg.clone(), etcd.clone())),
+            None => Box::new(SharedDataLedger::new(cfg.clone())),
+        };
         Engine::with_ledger(cfg, worker, ledger)
     }
 
@@ -234,6 +244,8 @@ impl Engine {
             queueing_later: BTreeSet::new(),
             following: BTreeMap::new(),
             task_ms_hint: BTreeMap::new(),
+            view_waiters: Vec::new(),
+            reading_active: false,
         }
     }
 
@@ -256,7 +268,8 @@ impl Engine {
     pub fn tick_ms_at(&self, now_ms: u64) -> u64 {
         let tick = self.tick_ms();
         if tick != TICK_ACTIVE_MS {
-            return tick;
+            // A remote store's view is refreshed from the tick.
+            return self.ledger.tick_ms().map_or(tick, |t| t.min(tick));
         }
         let next = self.jobs.values().filter_map(|run| match run.step {
             Step::Wait => run
@@ -281,6 +294,7 @@ impl Engine {
             && self.drift.is_none()
             && self.verify_waiters.is_empty()
             && self.awaiting.is_empty()
+            && self.view_waiters.is_empty()
             && !self.is_following()
         {
             TICK_IDLE_MS
@@ -319,6 +333,7 @@ impl Engine {
         self.waiting.retain(|_, w| w.context_id != context_id);
         self.verify_waiters.retain(|w| w.context_id != context_id);
         self.queueing_later.remove(&context_id);
+        self.view_waiters.retain(|w| w.context_id() != context_id);
     }
 
     /// An operator asked (admin API) to verify (or repair) `index` now, and waits for the answer.
@@ -379,7 +394,9 @@ impl Engine {
 
     /// Woken (shared-queue message) or ticked: start what can start, drive timers, answer clients.
     pub fn pump(&mut self, host: &mut dyn Host) {
+        self.ledger.tick(host);
         self.on_ledger_answers(host);
+        self.serve_view_waiters(host);
         self.claim_work(host);
         self.drive_timers(host);
         self.serve_waiters(host);
@@ -387,11 +404,20 @@ impl Engine {
         if !self.verify_waiters.is_empty() {
             self.serve_verify_waiters(host);
         }
+        // What this pump asked of a store reached by calls goes out now.
+        self.ledger.tick(host);
     }
 
     pub fn on_callout_response(&mut self, host: &mut dyn Host, token: u32, resp: CalloutResponse) {
+        self.route_callout_response(host, token, resp);
+        // What the answer led to asking of a store reached by calls goes out now.
+        self.ledger.tick(host);
+    }
+
+    fn route_callout_response(&mut self, host: &mut dyn Host, token: u32, resp: CalloutResponse) {
         if self.ledger.on_callout_response(host, token, &resp) {
             self.on_ledger_answers(host);
+            self.serve_view_waiters(host);
             return;
         }
         let Some(tag) = self.callouts.remove(&token) else {
@@ -430,7 +456,11 @@ impl Engine {
     }
 
     fn claim_work(&mut self, host: &mut dyn Host) {
+        if self.reading_active {
+            return; // a store answering later: kicked indexes wait for that answer
+        }
         let kicked = std::mem::take(&mut self.kicked);
+        self.reading_active = true;
         self.submit(host, Op::ReadActive, Awaiting::Active { kicked });
     }
 
@@ -733,14 +763,3 @@ enum Outcome {
 
 pub use super::state::index_store::read_hot;
 
-/// Lift a freeze for an operator's forced unfreeze (`admin.rs`): the record first (its hot
-/// projection follows), then the alert. A verify that finds the fleet converged lifts it through
-/// the ledger (`Op::RecordConverged`).
-pub fn lift_freeze(host: &mut dyn Host, index: &str) {
-    if let Err(e) = super::state::shared_data::lift_freeze_record(host, index) {
-        log::error!("miroir: unfreezing {index} failed: {e}");
-        return;
-    }
-    host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 0);
-    host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), Phase::Idle.gauge());
-}

@@ -112,6 +112,17 @@ impl MeiliError {
 
     /// 503 `miroir_unavailable`: a settings write could not be queued (front.rs, or the engine
     /// when its ledger answers later).
+    /// The etcd backend cannot be reached or has no quorum: nothing was queued, nothing reached
+    /// a node (docs/operations.md, "Choosing a state backend").
+    pub fn state_unavailable() -> Self {
+        Self::new(
+            503,
+            "miroir_state_unavailable",
+            ErrorType::System,
+            "The gateway's state store (etcd) cannot be reached; the write was not queued and no node received it. Retry later.",
+        )
+    }
+
     pub fn write_not_queued() -> Self {
         Self::new(
             503,

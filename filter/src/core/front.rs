@@ -42,6 +42,11 @@ pub enum HeadersDecision {
     AdminVerify { index: String, purpose: VerifyPurpose },
     /// A settings write: buffer the body, then call `on_settings_body`.
     Buffer(PendingWrite),
+    /// A task this gateway's view does not hold (yet): answer it once the view is refreshed
+    /// (`Engine::task_after_refresh`), or now as not found when the view is the store itself.
+    TaskAfterRefresh { task_uid: u64, authorization: Option<String> },
+    /// An operator's forced unfreeze: hand to the engine (`Engine::force_unfreeze`) and wait.
+    ForceUnfreeze { index: String },
 }
 
 pub fn on_headers(engine: &Engine, host: &mut dyn Host, head: &RequestHead) -> HeadersDecision {
@@ -172,12 +177,16 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
                 return HeadersDecision::Pass;
             }
             let task: Option<TaskRecord> = store::read(host, &keys::task_key(uid)).ok().flatten();
+            if task.is_none() && cfg.state.etcd().is_some() {
+                return HeadersDecision::TaskAfterRefresh { task_uid: uid, authorization: head.authorization.clone() };
+            }
             HeadersDecision::Reply(tasks::task_reply(task.as_ref(), uid, head.authorization.as_deref()))
         }
         Route::Admin { index, action } => match super::admin::handle(engine, host, &index, action, head) {
             super::admin::AdminOutcome::Reply(r) => HeadersDecision::Reply(r),
             super::admin::AdminOutcome::Verify { index, purpose } => HeadersDecision::AdminVerify { index, purpose },
             super::admin::AdminOutcome::Resync { index, node } => buffer(index, WriteKind::Resync { node }, head),
+            super::admin::AdminOutcome::ForceUnfreeze { index } => HeadersDecision::ForceUnfreeze { index },
         },
         Route::AdminUnknown => HeadersDecision::Reply(tasks::error_reply(&MeiliError::not_found())),
     }

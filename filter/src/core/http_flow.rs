@@ -122,6 +122,16 @@ impl HttpFlow {
                 io.send_reply(&r);
                 Next::Pause
             }
+            HeadersDecision::TaskAfterRefresh { task_uid, authorization } => {
+                if !engine.task_after_refresh(host, self.context_id, task_uid, authorization.clone()) {
+                    io.send_reply(&super::tasks::task_reply(None, task_uid, authorization.as_deref()));
+                }
+                Next::Pause
+            }
+            HeadersDecision::ForceUnfreeze { index } => {
+                engine.force_unfreeze(host, self.context_id, &index);
+                Next::Pause
+            }
             HeadersDecision::AdminVerify { index, purpose } => {
                 engine.request_verify(&index, self.context_id, purpose, host.now_ms());
                 let me = engine.worker().to_string();

@@ -141,7 +141,8 @@ fn translate_tasks(
     // Meilisearch node does; the filter drops its own records of the ended ones now, and of the
     // others if they ended by the time the deletion did (`Translated::later`).
     let selected: Vec<_> = matched.into_iter().filter(|t| !cancel || t.finished_ms.is_none()).collect();
-    let later: Vec<u64> = if cancel { Vec::new() } else { selected.iter().filter(|t| t.finished_ms.is_none()).map(|t| t.uid).collect() };
+    let mut later: Vec<u64> = if cancel { Vec::new() } else { selected.iter().filter(|t| t.finished_ms.is_none()).map(|t| t.uid).collect() };
+    let acted = selected.len() - later.len();
     let verb = if cancel { "/tasks/cancel" } else { "/tasks" };
     let mut paths = std::collections::BTreeMap::new();
     for node in &cfg.nodes {
@@ -157,14 +158,20 @@ fn translate_tasks(
         paths.insert(node.id.clone(), format!("{verb}?uids={list}"));
     }
     if !cancel {
-        for t in selected.iter().filter(|t| t.finished_ms.is_some()) {
-            let _ = store::clear(host, &keys::task_key(t.uid));
+        let ended = selected.iter().filter(|t| t.finished_ms.is_some()).map(|t| t.uid);
+        if cfg.state.etcd().is_some() {
+            // This gateway's view is not the store: the ledger forgets them, for every gateway,
+            // once the deletion went out.
+            later.extend(ended);
+        } else {
+            for uid in ended {
+                let _ = store::clear(host, &keys::task_key(uid));
+            }
         }
     }
     // The task's details speak of the filter's tasks, not of one node's translation.
     let original = head.path.find('?').and_then(|q| head.path.get(q..)).unwrap_or_default();
     let done_key = if cancel { "canceledTasks" } else { "deletedTasks" };
-    let acted = selected.len() - later.len();
     let details = serde_json::json!({"matchedTasks": matched_count, done_key: acted, "originalFilter": original});
     Ok(Translated { paths, details, later })
 }

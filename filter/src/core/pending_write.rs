@@ -52,7 +52,7 @@ pub(super) fn queued(q: Queued, index: &str) -> BodyDecision {
         Queued::Later => BodyDecision::Wait { task_uid: None },
         Queued::Refused(e) => {
             log::error!("miroir: could not queue a write on {index}: {e}");
-            BodyDecision::Reply(tasks::error_reply(&MeiliError::write_not_queued()))
+            BodyDecision::Reply(tasks::error_reply(&super::engine::not_queued(&e)))
         }
     }
 }

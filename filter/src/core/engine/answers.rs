@@ -30,6 +30,8 @@ pub(super) enum Awaiting {
     /// The record to judge an index's reads against.
     DriftJudge { index: String, epoch: u64 },
     Converged { index: String, lift_freeze: bool },
+    /// An operator's forced unfreeze of `index`, answered to `context_id`.
+    ForceUnfrozen { context_id: u32, index: String },
     /// A drift repair job; `differ` names the nodes, `result` is the check to record.
     RepairQueued { index: String, differ: String, result: VerifyResult },
     /// The last check of an index operators wait on.
@@ -76,6 +78,8 @@ impl Engine {
             (Awaiting::Logged(what), Answer::Failed(e)) => log::warn!("miroir: {what}: {e}"),
             (Awaiting::Logged(_), _) => {}
             (Awaiting::Active { mut kicked }, answer) => {
+                self.reading_active = false;
+                kicked.append(&mut self.kicked);
                 match answer {
                     Answer::Active(list) => kicked.extend(list),
                     Answer::Failed(e) => log::warn!("miroir: {e}"),
@@ -137,6 +141,7 @@ impl Engine {
             (Awaiting::DriftRead { index, .. } | Awaiting::DriftJudge { index, .. }, other) => {
                 log::warn!("miroir: unexpected ledger answer {other:?} to a read of {index}");
             }
+            (Awaiting::ForceUnfrozen { context_id, index }, answer) => self.on_force_unfrozen(host, context_id, &index, answer),
             (Awaiting::Converged { index, lift_freeze }, answer) => {
                 let failed = match answer {
                     Answer::Done => None,
@@ -156,8 +161,8 @@ impl Engine {
             (Awaiting::ClientWrite { context_id, index }, answer) => {
                 let queued = match answer {
                     Answer::Enqueued(uid) => Ok(uid),
-                    Answer::Failed(e) => Err(e.to_string()),
-                    other => Err(unexpected(&other).to_string()),
+                    Answer::Failed(e) => Err(e),
+                    other => Err(unexpected(&other)),
                 };
                 self.on_write_queued(host, context_id, &index, queued);
             }

@@ -12,6 +12,7 @@ use crate::core::errors::MeiliError;
 use crate::core::host::Host;
 use crate::core::state::ledger::Op;
 use crate::core::state::records::JobRecord;
+use crate::core::state::store::StoreError;
 use crate::core::tasks;
 
 /// What became of a client's write handed to `Engine::queue_write`.
@@ -21,8 +22,8 @@ pub enum Queued {
     Now(u64),
     /// The ledger answers later; the client stays paused and the engine answers it.
     Later,
-    /// It could not be queued (why, for the log); nothing was changed.
-    Refused(String),
+    /// It could not be queued; nothing was changed.
+    Refused(StoreError),
 }
 
 impl Engine {
@@ -36,13 +37,16 @@ impl Engine {
             Some(Err(e)) => Queued::Refused(e),
             None => {
                 self.queueing_later.insert(context_id);
+                // A store reached by calls sends them from the root's pump.
+                let me = self.worker.clone();
+                host.wake(&me);
                 Queued::Later
             }
         }
     }
 
     /// The ledger queued (or failed to queue) the write of `context_id`.
-    pub(super) fn on_write_queued(&mut self, host: &mut dyn Host, context_id: u32, index: &str, queued: Result<u64, String>) {
+    pub(super) fn on_write_queued(&mut self, host: &mut dyn Host, context_id: u32, index: &str, queued: Result<u64, StoreError>) {
         if let Ok(task_uid) = queued {
             self.wait_for_outcome(task_uid, context_id, host.now_ms());
             self.kick(index);
@@ -55,10 +59,19 @@ impl Engine {
             return;
         }
         if let Err(e) = queued {
-            log::error!("miroir: could not queue a settings write on {index}: {e}");
-            if host.reply(context_id, &tasks::error_reply(&MeiliError::write_not_queued())).is_err() {
+            log::error!("miroir: could not queue a write on {index}: {e}");
+            if host.reply(context_id, &tasks::error_reply(&not_queued(&e))).is_err() {
                 log::debug!("miroir: client of a refused write on {index} went away");
             }
         }
+    }
+}
+
+/// Why a client's write was refused: the state store could not be reached (etcd down or
+/// without quorum), or anything else that kept it from being queued.
+pub fn not_queued(e: &StoreError) -> MeiliError {
+    match e {
+        StoreError::Unavailable(_) => MeiliError::state_unavailable(),
+        _ => MeiliError::write_not_queued(),
     }
 }

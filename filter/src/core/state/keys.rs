@@ -10,15 +10,20 @@ pub const DRIFT_LEASE_KEY: &str = "miroir/v1/drift_lease";
 pub const CREATE_LOCK_KEY: &str = "miroir/v1/create_lock";
 /// Mirror mode: node id → the indexes it is out of sync for (read by index-less reads).
 pub const LAGGING_KEY: &str = "miroir/v1/lagging";
+/// etcd backend: bumped by every transaction that writes, so a gateway polls one key to learn
+/// whether anything changed (`etcd.rs`).
+pub const GENERATION_KEY: &str = "miroir/v1/generation";
+pub const INDEX_PREFIX: &str = "miroir/v1/index/";
+pub const HOT_PREFIX: &str = "miroir/v1/hot/";
 /// Set once by the first worker that warned about a missing node key (`engine/drift.rs`).
 pub const WARNED_NODE_KEY: &str = "miroir/v1/warned_node_key";
 
 pub fn index_key(uid: &str) -> String {
-    format!("{PREFIX}index/{uid}")
+    format!("{INDEX_PREFIX}{uid}")
 }
 /// A few bytes read on the hot path: "<version> <inconsistent 0|1> <frozen 0|1> <rev>".
 pub fn hot_key(uid: &str) -> String {
-    format!("{PREFIX}hot/{uid}")
+    format!("{HOT_PREFIX}{uid}")
 }
 pub fn job_key(task_uid: u64) -> String {
     format!("{PREFIX}job/{task_uid}")
@@ -52,7 +57,7 @@ mod tests {
 
     #[test]
     fn every_key_is_under_the_prefix() {
-        let keys = [TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY, LAGGING_KEY];
+        let keys = [GENERATION_KEY, INDEX_PREFIX, HOT_PREFIX, TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY, LAGGING_KEY];
         let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m"), open_key("m"), open_task_key(1), log_key("m")];
         assert!(keys.iter().copied().chain(made.iter().map(String::as_str)).all(|k| k.starts_with(PREFIX)));
     }

@@ -96,6 +96,8 @@ pub enum Op {
     /// The index was deleted (or renamed away) through the gateway: its settings are no longer
     /// the filter's to keep, so the drift check does not bring them back.
     ForgetSettings { index: String },
+    /// An operator lifts the freeze of `index` without a check (`Answer::Done`).
+    LiftFreeze { index: String },
     /// Nothing runs on `index` any more: release the lease unless work is queued or open, and
     /// say what comes next (`Answer::Next`).
     ReleaseIfIdle { index: String, owner: String, now_ms: u64 },
@@ -190,6 +192,25 @@ pub trait Ledger {
     /// A callout answer the root received: true when it was one of this ledger's own calls (a
     /// store reached by callouts), whose answers are then ready for `next_answer`.
     fn on_callout_response(&mut self, _host: &mut dyn Host, _token: u32, _resp: &CalloutResponse) -> bool {
+        false
+    }
+    /// Called on every engine pump: a remote store refreshes this gateway's view from here.
+    fn tick(&mut self, _host: &mut dyn Host) {}
+    /// How often `tick` must run at least, if it matters.
+    fn tick_ms(&self) -> Option<u64> {
+        None
+    }
+    /// Bring this gateway's view up to what the store holds now. None: the view is the store
+    /// (shared data); otherwise a ticket for `view_refreshed`.
+    fn refresh_view(&mut self, _host: &mut dyn Host) -> Option<u64> {
+        None
+    }
+    /// Whether the refresh of `ticket` is done (None: not yet), and reached the store.
+    fn view_refreshed(&self, _ticket: u64) -> Option<bool> {
+        Some(true)
+    }
+    /// The last call to the store failed.
+    fn unavailable(&self) -> bool {
         false
     }
 }

@@ -1,8 +1,8 @@
 //! Everything the filter keeps in shared state, and the one seam through which the engine
 //! reaches it (docs/architecture.md §5): the key layout (`keys`), the records (`records`), typed shared-data
 //! access (`store`, `index_store`, `queue`), the lease rules (`lease`), and the ledger — the
-//! domain operations whose answers may come later (`ledger`), over shared data (`shared_data`)
-//! and, for tests, answering late and out of order (`delayed`) or through callouts like an
+//! domain operations whose answers may come later (`ledger`), over shared data (`shared_data`),
+//! over etcd for many gateways (`etcd`, with `txn_host` and `etcd_wire`) and, for tests, answering late and out of order (`delayed`) or through callouts like an
 //! external store (`by_callout`).
 
 pub mod keys;
@@ -14,6 +14,9 @@ pub mod lease;
 pub mod task_change;
 pub mod ledger;
 pub mod shared_data;
+pub mod etcd_wire;
+pub mod txn_host;
+pub mod etcd;
 #[cfg(test)]
 pub mod delayed;
 #[cfg(test)]

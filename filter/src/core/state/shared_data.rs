@@ -297,6 +297,7 @@ impl SharedDataLedger {
                 }))
             }
             Op::ReleaseIfIdle { index, owner, now_ms } => end_lease(host, &index, &owner, now_ms),
+            Op::LiftFreeze { index } => done(lift_freeze_record(host, &index)),
             Op::Enqueue { job, details } => {
                 let index = job.index.clone();
                 match queue::enqueue_job(&self.cfg, host, *job, details) {

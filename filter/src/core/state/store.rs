@@ -29,6 +29,8 @@ pub enum StoreError {
     Host(String),
     Corrupt(String),
     Contended(String),
+    /// The store cannot be reached or cannot decide (etcd down or without quorum).
+    Unavailable(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -37,6 +39,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Host(e) => write!(f, "shared data: {e}"),
             StoreError::Corrupt(k) => write!(f, "shared data: unreadable record at {k}"),
             StoreError::Contended(k) => write!(f, "shared data: gave up after {MAX_CAS_ATTEMPTS} CAS attempts on {k}"),
+            StoreError::Unavailable(why) => write!(f, "state store unavailable: {why}"),
         }
     }
 }

@@ -1,0 +1,423 @@
+//! The ledger in etcd, for many gateways (docs/architecture.md §5, "State backends").
+//!
+//! Operations: each one is the shared-data ledger's own operation, run against a snapshot of
+//! etcd keys (`txn_host.rs`) and committed as one transaction that holds only if no key it read
+//! has changed (`mod_revision` compares). A transaction that fails reads those keys back in the
+//! same round trip, and the operation runs again on the fresh values; a key the snapshot lacks
+//! is fetched first. One operation of this VM is in flight at a time, so they take effect in
+//! the order they were submitted (the ledger's contract).
+//!
+//! The view: the front door never waits on etcd. Every write also bumps one generation key;
+//! each gateway polls it and, when it moved, reads every key changed since its last look and
+//! copies them into its own shared data, where the front door reads them as it would with the
+//! shared-data backend. Its own commits are copied at once.
+//!
+//! etcd unreachable, or without quorum: operations fail as `StoreError::Unavailable` (a client's
+//! write gets `503 miroir_state_unavailable`, nothing reaches a node) and polling goes on, so
+//! service comes back by itself.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::etcd_wire::{self, Compare, Kv};
+use super::keys;
+use super::ledger::{Answer, Ledger, Op, OpId};
+use super::records::{HotRecord, IndexRecord};
+use super::shared_data::SharedDataLedger;
+use super::store::StoreError;
+use super::txn_host::{Seen, TxnHost};
+use crate::core::config::{Config, EtcdConfig};
+use crate::core::host::{Callout, CalloutResponse, Host};
+
+/// An operation that keeps meeting changed keys gives up after this many runs.
+const MAX_RUNS: u32 = 32;
+/// Calls that fail (reset, timeout, an error status) before the operation fails: the cluster's
+/// next endpoint may be a live member.
+const MAX_CALL_FAILURES: u32 = 3;
+
+struct Queued {
+    id: OpId,
+    op: Op,
+    runs: u32,
+    call_failures: u32,
+}
+
+enum Call {
+    /// Reading keys the snapshot lacked.
+    Fetch { keys: Vec<String> },
+    /// The operation's transaction, with what it writes and the answer it gives if it holds.
+    Commit { reads: Vec<String>, writes: BTreeMap<String, Vec<u8>>, answer: Answer },
+}
+
+enum Poll {
+    Generation { token: u32, seq: u64 },
+    Changes { token: u32, seq: u64 },
+}
+
+pub struct EtcdLedger {
+    etcd: EtcdConfig,
+    ops: SharedDataLedger,
+    /// Every key seen, as last seen (local key names, under `keys::PREFIX`).
+    seen: BTreeMap<String, Seen>,
+    queue: VecDeque<Queued>,
+    in_flight: Option<(u32, Call)>,
+    answers: VecDeque<(OpId, Answer)>,
+    poll: Option<Poll>,
+    /// Every change up to this etcd revision is in the view.
+    synced_revision: i64,
+    next_poll_ms: u64,
+    /// Polls are numbered as they start; `view_done` is the last one that ended, and whether it
+    /// reached etcd.
+    polls_started: u64,
+    view_done: u64,
+    view_ok: bool,
+    refresh_wanted: bool,
+    /// Polls that failed in a row: two mean etcd is down (not one dead member behind the
+    /// cluster's load balancer), and operations try once, not `MAX_CALL_FAILURES` times.
+    failed_polls: u32,
+    /// The last operation failed for want of etcd (cleared by any call that reaches it).
+    unavailable: bool,
+}
+
+impl EtcdLedger {
+    pub fn new(cfg: Config, etcd: EtcdConfig) -> EtcdLedger {
+        EtcdLedger {
+            ops: SharedDataLedger::new(cfg),
+            etcd,
+            seen: BTreeMap::new(),
+            queue: VecDeque::new(),
+            in_flight: None,
+            answers: VecDeque::new(),
+            poll: None,
+            synced_revision: 0,
+            next_poll_ms: 0,
+            polls_started: 0,
+            view_done: 0,
+            view_ok: false,
+            refresh_wanted: false,
+            failed_polls: 0,
+            unavailable: false,
+        }
+    }
+
+    fn remote(&self, local: &str) -> Vec<u8> {
+        let rest = local.strip_prefix(keys::PREFIX).unwrap_or(local);
+        format!("{}{rest}", self.etcd.prefix).into_bytes()
+    }
+
+    fn local(&self, remote: &[u8]) -> Option<String> {
+        let rest = remote.strip_prefix(self.etcd.prefix.as_bytes())?;
+        Some(format!("{}{}", keys::PREFIX, std::str::from_utf8(rest).ok()?))
+    }
+
+    fn call(&self, host: &mut dyn Host, path: &str, body: Vec<u8>) -> Result<u32, String> {
+        host.dispatch(&Callout {
+            cluster: self.etcd.cluster.clone(),
+            method: "POST".into(),
+            path: path.into(),
+            authority: self.etcd.cluster.clone(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Some(body),
+            timeout_ms: self.etcd.timeout_ms,
+        })
+    }
+
+    /// Run the operation at the head of the queue until it needs etcd (or answers without it).
+    fn advance(&mut self, host: &mut dyn Host) {
+        while self.in_flight.is_none() {
+            let Some(head) = self.queue.front_mut() else { return };
+            head.runs += 1;
+            if head.runs > MAX_RUNS {
+                let id = head.id;
+                self.queue.pop_front();
+                self.answers.push_back((id, Answer::Failed(StoreError::Contended("etcd transaction".into()))));
+                continue;
+            }
+            let (id, op) = (head.id, head.op.clone());
+            // The active list is a hint (a claim checks the index itself): the view answers it.
+            if matches!(op, Op::ReadActive) && self.seen.contains_key(keys::ACTIVE_KEY) {
+                let answer = self.ops.run(&mut TxnHost::new(host, &self.seen), op);
+                self.queue.pop_front();
+                self.answers.push_back((id, answer));
+                continue;
+            }
+            let mut tx = TxnHost::new(host, &self.seen);
+            let answer = self.ops.run(&mut tx, op);
+            let run = tx.finish();
+            let (path, body, call) = if !run.misses.is_empty() {
+                let keys: Vec<String> = run.misses.into_iter().collect();
+                let remote: Vec<Vec<u8>> = keys.iter().map(|k| self.remote(k)).collect();
+                (etcd_wire::TXN_PATH, etcd_wire::multi_get_body(&remote), Call::Fetch { keys })
+            } else {
+                let compares: Vec<Compare> = run
+                    .reads
+                    .iter()
+                    .map(|(k, rev)| if *rev == 0 { Compare::Absent(self.remote(k)) } else { Compare::ModRevision(self.remote(k), *rev) })
+                    .collect();
+                let mut puts: Vec<(Vec<u8>, Vec<u8>)> = run.writes.iter().map(|(k, v)| (self.remote(k), v.clone())).collect();
+                if !puts.is_empty() {
+                    puts.push((self.remote(keys::GENERATION_KEY), self.remote_generation_value(host)));
+                }
+                let reads: Vec<String> = run.reads.keys().cloned().collect();
+                let read_back: Vec<Vec<u8>> = reads.iter().map(|k| self.remote(k)).collect();
+                let body = etcd_wire::txn_body(&compares, &puts, &read_back);
+                (etcd_wire::TXN_PATH, body, Call::Commit { reads, writes: run.writes, answer })
+            };
+            log::debug!("miroir: etcd ledger: op {} run {}: {}", id.0, head_runs(&self.queue), match &call { Call::Fetch { keys } => format!("fetch {keys:?}"), Call::Commit { reads, writes, .. } => format!("commit reads {reads:?} writes {:?}", writes.keys().collect::<Vec<_>>()) });
+            match self.call(host, path, body) {
+                Ok(token) => self.in_flight = Some((token, call)),
+                Err(e) => self.call_failed(&format!("dispatch: {e}")),
+            }
+        }
+    }
+
+    fn remote_generation_value(&self, host: &dyn Host) -> Vec<u8> {
+        host.now_ms().to_string().into_bytes()
+    }
+
+    fn down(&self) -> bool {
+        self.unavailable || self.failed_polls >= 2
+    }
+
+    /// A call to etcd failed: try the head operation again (the cluster's next endpoint may be a
+    /// live member), or fail it — and every operation queued behind it, which would meet the same
+    /// etcd: a client's write is refused in about one call timeout, not one per queued operation.
+    fn call_failed(&mut self, why: &str) {
+        let limit = if self.down() { 1 } else { MAX_CALL_FAILURES };
+        let Some(head) = self.queue.front_mut() else { return };
+        head.call_failures += 1;
+        head.runs = head.runs.saturating_sub(1);
+        if head.call_failures < limit {
+            return;
+        }
+        if !self.unavailable {
+            log::warn!("miroir: etcd unreachable ({why}): writes are refused until it answers again");
+        }
+        self.unavailable = true;
+        for q in self.queue.drain(..) {
+            self.answers.push_back((q.id, Answer::Failed(StoreError::Unavailable(why.to_string()))));
+        }
+    }
+
+    fn on_call_answer(&mut self, host: &mut dyn Host, call: Call, resp: &CalloutResponse) {
+        let parsed = match resp.status {
+            Some(200) => etcd_wire::parse_txn(&resp.body),
+            Some(s) => Err(format!("etcd answered {s}: {}", String::from_utf8_lossy(&resp.body).chars().take(200).collect::<String>())),
+            None => Err("no answer".to_string()),
+        };
+        let txn = match parsed {
+            Ok(t) => t,
+            Err(e) => {
+                self.call_failed(&e);
+                return self.advance(host);
+            }
+        };
+        self.unavailable = false;
+        log::debug!("miroir: etcd ledger: answer succeeded={} revision={} ranges={}", txn.succeeded, txn.revision, txn.ranges.len());
+        match call {
+            Call::Fetch { keys } => {
+                for (key, kvs) in keys.iter().zip(txn.ranges.iter()) {
+                    self.learn(host, key, kvs.first());
+                }
+            }
+            Call::Commit { reads, writes, answer } => {
+                if txn.succeeded {
+                    for (key, value) in writes {
+                        apply_to_view(host, &key, &value);
+                        self.seen.insert(key, Seen { value: Some(value), mod_revision: txn.revision });
+                    }
+                    if let Some(head) = self.queue.pop_front() {
+                        self.answers.push_back((head.id, answer));
+                    }
+                } else {
+                    for (key, kvs) in reads.iter().zip(txn.ranges.iter()) {
+                        self.learn(host, key, kvs.first());
+                    }
+                }
+            }
+        }
+        self.advance(host);
+    }
+
+    /// What a read of `key` found (None: no such key); the view gets it too, since a poll skips
+    /// what was already seen.
+    fn learn(&mut self, host: &mut dyn Host, key: &str, kv: Option<&Kv>) {
+        let seen = match kv {
+            Some(kv) => {
+                apply_to_view(host, key, &kv.value);
+                Seen { value: Some(kv.value.clone()), mod_revision: kv.mod_revision }
+            }
+            None => Seen { value: None, mod_revision: 0 },
+        };
+        self.seen.insert(key.to_string(), seen);
+    }
+
+    fn start_poll(&mut self, host: &mut dyn Host) {
+        self.polls_started += 1;
+        let seq = self.polls_started;
+        self.refresh_wanted = false;
+        self.next_poll_ms = host.now_ms() + self.etcd.poll_ms;
+        let body = etcd_wire::range_body(&self.remote(keys::GENERATION_KEY), None, None);
+        match self.call(host, etcd_wire::RANGE_PATH, body) {
+            Ok(token) => self.poll = Some(Poll::Generation { token, seq }),
+            Err(e) => self.poll_ended(seq, false, &e),
+        }
+    }
+
+    fn poll_ended(&mut self, seq: u64, ok: bool, why: &str) {
+        self.poll = None;
+        self.view_done = seq;
+        self.view_ok = ok;
+        if ok {
+            if self.failed_polls >= 2 {
+                log::warn!("miroir: etcd answers again");
+            }
+            self.failed_polls = 0;
+            self.unavailable = false;
+        } else {
+            self.failed_polls += 1;
+            if self.failed_polls == 2 {
+                log::warn!("miroir: etcd unreachable ({why}): serving reads from the last view");
+            }
+        }
+    }
+
+    fn on_poll_answer(&mut self, host: &mut dyn Host, poll: Poll, resp: &CalloutResponse) {
+        let (seq, changes) = match poll {
+            Poll::Generation { seq, .. } => (seq, false),
+            Poll::Changes { seq, .. } => (seq, true),
+        };
+        let range = match resp.status {
+            Some(200) => etcd_wire::parse_range(&resp.body),
+            Some(s) => Err(format!("etcd answered {s}")),
+            None => Err("no answer".to_string()),
+        };
+        let range = match range {
+            Ok(r) => r,
+            Err(e) => return self.poll_ended(seq, false, &e),
+        };
+        if !changes {
+            let generation = range.kvs.first().map(|kv| kv.mod_revision).unwrap_or(0);
+            if generation <= self.synced_revision {
+                return self.poll_ended(seq, true, "");
+            }
+            let prefix = self.etcd.prefix.as_bytes().to_vec();
+            let end = etcd_wire::prefix_end(&prefix);
+            let min = (self.synced_revision > 0).then_some(self.synced_revision + 1);
+            match self.call(host, etcd_wire::RANGE_PATH, etcd_wire::range_body(&prefix, Some(&end), min)) {
+                Ok(token) => self.poll = Some(Poll::Changes { token, seq }),
+                Err(e) => self.poll_ended(seq, false, &e),
+            }
+            return;
+        }
+        for kv in &range.kvs {
+            let Some(key) = self.local(&kv.key) else { continue };
+            if key == keys::GENERATION_KEY {
+                continue;
+            }
+            if self.seen.get(&key).is_some_and(|s| s.mod_revision >= kv.mod_revision) {
+                continue;
+            }
+            apply_to_view(host, &key, &kv.value);
+            self.seen.insert(key, Seen { value: Some(kv.value.clone()), mod_revision: kv.mod_revision });
+        }
+        self.synced_revision = self.synced_revision.max(range.revision);
+        self.poll_ended(seq, true, "");
+    }
+}
+
+impl Ledger for EtcdLedger {
+    fn submit(&mut self, host: &mut dyn Host, id: OpId, op: Op) {
+        // The active list is a hint (a claim checks the index itself): the view answers it at
+        // once when nothing is ahead of it.
+        if matches!(op, Op::ReadActive) && self.queue.is_empty() && self.seen.contains_key(keys::ACTIVE_KEY) {
+            let answer = self.ops.run(&mut TxnHost::new(host, &self.seen), op);
+            self.answers.push_back((id, answer));
+            return;
+        }
+        // Calls go out from `tick`, on the root context: a call dispatched from a client's
+        // callback would be answered to that client's stream (the SDK routes answers by the
+        // context that was running), not to the engine.
+        self.queue.push_back(Queued { id, op, runs: 0, call_failures: 0 });
+    }
+
+    fn take(&mut self, id: OpId) -> Option<Answer> {
+        let at = self.answers.iter().position(|(i, _)| *i == id)?;
+        self.answers.remove(at).map(|(_, a)| a)
+    }
+
+    fn next_answer(&mut self) -> Option<(OpId, Answer)> {
+        self.answers.pop_front()
+    }
+
+    fn on_callout_response(&mut self, host: &mut dyn Host, token: u32, resp: &CalloutResponse) -> bool {
+        if matches!(&self.in_flight, Some((t, _)) if *t == token) {
+            if let Some((_, call)) = self.in_flight.take() {
+                self.on_call_answer(host, call, resp);
+            }
+            return true;
+        }
+        let polled = matches!(&self.poll, Some(Poll::Generation { token: t, .. } | Poll::Changes { token: t, .. }) if *t == token);
+        if polled {
+            if let Some(poll) = self.poll.take() {
+                self.on_poll_answer(host, poll, resp);
+            }
+        }
+        polled
+    }
+
+    fn tick(&mut self, host: &mut dyn Host) {
+        if self.poll.is_none() && (self.refresh_wanted || host.now_ms() >= self.next_poll_ms) {
+            self.start_poll(host);
+        }
+        if self.in_flight.is_none() {
+            self.advance(host);
+        }
+    }
+
+    fn tick_ms(&self) -> Option<u64> {
+        Some(self.etcd.poll_ms)
+    }
+
+    fn refresh_view(&mut self, _host: &mut dyn Host) -> Option<u64> {
+        // The next poll to start (from `tick`) reads etcd after this call; one under way may not.
+        self.refresh_wanted = true;
+        Some(self.polls_started + 1)
+    }
+
+    fn view_refreshed(&self, ticket: u64) -> Option<bool> {
+        (self.view_done >= ticket).then_some(self.view_ok)
+    }
+
+    fn unavailable(&self) -> bool {
+        self.down()
+    }
+}
+
+fn head_runs(q: &VecDeque<Queued>) -> u32 {
+    q.front().map(|h| h.runs).unwrap_or(0)
+}
+
+/// Copy a key into this gateway's view. An index record and its hot projection only move forward
+/// (by their `rev`): a poll that read etcd before this gateway's own commit never puts an older
+/// state back, so a freeze seen here is never lost in between.
+fn apply_to_view(host: &mut dyn Host, key: &str, value: &[u8]) {
+    let older = |current: &[u8]| -> bool {
+        if key.starts_with(keys::INDEX_PREFIX) {
+            let rev = |b: &[u8]| serde_json::from_slice::<IndexRecord>(b).map(|r| r.rev).unwrap_or(0);
+            return rev(value) < rev(current);
+        }
+        if key.starts_with(keys::HOT_PREFIX) {
+            let rev = |b: &[u8]| HotRecord::decode(b).map(|r| r.rev).unwrap_or(0);
+            return rev(value) < rev(current);
+        }
+        false
+    };
+    if let Ok((Some(current), _)) = host.shared_get(key) {
+        if !current.is_empty() && older(&current) {
+            return;
+        }
+    }
+    if let Err(e) = host.shared_set(key, value, None) {
+        log::warn!("miroir: updating the local view of {key} failed: {e:?}");
+    }
+}
