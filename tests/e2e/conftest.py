@@ -7,7 +7,6 @@ an end-to-end failure is almost always in a server's log rather than in the asse
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -43,24 +42,6 @@ def filter_wasm_required() -> Path:
     if not paths.exports_proxy_wasm_abi(wasm):
         pytest.fail(f"{wasm} does not export the proxy-wasm ABI (not a proxy-wasm module)")
     return wasm
-
-
-def filter_knows_state_config() -> bool:
-    """Whether the filter's configuration parser knows the `state` key (the ledger backend, issue
-    12). Read from its source, filter/src/core/config.rs: the key lists given to
-    deny_unknown_keys, the same source test_deploy_files checks the docs against."""
-    source = (paths.REPO_ROOT / "filter" / "src" / "core" / "config.rs").read_text()
-    allowed = re.findall(r"deny_unknown_keys\(.*?&\[(.*?)\]", source, re.DOTALL)
-    return any('"state"' in keys for keys in allowed)
-
-
-def refused_until_the_filter_knows_state(request: pytest.FixtureRequest, plugin_config: dict[str, Any]) -> None:
-    """A shipped plugin configuration with `state` (the etcd backend) is refused by a filter built
-    before that key existed. Mark the test as an expected failure then (strict: it must fail for
-    that reason and no other is checked here); once the parser knows `state` the test runs as is."""
-    if "state" in plugin_config and not filter_knows_state_config():
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="the filter's configuration does not know `state` yet (issue 12)"))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -33,7 +33,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import NODE_KEY, filter_wasm_required, refused_until_the_filter_knows_state
+from conftest import NODE_KEY, filter_wasm_required
 from envoy_process import parse_prometheus_line
 from harness import Envoy, Fleet, envoy_config, paths, wait_until
 
@@ -795,13 +795,12 @@ def test_wasm_plugin_settings() -> None:
     assert set(env) <= {e["name"] for e in container["env"]}, "keys must be in the gateway's environment"
 
 
-def test_wasm_plugin_configuration_is_accepted_by_the_filter(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_wasm_plugin_configuration_is_accepted_by_the_filter(tmp_path: Path) -> None:
     """The pluginConfig, as Istio hands it over (JSON), passes the filter's own on_configure in
     Envoy's validate mode; an unknown key in it would not (the check can fail)."""
     from test_envoy_configs import validate
 
     plugin = wasm_plugin()["spec"]["pluginConfig"]
-    refused_until_the_filter_knows_state(request, plugin)
 
     def bootstrap_with(config: dict[str, Any]) -> Path:
         bootstrap = load_yaml(LOCAL_BOOTSTRAP)

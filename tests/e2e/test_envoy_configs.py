@@ -5,9 +5,7 @@ Shipped configs are found, not listed: any `*.yaml` under `envoy/` whose top lev
 `static_resources` is a bootstrap. Validation loads the wasm module and runs the filter's
 `on_configure`, so a shipped plugin configuration the filter would refuse fails here too. Shipped
 configs name the module where their deployment mounts it (e.g. inside a container); for validation
-that path is replaced by the module built in this tree. A shipped config whose plugin configuration
-has `state` (the etcd ledger) is an expected failure while the filter's parser does not know that
-key yet (conftest.refused_until_the_filter_knows_state)."""
+that path is replaced by the module built in this tree."""
 
 from __future__ import annotations
 
@@ -22,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import filter_wasm_required, refused_until_the_filter_knows_state
+from conftest import filter_wasm_required
 from harness import envoy_config, paths
 
 VALIDATE_TIMEOUT_SECONDS = 60
@@ -103,9 +101,7 @@ def validate_with_built_module(config_path: Path, scratch: Path) -> None:
 
 
 @pytest.mark.parametrize("config_path", shipped_bootstraps(), ids=lambda p: str(p.relative_to(paths.REPO_ROOT)))
-def test_shipped_bootstrap_validates(config_path: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    for plugin in plugin_configurations(yaml.safe_load(config_path.read_text())):
-        refused_until_the_filter_knows_state(request, plugin)
+def test_shipped_bootstrap_validates(config_path: Path, tmp_path: Path) -> None:
     validate_with_built_module(config_path, tmp_path)
 
 
