@@ -278,12 +278,13 @@ def test_a_write_through_one_gateway_is_waited_for_through_another(gateways: Cal
     polled: list[tuple[str, str]] = []
 
     def alternating() -> dict[str, Any] | None:
-        for envoy in (b, a):
+        ended = None
+        for envoy in (b, a):  # one round: both gateways, whatever the first said
             task = task_json(gw.proxy(envoy), info.task_uid)
             polled.append((envoy.name, task["status"]))
             if task["status"] in TERMINAL:
-                return task
-        return None
+                ended = ended or task
+        return ended
 
     task = wait_until(alternating, TASK_SECONDS, f"task {info.task_uid} to end, polled through B and A in turn")
     assert task["status"] == "succeeded", task
@@ -353,7 +354,8 @@ def test_twenty_writers_on_three_gateways_leave_one_order(gateways: Callable[...
 
     expected = [[f"w{n}"] for n, _ in in_uid_order]
     for i in range(gw.fleet.size):
-        assert applied_settings(gw.fleet, i, uid) == expected, f"node {i} applied the writes in another order"
+        applied = applied_settings(gw.fleet, i, uid)
+        assert applied == expected, f"node {i} applied {applied}; the filter's order is {expected}"
         assert gw.fleet.node_settings(i, uid)["stopWords"] == expected[-1]
     for envoy in gw.envoys:
         wait_version(gw.proxy(envoy), uid, writers, SAME_VERSION_SECONDS)
