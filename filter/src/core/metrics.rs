@@ -17,6 +17,9 @@ pub const CALLOUT_ERRORS_TOTAL: &str = "miroir_callout_errors_total";
 pub const MIRROR_WRITES_TOTAL: &str = "miroir_mirror_writes_total";
 /// Mirror mode: times a node was found out of sync for an index (an alert).
 pub const OUT_OF_SYNC_TOTAL: &str = "miroir_node_out_of_sync_total";
+/// etcd backend: 1 while this gateway cannot reach etcd (or etcd has no quorum): its writes get
+/// 503 and its view stops moving. 0 once etcd answers.
+pub const STATE_UNAVAILABLE: &str = "miroir_state_unavailable";
 
 pub fn for_index(metric: &str, index: &str) -> String {
     format!("{metric}.index.{index}")

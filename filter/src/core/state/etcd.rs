@@ -27,9 +27,10 @@ use super::store::StoreError;
 use super::txn_host::{Seen, TxnHost};
 use crate::core::config::{Config, EtcdConfig};
 use crate::core::host::{Callout, CalloutResponse, Host};
+use crate::core::metrics;
 
 /// An operation that keeps meeting changed keys gives up after this many runs.
-const MAX_RUNS: u32 = 32;
+const MAX_RUNS: u32 = 64;
 /// Calls that fail (reset, timeout, an error status) before the operation fails: the cluster's
 /// next endpoint may be a live member.
 const MAX_CALL_FAILURES: u32 = 3;
@@ -201,7 +202,18 @@ impl EtcdLedger {
     fn on_call_answer(&mut self, host: &mut dyn Host, call: Call, resp: &CalloutResponse) {
         let parsed = match resp.status {
             Some(200) => etcd_wire::parse_txn(&resp.body),
-            Some(s) => Err(format!("etcd answered {s}: {}", String::from_utf8_lossy(&resp.body).chars().take(200).collect::<String>())),
+            Some(status) => match etcd_wire::refusal(status, &resp.body) {
+                // etcd answered but refuses this transaction (e.g. a request over its
+                // --max-request-bytes): this operation fails, etcd is not down.
+                Some(why) => {
+                    log::error!("miroir: etcd refused a ledger operation: {why}");
+                    if let Some(head) = self.queue.pop_front() {
+                        self.answers.push_back((head.id, Answer::Failed(StoreError::Host(format!("etcd: {why}")))));
+                    }
+                    return self.advance(host);
+                }
+                None => Err(format!("etcd answered {status}")),
+            },
             None => Err("no answer".to_string()),
         };
         let txn = match parsed {
@@ -259,11 +271,11 @@ impl EtcdLedger {
         let body = etcd_wire::range_body(&self.remote(keys::GENERATION_KEY), None, None);
         match self.call(host, etcd_wire::RANGE_PATH, body) {
             Ok(token) => self.poll = Some(Poll::Generation { token, seq }),
-            Err(e) => self.poll_ended(seq, false, &e),
+            Err(e) => self.poll_ended(host, seq, false, &e),
         }
     }
 
-    fn poll_ended(&mut self, seq: u64, ok: bool, why: &str) {
+    fn poll_ended(&mut self, host: &mut dyn Host, seq: u64, ok: bool, why: &str) {
         self.poll = None;
         self.view_done = seq;
         self.view_ok = ok;
@@ -279,6 +291,7 @@ impl EtcdLedger {
                 log::warn!("miroir: etcd unreachable ({why}): serving reads from the last view");
             }
         }
+        host.gauge_set(metrics::STATE_UNAVAILABLE, u64::from(self.down()));
     }
 
     fn on_poll_answer(&mut self, host: &mut dyn Host, poll: Poll, resp: &CalloutResponse) {
@@ -293,19 +306,19 @@ impl EtcdLedger {
         };
         let range = match range {
             Ok(r) => r,
-            Err(e) => return self.poll_ended(seq, false, &e),
+            Err(e) => return self.poll_ended(host, seq, false, &e),
         };
         if !changes {
             let generation = range.kvs.first().map(|kv| kv.mod_revision).unwrap_or(0);
             if generation <= self.synced_revision {
-                return self.poll_ended(seq, true, "");
+                return self.poll_ended(host, seq, true, "");
             }
             let prefix = self.etcd.prefix.as_bytes().to_vec();
             let end = etcd_wire::prefix_end(&prefix);
             let min = (self.synced_revision > 0).then_some(self.synced_revision + 1);
             match self.call(host, etcd_wire::RANGE_PATH, etcd_wire::range_body(&prefix, Some(&end), min)) {
                 Ok(token) => self.poll = Some(Poll::Changes { token, seq }),
-                Err(e) => self.poll_ended(seq, false, &e),
+                Err(e) => self.poll_ended(host, seq, false, &e),
             }
             return;
         }
@@ -321,7 +334,7 @@ impl EtcdLedger {
             self.seen.insert(key, Seen { value: Some(kv.value.clone()), mod_revision: kv.mod_revision });
         }
         self.synced_revision = self.synced_revision.max(range.revision);
-        self.poll_ended(seq, true, "");
+        self.poll_ended(host, seq, true, "");
     }
 }
 

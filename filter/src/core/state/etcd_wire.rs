@@ -99,6 +99,19 @@ pub fn parse_txn(body: &[u8]) -> Result<TxnAnswer, String> {
     Ok(TxnAnswer { succeeded, revision: revision_of(&v)?, ranges })
 }
 
+/// An error answer that refuses the request itself, as opposed to etcd being unavailable (gRPC
+/// `Unavailable` 14 or `DeadlineExceeded` 4: no leader, no quorum, timed out; or a gateway 5xx
+/// without a gRPC code), which says nothing about the request. The message, if so.
+pub fn refusal(status: u16, body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let code = v.get("code").and_then(Value::as_i64)?;
+    if matches!(code, 4 | 14) || status >= 500 && code == 0 {
+        return None;
+    }
+    let message = v.get("message").or_else(|| v.get("error")).and_then(Value::as_str).unwrap_or("refused");
+    Some(format!("{message} (HTTP {status}, gRPC code {code})"))
+}
+
 /// The first key after every key that starts with `prefix` (etcd's `range_end` for a prefix).
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -215,6 +228,15 @@ mod tests {
         assert_eq!(t.ranges, vec![vec![], vec![Kv { key: b"k".to_vec(), value: b"v1".to_vec(), mod_revision: 40 }]]);
         assert!(parse_txn(br#"{"succeeded":true,"header":{"revision":"43"}}"#).unwrap().succeeded);
         assert!(parse_txn(br#"{"error":"etcdserver: no leader","code":14}"#).is_err(), "an error body is not an answer");
+    }
+
+    #[test]
+    fn an_unavailable_etcd_is_told_from_a_refused_request() {
+        assert_eq!(refusal(503, br#"{"error":"etcdserver: request timed out","code":14,"message":"etcdserver: request timed out"}"#), None);
+        assert_eq!(refusal(504, br#"{"code":4,"message":"context deadline exceeded"}"#), None);
+        assert_eq!(refusal(502, b"upstream connect error"), None);
+        let big = refusal(400, br#"{"error":"etcdserver: request is too large","code":3,"message":"etcdserver: request is too large"}"#);
+        assert!(big.is_some_and(|m| m.contains("too large")));
     }
 
     #[test]
