@@ -8,6 +8,7 @@
 #   make bench     benchmarks (not tests): hot-path overhead, commit latency, fingerprint, footprint
 #   make compose-up / compose-down   docker-compose deployment (needs deploy/.env)
 #   make deploy-tools   validators for the deployment files (docker-compose, promtool, schemas)
+#   make e2e-tools      what the end-to-end suite runs besides Envoy (etcd, for the etcd backend)
 #   make clean     remove build outputs, the venv and .run/
 #
 # `make test` installs what it needs itself (rust targets, the Python venv), so it works on a
@@ -44,7 +45,7 @@ COMPOSE_ENV := deploy/.env
 COMPOSE = $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 
 .PHONY: help toolchain build build-filter build-devnode venv test test-core test-wasm e2e fuzz run bench \
-	deploy-tools compose-up compose-down clean
+	deploy-tools e2e-tools compose-up compose-down clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -78,7 +79,7 @@ $(VENV_STAMP): $(REQUIREMENTS)
 
 # `make test` installs the deployment validators and requires them (a missing one fails the
 # deployment tests instead of skipping them, as it would on a developer's `make e2e`).
-test: test-core test-wasm deploy-tools
+test: test-core test-wasm deploy-tools e2e-tools
 	@MIROIR_REQUIRE_DEPLOY_VALIDATORS=1 $(MAKE) e2e
 	$(call say,all tests passed)
 
@@ -99,7 +100,7 @@ fuzz:
 		$(CARGO) test -p miroir-filter $(addprefix --test ,$(PROP_TESTS))
 
 # The suite runs exactly what `build` just made (not a newer debug build lying around).
-e2e: build venv
+e2e: build venv e2e-tools
 	$(call say,end-to-end tests (real Envoy))
 	MIROIR_DEVNODE_BIN=$${MIROIR_DEVNODE_BIN:-$(DEVNODE_BIN)} $(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
 
@@ -122,6 +123,16 @@ deploy-tools:
 		else echo "not root: install$$missing yourself (Debian packages)"; fi; \
 	fi
 	@$(MAKE) -s $(ISTIO_CHECK)/node_modules/.installed
+
+# etcd for the etcd ledger backend's tests (tests/e2e/etcd_cluster.py starts its own members on
+# ephemeral loopback ports, so the Debian package's own service, started or not, never matters).
+e2e-tools:
+	@if ! command -v etcd >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "apt-get install etcd-server"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >/dev/null; \
+		else echo "not root: install etcd yourself (Debian: apt-get install etcd-server)"; fi; \
+	fi
 
 $(ISTIO_CHECK)/node_modules/.installed: $(ISTIO_CHECK)/package-lock.json
 	cd $(ISTIO_CHECK) && npm ci --no-audit --no-fund --loglevel=error

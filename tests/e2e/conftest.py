@@ -16,7 +16,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Envoy, Fleet, envoy_for, paths  # noqa: E402
+from harness import Envoy, EtcdCluster, Fleet, envoy_for, paths  # noqa: E402
 
 # Keys the suite runs with. The nodes get the node key as their master key, so the filter's
 # background calls (which use MIROIR_NODE_API_KEY) are authorized exactly like a client's.
@@ -25,7 +25,7 @@ ADMIN_KEY = os.environ.get("MIROIR_E2E_ADMIN_KEY", "e2e-admin-key")
 DEFAULT_NODES = 3
 
 # Servers started by fixtures and not yet stopped; their logs go into failure reports.
-_running: list[Envoy | Fleet] = []
+_running: list[Envoy | Fleet | EtcdCluster] = []
 
 
 def envoy_env() -> dict[str, str]:
@@ -53,11 +53,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     for server in list(_running):
         if isinstance(server, Envoy):
             report.sections.append((f"{server.name} log excerpt ({server.log_path})", server.log_excerpt()))
+        elif isinstance(server, EtcdCluster):
+            # What the gateways share: the ledger's keys, then each member's log.
+            report.sections.append((f"{server.name} keys", server.dump()))
+            report.sections.append((f"{server.name} member logs ({server.workdir})", server.log_excerpt()))
         else:
             report.sections.append((f"{server.name} log tail ({server.log_path})", server.process.log_tail(40)))
 
 
-def _start(server: Envoy | Fleet, **kwargs: Any) -> Any:
+def _start(server: Envoy | Fleet | EtcdCluster, **kwargs: Any) -> Any:
     _running.append(server)
     try:
         return server.start(**kwargs)
@@ -66,7 +70,7 @@ def _start(server: Envoy | Fleet, **kwargs: Any) -> Any:
         raise
 
 
-def _stop(server: Envoy | Fleet) -> None:
+def _stop(server: Envoy | Fleet | EtcdCluster) -> None:
     try:
         server.stop()
     finally:
@@ -125,6 +129,22 @@ def make_envoy(workdir: Path) -> Iterator[Callable[..., Envoy]]:
     yield make
     for envoy in reversed(created):
         _stop(envoy)
+
+
+@pytest.fixture
+def make_etcd(workdir: Path) -> Iterator[Callable[..., EtcdCluster]]:
+    """Factory: `make_etcd(members=1)` → a started etcd cluster on loopback (etcd_cluster.py),
+    stopped at teardown; its keys and member logs go into failure reports."""
+    started: list[EtcdCluster] = []
+
+    def make(members: int = 1, **kwargs: Any) -> EtcdCluster:
+        cluster = EtcdCluster(members, workdir, **kwargs)
+        started.append(cluster)
+        return _start(cluster)
+
+    yield make
+    for cluster in reversed(started):
+        _stop(cluster)
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ the same way (docs/architecture.md §1):
         route 4: "/"                     ─► meili_all, retried only when the node never got the
                                             request (connect failure, refused stream)
     clusters: meili_node_0 … meili_node_{N-1} (one endpoint each, targets of the filter's
-              callouts) and meili_all (active health checks on GET /health, outlier detection).
+              callouts) and meili_all (active health checks on GET /health, outlier detection);
+              with `etcd_endpoints`, also `etcd` (the etcd ledger backend's JSON gateway, §14).
     The wasm filter runs with failure_policy FAIL_RELOAD: a VM that traps is replaced.
 
 The shipped bootstraps under envoy/ carry the same pieces (a test compares them).
@@ -208,6 +209,35 @@ def static_cluster(name: str, endpoints: Sequence[Node]) -> dict[str, Any]:
     }
 
 
+# The etcd ledger backend (DESIGN.md §14): the filter's callouts reach etcd's JSON gateway through
+# this cluster (plugin configuration `state.cluster`). Plain HTTP/1.1 (a cluster's default), round
+# robin over the members. No health check or ejection, as in the shipped compose config: when etcd
+# does not answer, the filter itself refuses the writes that need it. A short connect timeout, so a
+# dead member costs a callout little on loopback.
+ETCD_CLUSTER = "etcd"
+ETCD_CONNECT_TIMEOUT = "0.25s"
+
+
+def etcd_cluster(endpoints: Sequence[tuple[str, int]], name: str = ETCD_CLUSTER) -> dict[str, Any]:
+    if not endpoints:
+        raise ValueError("the etcd cluster needs at least one endpoint")
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": ETCD_CONNECT_TIMEOUT,
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{
+                "lb_endpoints": [
+                    {"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}}
+                    for host, port in endpoints
+                ]
+            }],
+        },
+    }
+
+
 # Set by the filter on settings writes whose body it is reading (see the buffer filter below).
 HOLD_HEADER = "x-miroir-hold"
 
@@ -223,11 +253,15 @@ def bootstrap(
     routing_header: str = DEFAULT_ROUTING_HEADER,
     access_log: bool = False,
     health_check_interval: str = HEALTH_CHECK_INTERVAL,
+    etcd_endpoints: Sequence[tuple[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The whole Envoy bootstrap. `wasm_path=None` gives the baseline: the same listener, routes and
     clusters with no wasm filter at all. `access_log` writes one line per request to Envoy's stdout
     (tests turn it on to see where each request went; benchmarks leave it off).
-    `health_check_interval` is meili_all's active health-check period (tests shorten it)."""
+    `health_check_interval` is meili_all's active health-check period (tests shorten it).
+    `etcd_endpoints` ((host, port) of each etcd member's client port) adds the cluster `etcd` for
+    the etcd ledger backend; the plugin configuration's `state` section (in `plugin_overrides`)
+    is what selects that backend."""
     if not nodes:
         raise ValueError("at least one node is needed to build the clusters")
     http_filters: list[dict[str, Any]] = []
@@ -318,6 +352,8 @@ def bootstrap(
     all_nodes["health_checks"] = health_checks(health_check_interval)
     all_nodes["outlier_detection"] = copy.deepcopy(OUTLIER_DETECTION)
     clusters.append(all_nodes)
+    if etcd_endpoints:
+        clusters.append(etcd_cluster(etcd_endpoints))
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "stats_config": {"stats_tags": load_stats_tags()},
@@ -336,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--admin-port", type=int, default=0)
     parser.add_argument("--wasm", type=Path, help="filter module; omit for the baseline without the filter")
     parser.add_argument("--plugin-overrides", default="{}", help="JSON merged into the plugin configuration")
+    parser.add_argument("--etcd", action="append", default=[], metavar="HOST:PORT",
+                        help="an etcd member's client address (adds the `etcd` cluster); one per member")
     args = parser.parse_args(argv)
     config = bootstrap(
         nodes_on(args.node_port),
@@ -343,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin_port=args.admin_port,
         wasm_path=args.wasm.resolve() if args.wasm else None,
         plugin_overrides=json.loads(args.plugin_overrides),
+        etcd_endpoints=[(hp.rpartition(":")[0], int(hp.rpartition(":")[2])) for hp in args.etcd],
     )
     sys.stdout.write(to_yaml(config))
     return 0

@@ -103,6 +103,10 @@ class Envoy:
     def stop(self) -> int | None:
         return self.process.stop()
 
+    def kill(self) -> int | None:
+        """`kill -9`: the gateway dies mid-whatever, its callouts and in-memory state with it."""
+        return self.process.kill()
+
     def __enter__(self) -> "Envoy":
         return self.start()
 

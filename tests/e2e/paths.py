@@ -6,6 +6,7 @@ build without editing code."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -54,3 +55,12 @@ def devnode_binary() -> Path:
     if not candidates:
         return TARGET_DIR / "release" / "devnode"
     return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def etcd_binary() -> Path:
+    """etcd (Debian's `etcd-server`, installed by `make test`), or $MIROIR_ETCD_BIN."""
+    override = os.environ.get("MIROIR_ETCD_BIN")
+    if override:
+        return Path(override)
+    found = shutil.which("etcd")
+    return Path(found) if found else Path("/usr/bin/etcd")

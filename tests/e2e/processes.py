@@ -80,6 +80,14 @@ class ManagedProcess:
                 self.popen.wait(timeout=grace)
         return self.popen.returncode
 
+    def kill(self, timeout: float = STOP_GRACE_SECONDS) -> int | None:
+        """SIGKILL at once (a crash, `kill -9`: no shutdown of any kind), then reap it."""
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            self._signal(signal.SIGKILL)
+        return self.popen.wait(timeout=timeout)
+
     def _signal(self, sig: signal.Signals) -> None:
         assert self.popen is not None
         try:
