@@ -471,6 +471,12 @@ impl Engine {
             if self.jobs.contains_key(&index) || self.claiming.contains(&index) {
                 continue;
             }
+            // Another worker's live lease, as this worker's view shows it: asking the ledger
+            // would only be told so (with etcd, a transaction per index per tick).
+            let leased = super::state::index_store::read_index(host, &index).ok().flatten().is_some_and(|r| !r.lease_free_for(&self.worker, now));
+            if leased {
+                continue;
+            }
             self.claiming.insert(index.clone());
             let op = Op::ClaimHead { index: index.clone(), owner: self.worker.clone(), now_ms: now };
             self.submit(host, op, Awaiting::Claim { index });

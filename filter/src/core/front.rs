@@ -96,7 +96,7 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
     match route {
         Route::Other => HeadersDecision::Pass,
         Route::SettingsWrite { index, setting } => {
-            if let Some(reply) = refuse_if_frozen(host, &index) {
+            if let Some(reply) = refuse_if_frozen(cfg, host, &index) {
                 return HeadersDecision::Reply(reply);
             }
             HeadersDecision::Buffer(PendingWrite {
@@ -106,7 +106,7 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
                 head: head.clone(),
             })
         }
-        Route::IndexWrite { index } => match refuse_if_frozen(host, &index) {
+        Route::IndexWrite { index } => match refuse_if_frozen(cfg, host, &index) {
             Some(reply) => HeadersDecision::Reply(reply),
             None if mirrors(cfg) => buffer(index, WriteKind::Mirror, head),
             None => HeadersDecision::PassAndStamp { index },
@@ -274,7 +274,7 @@ fn on_settings_body(
         Ok(p) => p,
         Err(reason) => return BodyDecision::Reply(tasks::error_reply(&MeiliError::bad_request(reason))),
     };
-    if let Some(reply) = refuse_if_frozen(host, &pending.index) {
+    if let Some(reply) = refuse_if_frozen(&cfg, host, &pending.index) {
         return BodyDecision::Reply(reply);
     }
     let job = job_of(engine, host, pending, body);

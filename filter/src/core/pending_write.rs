@@ -1,6 +1,7 @@
 //! A write the filter holds while its body arrives, and what every kind of held write shares:
 //! the frozen check, the job record made from it, and what becomes of it once queued.
 
+use super::config::Config;
 use super::engine::{self, Engine, Queued};
 use super::errors::MeiliError;
 use super::host::{Host, LocalReply};
@@ -57,7 +58,11 @@ pub(super) fn queued(q: Queued, index: &str) -> BodyDecision {
     }
 }
 
-pub(super) fn refuse_if_frozen(host: &mut dyn Host, index: &str) -> Option<LocalReply> {
+pub(super) fn refuse_if_frozen(cfg: &Config, host: &mut dyn Host, index: &str) -> Option<LocalReply> {
+    if cfg.state.etcd().is_some() && !matches!(host.shared_get(keys::VIEW_LOADED_KEY), Ok((Some(v), _)) if !v.is_empty()) {
+        // A gateway just started has not read etcd yet: it cannot know the index is not frozen.
+        return Some(tasks::error_reply(&MeiliError::state_unavailable()));
+    }
     if !engine::read_hot(host, index).frozen {
         return None;
     }

@@ -78,6 +78,8 @@ pub struct EtcdLedger {
     /// Polls that failed in a row: two mean etcd is down (not one dead member behind the
     /// cluster's load balancer), and operations try once, not `MAX_CALL_FAILURES` times.
     failed_polls: u32,
+    /// This gateway's view was read from etcd once (`keys::VIEW_LOADED_KEY`).
+    view_loaded: bool,
     /// The last operation failed for want of etcd (cleared by any call that reaches it).
     unavailable: bool,
 }
@@ -99,6 +101,7 @@ impl EtcdLedger {
             view_ok: false,
             refresh_wanted: false,
             failed_polls: 0,
+            view_loaded: false,
             unavailable: false,
         }
     }
@@ -291,6 +294,9 @@ impl EtcdLedger {
         self.view_done = seq;
         self.view_ok = ok;
         if ok {
+            if !self.view_loaded {
+                self.view_loaded = host.shared_set(keys::VIEW_LOADED_KEY, b"1", None).is_ok();
+            }
             if self.failed_polls >= 2 {
                 log::warn!("miroir: etcd answers again");
             }
@@ -361,7 +367,17 @@ impl Ledger for EtcdLedger {
         // Calls go out from `tick`, on the root context: a call dispatched from a client's
         // callback would be answered to that client's stream (the SDK routes answers by the
         // context that was running), not to the engine.
-        self.queue.push_back(Queued { id, op, runs: 0, call_failures: 0 });
+        let renewal = matches!(op, Op::RenewLease { .. });
+        let queued = Queued { id, op, runs: 0, call_failures: 0 };
+        if renewal {
+            // A renewal only extends a lease still held, so it may go ahead of the operations
+            // queued before it; behind them, under contention, it could come after the lease ran
+            // out and a live owner would lose its job.
+            let at = usize::from(self.in_flight.is_some()).min(self.queue.len());
+            self.queue.insert(at, queued);
+        } else {
+            self.queue.push_back(queued);
+        }
     }
 
     fn take(&mut self, id: OpId) -> Option<Answer> {

@@ -13,6 +13,8 @@ pub const LAGGING_KEY: &str = "miroir/v1/lagging";
 /// etcd backend: bumped by every transaction that writes, so a gateway polls one key to learn
 /// whether anything changed (`etcd.rs`).
 pub const GENERATION_KEY: &str = "miroir/v1/generation";
+/// etcd backend, this gateway's shared data only: set once its view has been read from etcd.
+pub const VIEW_LOADED_KEY: &str = "miroir/v1/view_loaded";
 pub const INDEX_PREFIX: &str = "miroir/v1/index/";
 pub const HOT_PREFIX: &str = "miroir/v1/hot/";
 /// Set once by the first worker that warned about a missing node key (`engine/drift.rs`).
