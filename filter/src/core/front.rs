@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::config::Writes;
 use super::engine::{self, Engine};
-use super::pending_write::{job_of, queued, refuse_if_frozen, BodyDecision, PendingWrite, WriteKind};
+use super::pending_write::{job_of, queued, refuse_if_frozen, refuse_until_view_loaded, BodyDecision, PendingWrite, WriteKind};
 use super::mirror::INSTANCE_QUEUE;
 use super::errors::{ErrorType, MeiliError};
 use super::host::{Host, LocalReply};
@@ -96,7 +96,7 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
     match route {
         Route::Other => HeadersDecision::Pass,
         Route::SettingsWrite { index, setting } => {
-            if let Some(reply) = refuse_if_frozen(cfg, host, &index) {
+            if let Some(reply) = refuse_if_frozen(host, &index) {
                 return HeadersDecision::Reply(reply);
             }
             HeadersDecision::Buffer(PendingWrite {
@@ -106,10 +106,13 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
                 head: head.clone(),
             })
         }
-        Route::IndexWrite { index } => match refuse_if_frozen(cfg, host, &index) {
+        Route::IndexWrite { index } => match refuse_if_frozen(host, &index) {
             Some(reply) => HeadersDecision::Reply(reply),
             None if mirrors(cfg) => buffer(index, WriteKind::Mirror, head),
-            None => HeadersDecision::PassAndStamp { index },
+            None => match refuse_until_view_loaded(cfg, host) {
+                Some(reply) => HeadersDecision::Reply(reply),
+                None => HeadersDecision::PassAndStamp { index },
+            },
         },
         Route::IndexCreate if mirrors(cfg) => buffer(INSTANCE_QUEUE.into(), WriteKind::CreateIndex, head),
         Route::InstanceWrite { creates_key } if mirrors(cfg) => {
@@ -274,7 +277,7 @@ fn on_settings_body(
         Ok(p) => p,
         Err(reason) => return BodyDecision::Reply(tasks::error_reply(&MeiliError::bad_request(reason))),
     };
-    if let Some(reply) = refuse_if_frozen(&cfg, host, &pending.index) {
+    if let Some(reply) = refuse_if_frozen(host, &pending.index) {
         return BodyDecision::Reply(reply);
     }
     let job = job_of(engine, host, pending, body);

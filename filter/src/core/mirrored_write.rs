@@ -48,7 +48,7 @@ pub(super) fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context
     if pending.kind == WriteKind::Swap {
         let named = swapped_indexes(&body);
         for index in &named {
-            if let Some(reply) = refuse_if_frozen(&cfg, host, index) {
+            if let Some(reply) = refuse_if_frozen(host, index) {
                 return BodyDecision::Reply(reply);
             }
         }
@@ -57,7 +57,7 @@ pub(super) fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context
     if let Some(new) = renamed_to(pending, &body) {
         // A rename touches two indexes: like a swap it holds both queues, so no node sees a
         // write to the new name on the wrong side of it.
-        if let Some(reply) = refuse_if_frozen(&cfg, host, &new) {
+        if let Some(reply) = refuse_if_frozen(host, &new) {
             return BodyDecision::Reply(reply);
         }
         holds = Some(vec![index.clone(), new]);
@@ -77,7 +77,7 @@ pub(super) fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context
         }
     }
     if index != INSTANCE_QUEUE {
-        if let Some(reply) = refuse_if_frozen(&cfg, host, &index) {
+        if let Some(reply) = refuse_if_frozen(host, &index) {
             return BodyDecision::Reply(reply);
         }
     }

@@ -58,11 +58,15 @@ pub(super) fn queued(q: Queued, index: &str) -> BodyDecision {
     }
 }
 
-pub(super) fn refuse_if_frozen(cfg: &Config, host: &mut dyn Host, index: &str) -> Option<LocalReply> {
-    if cfg.state.etcd().is_some() && !matches!(host.shared_get(keys::VIEW_LOADED_KEY), Ok((Some(v), _)) if !v.is_empty()) {
-        // A gateway just started has not read etcd yet: it cannot know the index is not frozen.
-        return Some(tasks::error_reply(&MeiliError::state_unavailable()));
-    }
+/// A write that goes to one node as it is (passthrough): with etcd, a gateway that has not read
+/// etcd yet cannot know the index is not frozen, so it refuses. (Every other write becomes a job,
+/// refused at its start if the index is frozen by then, from etcd itself.)
+pub(super) fn refuse_until_view_loaded(cfg: &Config, host: &dyn Host) -> Option<LocalReply> {
+    let loaded = matches!(host.shared_get(keys::VIEW_LOADED_KEY), Ok((Some(v), _)) if !v.is_empty());
+    (cfg.state.etcd().is_some() && !loaded).then(|| tasks::error_reply(&MeiliError::state_unavailable()))
+}
+
+pub(super) fn refuse_if_frozen(host: &mut dyn Host, index: &str) -> Option<LocalReply> {
     if !engine::read_hot(host, index).frozen {
         return None;
     }

@@ -34,6 +34,8 @@ const MAX_RUNS: u32 = 64;
 /// etcd refuses a transaction with more compares, or more operations in a branch, than this
 /// (`--max-txn-ops`, 128 by default).
 const MAX_TXN_OPS: usize = 128;
+/// The tick period before the view was read once.
+const FIRST_TICK_MS: u64 = 5;
 /// Calls that fail (reset, timeout, an error status) before the operation fails: the cluster's
 /// next endpoint may be a live member.
 const MAX_CALL_FAILURES: u32 = 3;
@@ -72,6 +74,8 @@ pub struct EtcdLedger {
     /// Polls are numbered as they start; `view_done` is the last one that ended, and whether it
     /// reached etcd.
     polls_started: u64,
+    /// Calls made for the poll under way.
+    poll_tries: u32,
     view_done: u64,
     view_ok: bool,
     refresh_wanted: bool,
@@ -97,6 +101,7 @@ impl EtcdLedger {
             synced_revision: 0,
             next_poll_ms: 0,
             polls_started: 0,
+            poll_tries: 0,
             view_done: 0,
             view_ok: false,
             refresh_wanted: false,
@@ -279,14 +284,28 @@ impl EtcdLedger {
 
     fn start_poll(&mut self, host: &mut dyn Host) {
         self.polls_started += 1;
-        let seq = self.polls_started;
+        self.poll_tries = 0;
         self.refresh_wanted = false;
         self.next_poll_ms = host.now_ms() + self.etcd.poll_ms;
+        self.read_generation(host, self.polls_started);
+    }
+
+    fn read_generation(&mut self, host: &mut dyn Host, seq: u64) {
+        self.poll_tries += 1;
         let body = etcd_wire::range_body(&self.remote(keys::GENERATION_KEY), None, None);
         match self.call(host, etcd_wire::RANGE_PATH, body) {
             Ok(token) => self.poll = Some(Poll::Generation { token, seq }),
-            Err(e) => self.poll_ended(host, seq, false, &e),
+            Err(e) => self.poll_failed(host, seq, &e),
         }
+    }
+
+    /// A poll's call failed: start it again (the cluster's next endpoint may be a live member),
+    /// or give up until the next one.
+    fn poll_failed(&mut self, host: &mut dyn Host, seq: u64, why: &str) {
+        if self.poll_tries < MAX_CALL_FAILURES {
+            return self.read_generation(host, seq);
+        }
+        self.poll_ended(host, seq, false, why);
     }
 
     fn poll_ended(&mut self, host: &mut dyn Host, seq: u64, ok: bool, why: &str) {
@@ -323,7 +342,7 @@ impl EtcdLedger {
         };
         let range = match range {
             Ok(r) => r,
-            Err(e) => return self.poll_ended(host, seq, false, &e),
+            Err(e) => return self.poll_failed(host, seq, &e),
         };
         if !changes {
             let generation = range.kvs.first().map(|kv| kv.mod_revision).unwrap_or(0);
@@ -335,7 +354,7 @@ impl EtcdLedger {
             let min = (self.synced_revision > 0).then_some(self.synced_revision + 1);
             match self.call(host, etcd_wire::RANGE_PATH, etcd_wire::range_body(&prefix, Some(&end), min)) {
                 Ok(token) => self.poll = Some(Poll::Changes { token, seq }),
-                Err(e) => self.poll_ended(host, seq, false, &e),
+                Err(e) => self.poll_failed(host, seq, &e),
             }
             return;
         }
@@ -415,7 +434,9 @@ impl Ledger for EtcdLedger {
     }
 
     fn tick_ms(&self) -> Option<u64> {
-        Some(self.etcd.poll_ms)
+        // Until the view is read once, a gateway just started knows nothing (no versions, no
+        // freezes): the first poll goes out on the first tick, and that comes at once.
+        Some(if self.view_loaded { self.etcd.poll_ms } else { FIRST_TICK_MS })
     }
 
     fn refresh_view(&mut self, _host: &mut dyn Host) -> Option<u64> {
