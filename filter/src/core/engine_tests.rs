@@ -679,3 +679,32 @@ fn mirror_mode_open_tasks_of_a_vanished_worker_are_followed_to_their_end_by_anot
     let rec = w.index("m");
     assert_eq!(rec.lease, None, "let go once nothing is left to follow");
 }
+
+#[test]
+fn a_run_of_short_jobs_keeps_its_lease_past_the_ttl() {
+    // Jobs shorter than the renewal period, back to back for longer than the lease TTL: the
+    // owner goes on from one to the next and must not lose the lease to the other worker mid-run
+    // (seen with etcd: a job proposed twice, by its owner and by the worker that took the lease).
+    let mut w = World::new(2, 2, json!({"state": {"lease_ttl_ms": 1000}}));
+    const JOBS: u64 = 100;
+    for i in 0..JOBS {
+        w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"stopWords": [format!("w{i}")]})));
+    }
+    let owner = w.workers[0].engine.worker().to_string();
+    let start = w.envoy.borrow().now_ms;
+    let mut taken = false;
+    for _ in 0..5000 {
+        w.run(1, 10);
+        let lease = w.index("m").lease;
+        taken |= lease.as_ref().is_some_and(|l| l.owner != owner);
+        if w.index("m").version == JOBS {
+            break;
+        }
+    }
+    assert_eq!(w.index("m").version, JOBS);
+    assert!(w.envoy.borrow().now_ms - start > 1_500, "the run outlasted the TTL");
+    assert!(!taken, "the other worker took the lease while its owner was still running jobs");
+    for n in &w.nodes {
+        assert_eq!(n.next_task, JOBS, "every write proposed once");
+    }
+}

@@ -79,7 +79,7 @@ impl SharedDataLedger {
                 if !read_log(host, &index).iter().any(|e| e.uid == task_uid) {
                     queue::release_job(&self.cfg, host, task_uid);
                 }
-                end_lease(host, &index, &owner, now_ms)
+                end_lease(host, &index, &owner, now_ms, self.cfg.state.lease_ttl_ms)
             }
             Op::Deactivate { index } => {
                 deactivate(host, &index);
@@ -296,7 +296,7 @@ impl SharedDataLedger {
                     (next != *rec).then_some(next)
                 }))
             }
-            Op::ReleaseIfIdle { index, owner, now_ms } => end_lease(host, &index, &owner, now_ms),
+            Op::ReleaseIfIdle { index, owner, now_ms } => end_lease(host, &index, &owner, now_ms, self.cfg.state.lease_ttl_ms),
             Op::LiftFreeze { index } => done(lift_freeze_record(host, &index)),
             Op::Enqueue { job, details } => {
                 let index = job.index.clone();
@@ -410,12 +410,16 @@ fn record_freeze(host: &mut dyn Host, f: &Freeze) -> Answer {
 }
 
 /// Release the lease if nothing is queued, and say what comes next.
-fn end_lease(host: &mut dyn Host, index: &str, owner: &str, now_ms: u64) -> Answer {
+fn end_lease(host: &mut dyn Host, index: &str, owner: &str, now_ms: u64, ttl_ms: u64) -> Answer {
     // Open mirrored tasks keep the lease: its holder follows them (engine/mirror_tasks.rs).
     let open = !open_uids(host, index).is_empty();
     let rec = update_as_owner(host, index, owner, |next| {
         if !next.queue.is_empty() || open || next.catching_up() {
-            return false;
+            // Going on with the next job renews the lease: a run of jobs each shorter than the
+            // renewal period would otherwise never renew it, and lose it to another worker
+            // mid-run.
+            next.lease = Some(lease::fresh(owner, now_ms, ttl_ms));
+            return true;
         }
         next.lease = None;
         true
