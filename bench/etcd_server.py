@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,23 @@ def etcd_binary() -> Path:
     if override:
         return Path(override)
     return Path(shutil.which("etcd") or "/usr/bin/etcd")
+
+
+def ensure_etcd() -> float:
+    """Installs Debian's `etcd-server` when etcd is missing (as `make test` does); returns the
+    seconds it took (0 when it was there)."""
+    if etcd_binary().is_file():
+        return 0.0
+    if os.geteuid() != 0:
+        raise RuntimeError("etcd is not installed and this is not root: run `sudo apt-get install -y etcd-server`")
+    started = time.monotonic()
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=300, env=env, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "etcd-server"], check=True,
+                   timeout=300, env=env, capture_output=True)
+    if not etcd_binary().is_file():
+        raise RuntimeError("apt-get installed etcd-server but etcd is not on PATH")
+    return time.monotonic() - started
 
 
 def _free_ports(count: int) -> list[int]:

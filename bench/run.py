@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print("==> prerequisites")
     wrk, timings = prerequisites.prepare()
+    if any(s.startswith("etcd") for s in args.sections):
+        import etcd_server
+        timings["etcd-server install (apt-get)"] = etcd_server.ensure_etcd()
+        print(f"  etcd: {etcd_server.etcd_binary()}")
     described = machine.describe(wrk)
     results: dict[str, Any] = {}
     steps: list[tuple[str, Any]] = [
