@@ -5,7 +5,7 @@
 #   make e2e       only the end-to-end suite (builds what it needs)
 #   make fuzz      the property tests (filter/tests/prop_*.rs) with many more cases (FUZZ_CASES)
 #   make run       3 dev nodes (or real Meilisearch: MEILISEARCH_BIN=...) behind Envoy on :7700
-#   make bench     benchmarks (not tests): hot-path overhead, commit latency, fingerprint, footprint
+#   make bench     benchmarks (not tests): hot-path overhead, commit latency, fingerprint, footprint, writes, etcd backend
 #   make compose-up / compose-down   docker-compose deployment (needs deploy/.env)
 #   make deploy-tools   validators for the deployment files (docker-compose, promtool, schemas)
 #   make e2e-tools      what the end-to-end suite runs besides Envoy (etcd, for the etcd backend)

@@ -70,11 +70,14 @@ def run_command(argv: Sequence[str], *, timeout: float, env: dict[str, str] | No
 
 
 def start_envoy(fleet: Fleet, workdir: Path, name: str, *, wasm: Path | None,
-                plugin_overrides: dict[str, Any] | None = None) -> Envoy:
+                plugin_overrides: dict[str, Any] | None = None,
+                extra_clusters: Sequence[dict[str, Any]] = ()) -> Envoy:
     """An Envoy at `--concurrency 2` in front of `fleet`, without access log (benchmarks measure the
-    proxy, not its logging), started and ready."""
+    proxy, not its logging), started and ready. `extra_clusters` are added as they are (the etcd
+    backend's cluster)."""
     config = envoy_config.bootstrap(fleet.envoy_nodes, wasm_path=wasm, plugin_overrides=plugin_overrides,
                                     access_log=False)
+    config["static_resources"]["clusters"].extend(extra_clusters)
     return Envoy(config, workdir, name=name, concurrency=2).start()
 
 

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 import commit_latency
 from commit_latency import CommitLatencyResult
 from common import median
+import etcd_backend
+from etcd_backend import ETCD, SHARED, EtcdCommitResult, EtcdHotResult
 import fingerprint_speed
 from fingerprint_speed import SIZES, TINY, FingerprintResult
 from footprint import FootprintResult
@@ -236,6 +238,93 @@ def writes_section(r: MirrorWritesResult) -> str:
     ])
 
 
+def _paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    ratios = [x / y for x, y in zip(a, b)]
+    return median(ratios), min(ratios), max(ratios)
+
+
+def _direction(label: str, low: float, high: float) -> str:
+    if low <= 1.0 <= high:
+        return (f"`{label}`: the rounds disagree on the direction ({low:.2f}–{high:.2f}), so the difference "
+                "is within this run's noise")
+    return f"`{label}`: every round agrees on the direction ({low:.2f}–{high:.2f})"
+
+
+def etcd_commit_section(r: EtcdCommitResult) -> str:
+    bound = commit_latency.lower_bound_ms()
+    rows, disk = [], []
+    for n, runs in r.by_size.items():
+        sd, et = runs[SHARED], runs[ETCD]
+        sd_ms, et_ms = sd.median("finished_ms"), et.median("finished_ms")
+        pm, lo, hi = _paired([c.finished_ms for c in et.warm], [c.finished_ms for c in sd.warm])
+        rows.append((n, f"{sd_ms:.0f}", f"{sd_ms / bound:.2f}", f"{et_ms:.0f}", f"{et_ms / bound:.2f}",
+                     f"{et_ms / sd_ms:.2f}", f"{pm:.2f} ({lo:.2f}–{hi:.2f})",
+                     f"{sd.median('seen_ms'):.0f} / {et.median('seen_ms'):.0f}",
+                     f"{sd.median('accepted_ms'):.1f} / {et.median('accepted_ms'):.1f}",
+                     f"{sd.cold.finished_ms:.0f} / {et.cold.finished_ms:.0f}", f"{len(sd.warm)} / {len(et.warm)}"))
+        f = r.fsync[n]
+        commits = len(et.warm)
+        mean_ms = f.seconds * 1000 / f.count if f.count else 0.0
+        disk.append((n, f"{f.proposals:.0f}", f"{f.count:.0f}", f"{f.count / commits:.1f}", f"{mean_ms:.2f}",
+                     f"{f.seconds * 1000 / commits:.1f}", f"{et_ms - sd_ms:+.0f}"))
+    return "\n".join([
+        f"Section 2's set-up (every node {commit_latency.DELAY_MS} ms late, {commit_latency.TASK_MS} ms per task, "
+        "`two_phase`): two Envoys with the same module in front of the same dev nodes, one with the "
+        f"default `\"state\": {{\"backend\": \"shared_data\"}}`, one with `\"backend\": \"etcd\"` (one etcd "
+        f"{r.etcd_version} member on loopback, Debian's `etcd-server`, default flags, WAL on this machine's "
+        "disk; `lease_ttl_ms` 10000, `poll_ms` 250), each on an index of its own. Their commits alternate one "
+        "by one (shared data first in even rounds, etcd first in odd ones); one commit at a time. Time = "
+        "`finishedAt` − the client's send time as in section 2; medians over the commits after the first "
+        f"(cold, shown apart). Lower bound as in section 2: **{bound:.0f} ms**.",
+        "",
+        table(["N", "shared_data ms", "× bound", "etcd ms", "× bound", "etcd / shared_data (of medians)",
+               "per pair: median (min–max)", "seen by client ms (sd / etcd)", "202 after ms (sd / etcd)",
+               "cold ms (sd / etcd)", "commits (sd / etcd)"], rows),
+        "",
+        "*seen by client*: when the client, polling `GET /tasks/{uid}` through the same Envoy every 10 ms, "
+        "first saw `succeeded`. *202 after*: the PATCH's answer (with etcd the task is enqueued by an etcd "
+        "transaction before the 202).",
+        "",
+        "etcd's own disk figures over the measured commits of each N (its metrics "
+        "`etcd_disk_wal_fsync_duration_seconds` and `etcd_server_proposals_committed_total`; the lease's "
+        "keep-alives write too). etcd 3.4 has no `--unsafe-no-fsync` (3.5 has): every write waits for "
+        "a WAL fsync.",
+        "",
+        table(["N", "raft proposals", "WAL fsyncs", "fsyncs per etcd commit", "mean fsync ms",
+               "fsync ms per etcd commit", "etcd − shared_data ms (medians)"], disk),
+    ])
+
+
+def etcd_hot_section(r: EtcdHotResult) -> str:
+    m = {b: r.medians(b) for b in r.runs}
+    rows = []
+    for b in etcd_backend.BACKENDS:
+        rps = [x.rps for x in r.runs[b]]
+        rows.append((f"miroir, {b}", f"{m[b]['rps']:.0f}", f"{m[b]['p50_ms']:.2f}", f"{m[b]['p99_ms']:.2f}",
+                     f"{min(rps):.0f}–{max(rps):.0f}"))
+    pm, lo, hi = _paired([x.rps for x in r.runs[ETCD]], [x.rps for x in r.runs[SHARED]])
+    label = f"{ETCD} / {SHARED}"
+    ratio = [(label, f"{m[ETCD]['rps'] / m[SHARED]['rps']:.3f}", f"{pm:.3f} ({lo:.2f}–{hi:.2f})",
+              f"{m[ETCD]['p50_ms'] / m[SHARED]['p50_ms']:.3f}", f"{m[ETCD]['p99_ms'] / m[SHARED]['p99_ms']:.3f}")]
+    return "\n".join([
+        f"Section 1's search (`POST {SEARCH_PATH}`, {len(SEARCH_BODY)} bytes, three dev nodes, wrk 1 thread × "
+        f"{r.connections} connections) through two Envoys with the miroir filter, one per state backend "
+        f"(etcd {r.etcd_version}, one member on loopback, `poll_ms` 250), {r.rounds} rounds × {r.seconds_per_run} s, "
+        "interleaved (the order alternates each round); medians over the rounds. Each Envoy committed one "
+        "settings write first, so every answer is stamped with the index's version.",
+        "",
+        table(["configuration", "req/s", "p50 ms", "p99 ms", "req/s min–max"], rows),
+        "",
+        table(["ratio", "req/s (of medians)", "req/s per round: median (min–max)", "p50", "p99"], ratio),
+        "",
+        "Significance: " + _direction(label, lo, hi) + f". During the rounds the etcd Envoy called etcd "
+        f"{r.etcd_calls_per_s:.1f} times a second (" + ", ".join(
+            f"{m} {v:.1f}/s" for m, v in sorted(r.etcd_methods_per_s.items())) + f"; writes "
+        f"{r.etcd_writes_per_s:.1f}/s): background work of the gateway (the view's poll of the generation key, "
+        "every `poll_ms` per root context; the drift-check lease), none of it on a search's path.",
+    ])
+
+
 # --- explanations -------------------------------------------------------------------------------
 
 
@@ -288,6 +377,14 @@ def how_to_read(sections: dict[str, Any]) -> str:
             "so the gateway's nodes do three times the direct node's work on the same CPU; in a deployment "
             "each node has its own machine. The wrk column shows whether the client is the limit (it is "
             "one thread: a figure near 1.0 would mean it is).")
+    if sections.get("etcd-commit") is not None or sections.get("etcd-hot") is not None:
+        parts.append(
+            "- **etcd against shared data.** Same module, same nodes, only the `state` section differs. "
+            "Commit: `etcd / shared_data` is what keeping the ledger in etcd adds to a settings commit "
+            "(each ledger step is an etcd transaction, a round trip plus a WAL fsync, instead of a "
+            "shared-data write); the fsync table says how much of the difference is etcd's disk. Hot "
+            "path: `etcd / shared_data` should be 1.0 within noise, since searches read the same "
+            "per-gateway view in shared data with either backend.")
     parts += ["", "## Where a figure is far from its bound, why", ""]
     commit = sections.get("commit")
     if commit is not None:
@@ -318,6 +415,9 @@ def how_to_read(sections: dict[str, Any]) -> str:
     writes = sections.get("writes")
     if writes is not None:
         parts.append(_writes_explanation(writes))
+    etcd_commit = sections.get("etcd-commit")
+    if etcd_commit is not None:
+        parts.append(_etcd_commit_explanation(etcd_commit))
     return "\n".join(parts)
 
 
@@ -342,6 +442,25 @@ def _writes_explanation(r: MirrorWritesResult) -> str:
         "what a shared machine's CPU can bound.")
 
 
+def _etcd_commit_explanation(r: EtcdCommitResult) -> str:
+    per_n = []
+    for n, runs in r.by_size.items():
+        sd, et = runs[SHARED].median("finished_ms"), runs[ETCD].median("finished_ms")
+        f = r.fsync[n]
+        fsync_ms = f.seconds * 1000 / len(runs[ETCD].warm)
+        share = f"{fsync_ms / (et - sd) * 100:.0f} %" if et > sd else "n/a"
+        per_n.append(f"N = {n}: +{et - sd:.0f} ms, of which WAL fsyncs {fsync_ms:.0f} ms ({share}), "
+                     f"{f.proposals / len(runs[ETCD].warm):.1f} etcd writes per commit")
+    return (
+        "- **etcd commit vs shared data.** With etcd every ledger step of a commit (enqueue, job phases, "
+        "the task's end) is a transaction through an Envoy callout, answered after etcd fsynced its WAL, "
+        "one after another (one operation of a VM is in flight at a time); the view poll does not add to "
+        "it (a gateway copies its own commits into its view at once). Measured, etcd − shared_data: "
+        + "; ".join(per_n) + ". Where the fsyncs are most of the difference, what would move it is fewer "
+        "ledger transactions per commit (or a faster disk; etcd ≥ 3.5's `--unsafe-no-fsync` only for a "
+        "benchmark), not the callouts.")
+
+
 def render(machine: dict[str, Any], timings: dict[str, float], sections: dict[str, Any]) -> str:
     out = ["# Benchmark results", "",
            "Written by `make bench` (`bench/run.py`); raw data of the run in `bench/out/results.json` "
@@ -350,7 +469,9 @@ def render(machine: dict[str, Any], timings: dict[str, float], sections: dict[st
     titles = {"hot": ("1. Hot path overhead", hot_path_section), "commit": ("2. Commit latency against fleet size",
               commit_section), "fingerprint": ("3. Fingerprint throughput (in Envoy's V8 and native)",
               fingerprint_section), "footprint": ("4. Footprint", footprint_section),
-              "writes": ("5. Mirrored write throughput", writes_section)}
+              "writes": ("5. Mirrored write throughput", writes_section),
+              "etcd-commit": ("6. Commit latency, etcd backend against shared data", etcd_commit_section),
+              "etcd-hot": ("7. Hot path, etcd backend against shared data", etcd_hot_section)}
     for key, (title, render_section) in titles.items():
         if sections.get(key) is not None:
             out += ["", f"## {title}", "", render_section(sections[key])]

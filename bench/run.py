@@ -7,6 +7,7 @@ and in bench/results.md.
     .venv/bin/python bench/run.py --only hot --only footprint
     .venv/bin/python bench/run.py --rounds 3 --seconds 5 --sizes 3,8
     .venv/bin/python bench/run.py --only writes --writes-rounds 3 --writes-batches 1,1000
+    .venv/bin/python bench/run.py --only etcd-commit --only etcd-hot   the etcd backend against shared data
 
 A run of every section writes bench/results.md; a partial run writes bench/out/results-partial.md
 instead, so the committed results always come from one complete run. Raw data of every run goes to
@@ -24,7 +25,7 @@ from typing import Any
 
 from common import BENCH_DIR, OUT_DIR, Stopwatch
 
-SECTIONS = ("hot", "commit", "fingerprint", "footprint", "writes")
+SECTIONS = ("hot", "commit", "fingerprint", "footprint", "writes", "etcd-commit", "etcd-hot")
 RESULTS_MD = BENCH_DIR / "results.md"
 
 
@@ -47,10 +48,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="writes: concurrent writers (wrk connections) on one index (default 8)")
     parser.add_argument("--writes-batches", default="1,100,1000",
                         help="writes: documents per write (default 1,100,1000)")
+    parser.add_argument("--etcd-sizes", default="3,16",
+                        help="etcd-commit: fleet sizes (default 3,16)")
+    parser.add_argument("--etcd-commits", type=int, default=11,
+                        help="etcd-commit: measured commits per size and backend after the cold one (default 11)")
+    parser.add_argument("--etcd-rounds", type=int, default=7,
+                        help="etcd-hot: interleaved rounds (default 7; seconds and connections as --seconds, "
+                             "--connections)")
     args = parser.parse_args(argv)
     args.sections = args.only or list(SECTIONS)
     args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.batch_list = [int(s) for s in args.writes_batches.split(",") if s.strip()]
+    args.etcd_size_list = [int(s) for s in args.etcd_sizes.split(",") if s.strip()]
     return args
 
 
@@ -62,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     import commit_latency
+    import etcd_backend
     import fingerprint_speed
     import footprint
     import hot_path
@@ -78,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print("==> prerequisites")
     wrk, timings = prerequisites.prepare()
+    if any(s.startswith("etcd") for s in args.sections):
+        import etcd_server
+        timings["etcd-server install (apt-get)"] = etcd_server.ensure_etcd()
+        print(f"  etcd: {etcd_server.etcd_binary()}")
     described = machine.describe(wrk)
     results: dict[str, Any] = {}
     steps: list[tuple[str, Any]] = [
@@ -90,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         ("footprint", lambda: footprint.run(workdir, wrk)),
         ("writes", lambda: mirror_writes.run(workdir, wrk, rounds=args.writes_rounds, seconds=args.writes_seconds,
                                              connections=args.writes_connections, batches=args.batch_list)),
+        ("etcd-commit", lambda: etcd_backend.run_commit(workdir, sizes=args.etcd_size_list,
+                                                        commits=args.etcd_commits)),
+        ("etcd-hot", lambda: etcd_backend.run_hot(workdir, wrk, rounds=args.etcd_rounds, seconds=args.seconds,
+                                                  connections=args.connections)),
     ]
     for key, step in steps:
         if key not in args.sections:
