@@ -18,9 +18,10 @@ use crate::core::fingerprint::fingerprint;
 use crate::core::host::{Callout, CalloutResponse, Host};
 use crate::core::metrics;
 use crate::core::proposal::Proposal;
-use crate::core::state::lease::DRIFT_LEASE_RENEW_MS;
+use crate::core::state::lease::{self, DRIFT_LEASE_RENEW_MS};
+use crate::core::state::{keys, store};
 use crate::core::state::ledger::{Freeze, Op};
-use crate::core::state::records::{FrozenRecord, IndexRecord, JobRecord, Phase, VerifyResult};
+use crate::core::state::records::{DriftSchedule, FrozenRecord, IndexRecord, JobRecord, Phase, VerifyResult};
 
 /// A run in flight on this worker. Indexes are read a few at a time (`max_reads_in_flight`
 /// per node) and judged as soon as every node answered, so memory holds only the indexes in
@@ -110,12 +111,15 @@ impl Engine {
         if self.drift_claim_pending {
             return;
         }
+        let (now, interval_ms) = (host.now_ms(), self.cfg.settings_drift_check.interval_s * 1000);
+        // Not due, or another worker's run is alive, as this worker's view shows the schedule:
+        // asking the ledger would only be told so (with etcd, a transaction per tick).
+        let schedule: Option<DriftSchedule> = store::read(host, keys::DRIFT_LEASE_KEY).ok().flatten();
+        if schedule.is_some_and(|s| lease::drift_claimed(&s, &self.worker, now, interval_ms).is_none()) {
+            return;
+        }
         self.drift_claim_pending = true;
-        let op = Op::ClaimDriftRun {
-            owner: self.worker.clone(),
-            now_ms: host.now_ms(),
-            interval_ms: self.cfg.settings_drift_check.interval_s * 1000,
-        };
+        let op = Op::ClaimDriftRun { owner: self.worker.clone(), now_ms: now, interval_ms };
         self.submit(host, op, Awaiting::DriftClaim);
     }
 
