@@ -1,7 +1,7 @@
 """One etcd member for the benchmarks of the etcd state backend: Debian's `etcd-server` (etcd 3.4,
 `/usr/bin/etcd`, or $MIROIR_ETCD_BIN) on 127.0.0.1, free client and peer ports, a data dir under
-the run's directory. Deliberately minimal (the tests have their own, richer harness): start, wait
-until it serves a linearizable read, read its disk metrics, stop.
+the run's directory, started by the end-to-end harness's `EtcdCluster`; this adds what the report
+reads of it (disk metrics, calls served).
 
 etcd 3.4 has no `--unsafe-no-fsync` (3.5 has), so every write waits for an fsync of its WAL on
 this machine's disk; `wal_fsync()` reads etcd's own histogram of those fsyncs, so the report can
@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -20,10 +19,9 @@ from pathlib import Path
 
 import requests
 
-from common import wait_until
-from processes import ManagedProcess
+import common  # noqa: F401  (puts the end-to-end harness on the import path)
+from etcd_cluster import EtcdCluster
 
-HOST = "127.0.0.1"
 START_TIMEOUT_SECONDS = 30.0
 CLUSTER_NAME = "etcd"  # the Envoy cluster the filter's `state.cluster` names
 
@@ -52,19 +50,6 @@ def ensure_etcd() -> float:
     return time.monotonic() - started
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 @dataclass
 class FsyncTotals:
     """etcd's cumulative `etcd_disk_wal_fsync_duration_seconds` (count, sum) and committed
@@ -79,53 +64,29 @@ class FsyncTotals:
 
 
 class EtcdServer:
+    """One member, started by the end-to-end harness (`tests/e2e/etcd_cluster.py`), with the
+    readings the report needs."""
+
     def __init__(self, workdir: Path, name: str = "etcd") -> None:
         self.name = name
-        self.workdir = workdir
-        self.client_port, self.peer_port = _free_ports(2)
-        self.data_dir = workdir / f"{name}.data"
-        client, peer = self.client_url, f"http://{HOST}:{self.peer_port}"
-        argv = [
-            etcd_binary(), "--name", name, "--data-dir", self.data_dir,
-            "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"{name}={peer}", "--initial-cluster-state", "new",
-            "--logger", "zap", "--log-outputs", "stderr",
-        ]
-        # etcd reads every flag from ETCD_* variables too: none may leak in.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-        self.process = ManagedProcess(name, argv, workdir / f"{name}.log", env=env)
+        self.cluster = EtcdCluster(1, workdir / name, binary=etcd_binary())
 
     @property
     def client_url(self) -> str:
-        return f"http://{HOST}:{self.client_port}"
+        return self.cluster.client_url(0)
 
     @property
     def endpoint(self) -> tuple[str, int]:
-        return HOST, self.client_port
+        return self.cluster.endpoints[0]
 
     def start(self) -> "EtcdServer":
         if not etcd_binary().is_file():
             raise RuntimeError(f"etcd not found at {etcd_binary()}: apt-get install -y etcd-server")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process.start()
-
-        def serves() -> bool:
-            if self.process.exit_code() is not None:
-                raise RuntimeError(f"etcd exited:\n{self.process.log_tail()}")
-            # A linearizable range read: answered only once the member is leader of its cluster.
-            answer = requests.post(f"{self.client_url}/v3/kv/range", json={"key": "AA=="}, timeout=2)
-            return answer.status_code == 200
-
-        try:
-            wait_until(serves, START_TIMEOUT_SECONDS, "etcd to serve a linearizable read")
-        except BaseException:
-            self.stop()
-            raise
+        self.cluster.start(START_TIMEOUT_SECONDS)
         return self
 
     def stop(self) -> None:
-        self.process.stop()
+        self.cluster.stop()
 
     def version(self) -> str:
         try:

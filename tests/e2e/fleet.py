@@ -159,6 +159,15 @@ class Fleet:
     def clear_requests(self, i: int) -> Any:
         return self._control("DELETE", f"/nodes/{i}/requests")
 
+    def node_documents(self, uid: str) -> list[list[dict[str, Any]]]:
+        """Every node's documents of `uid` (up to 1000), sorted by id, asked of the nodes directly."""
+        out = []
+        for i in range(self.size):
+            r = self.node_get(i, f"/indexes/{uid}/documents?limit=1000")
+            assert r.status_code == 200, r.text
+            out.append(sorted(r.json()["results"], key=lambda d: d["id"]))
+        return out
+
     def node_settings(self, i: int, uid: str, *, clear_secrets: bool = False) -> Any:
         """Index `uid`'s settings as node i holds them, read through the control port (no faults,
         no request log entry). Same body as the node's GET /indexes/{uid}/settings, secrets masked

@@ -210,15 +210,6 @@ def without_repeats(values: Sequence[Any]) -> list[Any]:
     return [v for k, v in enumerate(values) if k == 0 or values[k - 1] != v]
 
 
-def node_documents(fleet: Fleet, uid: str) -> list[list[dict[str, Any]]]:
-    out = []
-    for i in range(fleet.size):
-        r = fleet.node_get(i, f"/indexes/{uid}/documents?limit=1000")
-        assert r.status_code == 200, r.text
-        out.append(sorted(r.json()["results"], key=lambda d: d["id"]))
-    return out
-
-
 # --- which gateway runs a job ----------------------------------------------------------------------------
 #
 # Only the gateway that runs a job calls the nodes' own clusters (meili_node_i: propose, task polls,
@@ -600,7 +591,7 @@ def test_one_etcd_member_down_changes_nothing_two_down_refuses_writes_until_they
     for i in range(fleet.size):
         assert fleet.node_settings(i, uid)["stopWords"] == ["back-b"]
         assert "lost" not in str(applied_settings(fleet, i, uid))
-    assert node_documents(fleet, uid) == [BOOKS] * fleet.size
+    assert fleet.node_documents(uid) == [BOOKS] * fleet.size
 
 
 # --- (g) mirror mode on etcd ------------------------------------------------------------------------------------
@@ -621,7 +612,7 @@ def test_mirror_mode_document_write_through_one_gateway_is_waited_for_through_an
     task = sdk_b.wait_for_task(info.task_uid, timeout_in_ms=WAIT_MS, interval_in_ms=20)
     assert (task.status, task.type) == ("succeeded", "documentAdditionOrUpdate"), task
     assert task.details["receivedDocuments"] == 3 and task.details["indexedDocuments"] == 3, task
-    assert node_documents(gw.fleet, uid) == [BOOKS] * gw.fleet.size
+    assert gw.fleet.node_documents(uid) == [BOOKS] * gw.fleet.size
 
     # Through a load balancer too, and the fleet answers as one Meilisearch on either gateway.
     update = sdk_b.index(uid).update_documents([{"id": 2, "title": "Solaris (1961)"}])

@@ -43,16 +43,6 @@ def done(client: meilisearch.Client, info: Any) -> Any:
     return task
 
 
-def node_documents(fleet: Fleet, uid: str) -> list[list[dict[str, Any]]]:
-    """Every node's documents of `uid`, sorted by id (asked of the nodes directly)."""
-    out = []
-    for i in range(fleet.size):
-        r = fleet.node_get(i, f"/indexes/{uid}/documents?limit=1000")
-        assert r.status_code == 200, r.text
-        out.append(sorted(r.json()["results"], key=lambda d: d["id"]))
-    return out
-
-
 def node_search(fleet: Fleet, uid: str, q: str) -> list[list[Any]]:
     out = []
     for i in range(fleet.size):
@@ -76,7 +66,7 @@ def test_documents_through_the_sdk_reach_every_node(client: meilisearch.Client, 
     task = done(client, index.delete_document(3))
     assert (task.status, task.type) == ("succeeded", "documentDeletion"), task
     expected = [{"id": 1, "title": "Dune", "genre": "sf"}, {"id": 2, "title": "Solaris (1961)", "genre": "sf"}]
-    assert node_documents(module_fleet, uid) == [expected] * module_fleet.size
+    assert module_fleet.node_documents(uid) == [expected] * module_fleet.size
     assert node_search(module_fleet, uid, "solaris") == [[2]] * module_fleet.size
     # The same answer through the gateway, whichever node serves it.
     for _ in range(6):
@@ -234,8 +224,8 @@ def test_a_swap_lands_between_the_writes_around_it_on_every_node(client: meilise
     assert tasks[1].type == "indexSwap"
     assert before.task_uid < swap.task_uid < after.task_uid
     for i in range(module_fleet.size):
-        assert [d["id"] for d in node_documents(module_fleet, a)[i]] == [2, 20], i
-        assert [d["id"] for d in node_documents(module_fleet, b)[i]] == [1, 10], i
+        assert [d["id"] for d in module_fleet.node_documents(a)[i]] == [2, 20], i
+        assert [d["id"] for d in module_fleet.node_documents(b)[i]] == [1, 10], i
     failed = done(client, client.swap_indexes([{"indexes": [a, fresh_uid("missing")]}]))
     assert failed.status == "failed" and failed.error["code"] == "index_not_found", failed
 
@@ -473,8 +463,8 @@ def test_a_swap_waits_for_writes_queued_before_it_and_holds_those_after(
         mine = sorted((t for t in every if t["indexUid"] in (a, b) or t["type"] == "indexSwap"), key=lambda t: t["uid"])
         on_node = [t["type"] for t in mine if t["type"] != "indexCreation"]
         assert on_node == ["settingsUpdate", "documentAdditionOrUpdate", "indexSwap", "documentAdditionOrUpdate"], (i, on_node)
-        assert [d["id"] for d in node_documents(fleet, b)[i]] == [1], i
-        assert [d["id"] for d in node_documents(fleet, a)[i]] == [2], i
+        assert [d["id"] for d in fleet.node_documents(b)[i]] == [1], i
+        assert [d["id"] for d in fleet.node_documents(a)[i]] == [2], i
 
 
 def test_a_rename_holds_both_names_and_its_task_names_the_old_one(client: meilisearch.Client,
@@ -488,7 +478,7 @@ def test_a_rename_holds_both_names_and_its_task_names_the_old_one(client: meilis
     assert after.status == "succeeded"
     for i in range(module_fleet.size):
         assert module_fleet.node_get(i, f"/indexes/{old}").status_code == 404
-        assert [d["id"] for d in node_documents(module_fleet, new)[i]] == [1, 2], i
+        assert [d["id"] for d in module_fleet.node_documents(new)[i]] == [1, 2], i
 
 
 def test_deleting_a_running_task_deletes_it_once_it_ended_and_every_node_stays_in_sync(
