@@ -623,3 +623,28 @@ def test_mirror_mode_document_write_through_one_gateway_is_waited_for_through_an
         assert sdk.index(uid).get_stats().number_of_documents == 3
     listed = sdk_a.get_tasks({"indexUids": [uid]})
     assert sorted(t.uid for t in listed.results) == sorted([created.task_uid, info.task_uid, update.task_uid])
+
+
+# --- the drift check: one gateway per interval ----------------------------------------------------------------
+
+DRIFT_LISTING = "/indexes?limit=1000"
+
+
+def test_the_drift_check_runs_on_one_gateway_per_interval(gateways: Callable[..., Gateways]) -> None:
+    """Three gateways, a 1 s drift interval: the fleet sees about one check per second (each run
+    lists `/indexes?limit=1000` on every node, and only the drift check sends that), not one per
+    gateway per second."""
+    gw = gateways(3, settings_drift_check={"interval_s": 1})
+    fleet = gw.fleet
+    gw.proxy(gw.envoys[0]).commit("PATCH", fresh_uid("drift"), {"stopWords": ["a"]})
+
+    def listings() -> int:
+        return sum(1 for r in fleet.requests(0) if r["method"] == "GET" and r["path"] == DRIFT_LISTING)
+
+    fleet.clear_requests(0)
+    started = time.monotonic()
+    wait_until(lambda: listings() >= 5, 30, "five drift checks")
+    elapsed = time.monotonic() - started
+    # One check per interval reaches five after about four seconds; one per gateway (three per
+    # interval) in under two.
+    assert listings() <= elapsed / 1.0 + 2, f"{listings()} drift checks in {elapsed:.1f} s from three gateways"
