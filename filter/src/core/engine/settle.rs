@@ -101,8 +101,10 @@ impl Engine {
         host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), 1);
         host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), Phase::Frozen.gauge());
         let err = MeiliError::settings_divergence(index, detail).to_json();
-        self.close_task(host, index, task_uid, "failed", Some(err), None, now);
+        // Frozen first: a client that sees the task failed sees why (with etcd, another gateway
+        // may read the task between two ledger operations).
         self.update_task(host, task_uid, TaskChange::Frozen);
+        self.close_task(host, index, task_uid, "failed", Some(err), None, now);
         self.record_result(host, index, "frozen", now);
         self.next_job(host, index, task_uid);
     }
