@@ -425,3 +425,39 @@ fn a_write_too_large_for_etcd_fails_alone() {
     assert!(!g.ledger.unavailable(), "etcd answered every call: it is not down");
     assert_eq!(calls_for_big, 1, "a request etcd refuses as invalid is not sent again");
 }
+
+#[test]
+fn a_task_queued_on_one_gateway_is_answered_by_another_before_its_next_poll() {
+    let cfg = etcd_config(3);
+    let mut etcd = FakeEtcd::new();
+    let mut nodes = vec![SimNode::new(); 3];
+    let mut gws = vec![EngineGateway::new(&cfg, "a0"), EngineGateway::new(&cfg, "b0")];
+    run(&mut etcd, &mut nodes, &mut gws, &[0, 1], 2, 10);
+
+    gws[0].send(77, "PATCH", "/indexes/m/settings", json!({"rankingRules": ["typo"]}));
+    run(&mut etcd, &mut nodes, &mut gws, &[0], 1, 0);
+    // B polled just now: its view does not hold the task. Its front door does not answer
+    // `task_not_found`; it waits for a refresh and answers from it.
+    let head = RequestHead { method: "GET".into(), path: format!("/tasks/{FIRST_TASK}"), authorization: Some("Bearer client".into()), ..RequestHead::default() };
+    let g = &mut gws[1];
+    assert!(store::read::<TaskRecord>(&g.host, &keys::task_key(FIRST_TASK)).expect("readable").is_none());
+    match front::on_headers(&g.engine, &mut g.host, &head) {
+        HeadersDecision::TaskAfterRefresh { task_uid, authorization } => {
+            assert!(g.engine.task_after_refresh(&mut g.host, 5, task_uid, authorization));
+        }
+        other => panic!("answered from a view that lacks the task: {other:?}"),
+    }
+    assert!(g.reply(5).is_none(), "not before the refresh");
+    run(&mut etcd, &mut nodes, &mut gws, &[1], 1, 0);
+    let (status, body) = gws[1].reply(5).expect("answered after the refresh");
+    assert_eq!((status, body["uid"].as_u64()), (200, Some(FIRST_TASK)), "{body}");
+
+    // etcd down: the refresh fails, and the read says so rather than `task_not_found`.
+    etcd.fault = Fault::Down;
+    let g = &mut gws[1];
+    let missing = FIRST_TASK + 50;
+    assert!(g.engine.task_after_refresh(&mut g.host, 6, missing, Some("Bearer client".into())));
+    run(&mut etcd, &mut nodes, &mut gws, &[1], 1, 0);
+    let (status, body) = gws[1].reply(6).expect("answered");
+    assert_eq!((status, body["code"].as_str()), (503, Some("miroir_state_unavailable")), "{body}");
+}
