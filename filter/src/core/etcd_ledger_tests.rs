@@ -199,6 +199,10 @@ fn another_gateway_sees_a_commit_and_a_freeze_after_one_poll() {
     assert_eq!(b.view::<IndexRecord>(&index_key), Some(in_a.clone()), "B's view has A's commit");
     assert_eq!(b.host.shared_get(&keys::hot_key("m")).unwrap().0, a.host.shared_get(&keys::hot_key("m")).unwrap().0, "and its hot key");
     assert_eq!(b.view::<TaskRecord>(&keys::task_key(uid)).map(|t| t.status), Some("enqueued".into()));
+    assert!(etcd_record::<JobRecord>(&etcd, &keys::job_key(uid)).is_some(), "the job is in etcd");
+    for g in [&a, &b] {
+        assert_eq!(g.view::<JobRecord>(&keys::job_key(uid)), None, "a job's body and credentials stay out of every view");
+    }
 
     // A freeze recorded through A (the drift check's: no job).
     let record = FrozenRecord { reason: "drift".into(), nodes: vec!["node-1".into()], at_ms: T0, ..FrozenRecord::default() };

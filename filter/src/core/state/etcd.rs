@@ -121,6 +121,14 @@ impl EtcdLedger {
         Some(format!("{}{}", keys::PREFIX, std::str::from_utf8(rest).ok()?))
     }
 
+    /// The key ranges a gateway's view copies: everything under the prefix but the job records
+    /// (the writes' bodies and credentials), which only ledger operations read, from etcd.
+    fn view_ranges(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let prefix = self.etcd.prefix.as_bytes().to_vec();
+        let jobs = self.remote(&keys::job_key_prefix());
+        vec![(prefix.clone(), jobs.clone()), (etcd_wire::prefix_end(&jobs), etcd_wire::prefix_end(&prefix))]
+    }
+
     fn call(&self, host: &mut dyn Host, path: &str, body: Vec<u8>) -> Result<u32, String> {
         host.dispatch(&Callout {
             cluster: self.etcd.cluster.clone(),
@@ -336,6 +344,8 @@ impl EtcdLedger {
             Poll::Changes { seq, .. } => (seq, true),
         };
         let range = match resp.status {
+            Some(200) if changes => etcd_wire::parse_txn(&resp.body)
+                .map(|t| etcd_wire::RangeAnswer { revision: t.revision, kvs: t.ranges.into_iter().flatten().collect() }),
             Some(200) => etcd_wire::parse_range(&resp.body),
             Some(s) => Err(format!("etcd answered {s}")),
             None => Err("no answer".to_string()),
@@ -349,10 +359,8 @@ impl EtcdLedger {
             if generation <= self.synced_revision {
                 return self.poll_ended(host, seq, true, "");
             }
-            let prefix = self.etcd.prefix.as_bytes().to_vec();
-            let end = etcd_wire::prefix_end(&prefix);
             let min = (self.synced_revision > 0).then_some(self.synced_revision + 1);
-            match self.call(host, etcd_wire::RANGE_PATH, etcd_wire::range_body(&prefix, Some(&end), min)) {
+            match self.call(host, etcd_wire::TXN_PATH, etcd_wire::multi_range_body(&self.view_ranges(), min)) {
                 Ok(token) => self.poll = Some(Poll::Changes { token, seq }),
                 Err(e) => self.poll_failed(host, seq, &e),
             }
@@ -462,6 +470,9 @@ fn head_runs(q: &VecDeque<Queued>) -> u32 {
 /// (by their `rev`): a poll that read etcd before this gateway's own commit never puts an older
 /// state back, so a freeze seen here is never lost in between.
 fn apply_to_view(host: &mut dyn Host, key: &str, value: &[u8]) {
+    if key.starts_with(&keys::job_key_prefix()) {
+        return; // not part of the view (`EtcdLedger::view_ranges`)
+    }
     let older = |current: &[u8]| -> bool {
         if key.starts_with(keys::INDEX_PREFIX) {
             let rev = |b: &[u8]| serde_json::from_slice::<IndexRecord>(b).map(|r| r.rev).unwrap_or(0);

@@ -75,6 +75,22 @@ pub fn txn_body(compares: &[Compare], puts: &[(Vec<u8>, Vec<u8>)], reads: &[Vec<
     json!({ "compare": compare, "success": success, "failure": failure }).to_string().into_bytes()
 }
 
+/// Several key ranges (`[start, end)`), each changed at or after `min_mod_revision`, read at one
+/// revision: a transaction with no compares whose success branch is one range per pair.
+pub fn multi_range_body(ranges: &[(Vec<u8>, Vec<u8>)], min_mod_revision: Option<i64>) -> Vec<u8> {
+    let success: Vec<Value> = ranges
+        .iter()
+        .map(|(start, end)| {
+            let mut r = json!({ "key": encode(start), "range_end": encode(end) });
+            if let (Some(rev), Some(obj)) = (min_mod_revision, r.as_object_mut()) {
+                obj.insert("min_mod_revision".into(), Value::String(rev.to_string()));
+            }
+            json!({ "request_range": r })
+        })
+        .collect();
+    json!({ "compare": [], "success": success, "failure": [] }).to_string().into_bytes()
+}
+
 /// Read several keys in one round trip: a transaction with no compares whose success branch is
 /// one range per key.
 pub fn multi_get_body(keys: &[Vec<u8>]) -> Vec<u8> {

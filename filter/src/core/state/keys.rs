@@ -28,7 +28,10 @@ pub fn hot_key(uid: &str) -> String {
     format!("{HOT_PREFIX}{uid}")
 }
 pub fn job_key(task_uid: u64) -> String {
-    format!("{PREFIX}job/{task_uid}")
+    format!("{}{task_uid}", job_key_prefix())
+}
+pub fn job_key_prefix() -> String {
+    format!("{PREFIX}job/")
 }
 pub fn task_key(task_uid: u64) -> String {
     format!("{PREFIX}task/{task_uid}")
