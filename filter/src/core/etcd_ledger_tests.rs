@@ -230,13 +230,26 @@ fn with_etcd_down_or_without_quorum_writes_fail_as_unavailable_and_come_back_by_
         etcd.fault = fault;
         let mut g = Gateway::new(&cfg);
         g.submit(1, enqueue("m", "{}"));
+        // Tried again with a backoff for as long as an election may take, then refused.
+        let mut waited = 0;
+        let answer = loop {
+            g.tick();
+            pump(&mut etcd, &mut [&mut g], Order::Fifo);
+            if let Some(answer) = g.take(1) {
+                break answer;
+            }
+            assert!(waited < 10_000, "{fault:?}: never answered");
+            g.advance(50);
+            waited += 50;
+        };
+        assert!(matches!(answer, Answer::Failed(StoreError::Unavailable(_))), "{fault:?}: {answer:?}");
+        assert!((2_000..3_000).contains(&waited), "{fault:?}: refused after {waited} ms");
+        assert!(g.ledger.unavailable(), "{fault:?}");
+        // Once etcd is down, a write is refused at once.
+        g.submit(3, enqueue("m", "{}"));
         g.tick();
         pump(&mut etcd, &mut [&mut g], Order::Fifo);
-        match g.take(1) {
-            Some(Answer::Failed(StoreError::Unavailable(_))) => {}
-            other => panic!("{fault:?}: {other:?}"),
-        }
-        assert!(g.ledger.unavailable(), "{fault:?}");
+        assert!(matches!(g.take(3), Some(Answer::Failed(StoreError::Unavailable(_)))), "{fault:?}");
         assert_eq!(etcd.revision(), 1, "{fault:?}: nothing written");
 
         // etcd answers again: the same ledger, no restart.

@@ -12,9 +12,10 @@
 //! copies them into its own shared data, where the front door reads them as it would with the
 //! shared-data backend. Its own commits are copied at once.
 //!
-//! etcd unreachable, or without quorum: operations fail as `StoreError::Unavailable` (a client's
-//! write gets `503 miroir_state_unavailable`, nothing reaches a node) and polling goes on, so
-//! service comes back by itself.
+//! A failed call is tried again after a backoff (one dead member behind the cluster's load
+//! balancer, an election). Nothing reached etcd for `down_after_ms`: etcd is down, operations
+//! fail as `StoreError::Unavailable` (a client's write gets `503 miroir_state_unavailable`,
+//! nothing reaches a node) and polling goes on, so service comes back by itself.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -36,6 +37,9 @@ const MAX_RUNS: u32 = 64;
 const MAX_TXN_OPS: usize = 128;
 /// The tick period before the view was read once.
 const FIRST_TICK_MS: u64 = 5;
+/// Backoff between tries of an operation whose call failed: 50 ms doubling up to 400 ms.
+const RETRY_BASE_MS: u64 = 25;
+const RETRY_MAX_MS: u64 = 400;
 /// Calls that fail (reset, timeout, an error status) before the operation fails: the cluster's
 /// next endpoint may be a live member.
 const MAX_CALL_FAILURES: u32 = 3;
@@ -79,13 +83,15 @@ pub struct EtcdLedger {
     view_done: u64,
     view_ok: bool,
     refresh_wanted: bool,
-    /// Polls that failed in a row: two mean etcd is down (not one dead member behind the
-    /// cluster's load balancer), and operations try once, not `MAX_CALL_FAILURES` times.
-    failed_polls: u32,
     /// This gateway's view was read from etcd once (`keys::VIEW_LOADED_KEY`).
     view_loaded: bool,
-    /// The last operation failed for want of etcd (cleared by any call that reaches it).
-    unavailable: bool,
+    /// When a call last reached etcd (0: not yet since this VM started).
+    last_ok_ms: u64,
+    /// Calls have failed since `last_ok_ms` for longer than `down_after_ms`: etcd is down, and
+    /// operations fail at once instead of waiting for it.
+    down: bool,
+    /// The head operation's next try, after a failed call (backoff).
+    retry_at_ms: u64,
 }
 
 impl EtcdLedger {
@@ -105,9 +111,10 @@ impl EtcdLedger {
             view_done: 0,
             view_ok: false,
             refresh_wanted: false,
-            failed_polls: 0,
             view_loaded: false,
-            unavailable: false,
+            last_ok_ms: 0,
+            down: false,
+            retry_at_ms: 0,
         }
     }
 
@@ -143,6 +150,9 @@ impl EtcdLedger {
 
     /// Run the operation at the head of the queue until it needs etcd (or answers without it).
     fn advance(&mut self, host: &mut dyn Host) {
+        if host.now_ms() < self.retry_at_ms {
+            return; // backing off after a failed call; `tick` comes back
+        }
         while self.in_flight.is_none() {
             let Some(head) = self.queue.front_mut() else { return };
             head.runs += 1;
@@ -193,7 +203,12 @@ impl EtcdLedger {
             log::debug!("miroir: etcd ledger: op {} run {}: {}", id.0, head_runs(&self.queue), match &call { Call::Fetch { keys } => format!("fetch {keys:?}"), Call::Commit { reads, writes, .. } => format!("commit reads {reads:?} writes {:?}", writes.keys().collect::<Vec<_>>()) });
             match self.call(host, path, body) {
                 Ok(token) => self.in_flight = Some((token, call)),
-                Err(e) => self.call_failed(&format!("dispatch: {e}")),
+                Err(e) => {
+                    self.call_failed(host, &format!("dispatch: {e}"));
+                    if host.now_ms() < self.retry_at_ms {
+                        return;
+                    }
+                }
             }
         }
     }
@@ -202,25 +217,49 @@ impl EtcdLedger {
         host.now_ms().to_string().into_bytes()
     }
 
-    fn down(&self) -> bool {
-        self.unavailable || self.failed_polls >= 2
+    /// How long calls may fail before etcd counts as down: an election (a member lost) takes
+    /// about a second, a dead member behind the cluster's load balancer fails one call in a few.
+    fn down_after_ms(&self) -> u64 {
+        (2 * self.etcd.timeout_ms).max(2_000)
     }
 
-    /// A call to etcd failed: try the head operation again (the cluster's next endpoint may be a
-    /// live member), or fail it — and every operation queued behind it, which would meet the same
-    /// etcd: a client's write is refused in about one call timeout, not one per queued operation.
-    fn call_failed(&mut self, why: &str) {
-        let limit = if self.down() { 1 } else { MAX_CALL_FAILURES };
+    fn reached(&mut self, host: &mut dyn Host) {
+        if self.down {
+            log::warn!("miroir: etcd answers again");
+            host.gauge_set(metrics::STATE_UNAVAILABLE, 0);
+        }
+        self.down = false;
+        self.last_ok_ms = host.now_ms();
+    }
+
+    /// A call to etcd failed. Is etcd down (nothing reached it for `down_after_ms`)?
+    fn failed_call(&mut self, host: &mut dyn Host, why: &str) -> bool {
+        let now = host.now_ms();
+        if self.last_ok_ms == 0 {
+            self.last_ok_ms = now; // a VM just started gives etcd the same grace
+        }
+        if !self.down && now.saturating_sub(self.last_ok_ms) >= self.down_after_ms() {
+            log::warn!("miroir: etcd unreachable ({why}): writes are refused, reads served from the last view, until it answers again");
+            self.down = true;
+            host.gauge_set(metrics::STATE_UNAVAILABLE, 1);
+        }
+        self.down
+    }
+
+    /// A call of the head operation failed: try it again after a backoff (the cluster's next
+    /// endpoint may be a live member, an election may end), until etcd counts as down; then fail
+    /// it and every operation queued behind it, which would meet the same etcd: a client's write
+    /// is refused at once while etcd is down, and after about `down_after_ms` when it goes down.
+    fn call_failed(&mut self, host: &mut dyn Host, why: &str) {
+        let down = self.failed_call(host, why);
         let Some(head) = self.queue.front_mut() else { return };
-        head.call_failures += 1;
-        head.runs = head.runs.saturating_sub(1);
-        if head.call_failures < limit {
+        if !down {
+            head.call_failures += 1;
+            head.runs = head.runs.saturating_sub(1);
+            let backoff = (RETRY_BASE_MS << head.call_failures.min(4)).min(RETRY_MAX_MS);
+            self.retry_at_ms = host.now_ms() + backoff;
             return;
         }
-        if !self.unavailable {
-            log::warn!("miroir: etcd unreachable ({why}): writes are refused until it answers again");
-        }
-        self.unavailable = true;
         for q in self.queue.drain(..) {
             self.answers.push_back((q.id, Answer::Failed(StoreError::Unavailable(why.to_string()))));
         }
@@ -246,11 +285,11 @@ impl EtcdLedger {
         let txn = match parsed {
             Ok(t) => t,
             Err(e) => {
-                self.call_failed(&e);
+                self.call_failed(host, &e);
                 return self.advance(host);
             }
         };
-        self.unavailable = false;
+        self.reached(host);
         log::debug!("miroir: etcd ledger: answer succeeded={} revision={} ranges={}", txn.succeeded, txn.revision, txn.ranges.len());
         match call {
             Call::Fetch { keys } => {
@@ -324,18 +363,10 @@ impl EtcdLedger {
             if !self.view_loaded {
                 self.view_loaded = host.shared_set(keys::VIEW_LOADED_KEY, b"1", None).is_ok();
             }
-            if self.failed_polls >= 2 {
-                log::warn!("miroir: etcd answers again");
-            }
-            self.failed_polls = 0;
-            self.unavailable = false;
+            self.reached(host);
         } else {
-            self.failed_polls += 1;
-            if self.failed_polls == 2 {
-                log::warn!("miroir: etcd unreachable ({why}): serving reads from the last view");
-            }
+            self.failed_call(host, why);
         }
-        host.gauge_set(metrics::STATE_UNAVAILABLE, u64::from(self.down()));
     }
 
     fn on_poll_answer(&mut self, host: &mut dyn Host, poll: Poll, resp: &CalloutResponse) {
@@ -443,8 +474,12 @@ impl Ledger for EtcdLedger {
 
     fn tick_ms(&self) -> Option<u64> {
         // Until the view is read once, a gateway just started knows nothing (no versions, no
-        // freezes): the first poll goes out on the first tick, and that comes at once.
-        Some(if self.view_loaded { self.etcd.poll_ms } else { FIRST_TICK_MS })
+        // freezes): the first poll goes out on the first tick, and that comes at once. A retry
+        // after a failed call is due within a backoff.
+        if !self.view_loaded {
+            return Some(FIRST_TICK_MS);
+        }
+        Some(if self.retry_at_ms > 0 && !self.queue.is_empty() { self.etcd.poll_ms.min(RETRY_BASE_MS) } else { self.etcd.poll_ms })
     }
 
     fn refresh_view(&mut self, _host: &mut dyn Host) -> Option<u64> {
@@ -458,7 +493,7 @@ impl Ledger for EtcdLedger {
     }
 
     fn unavailable(&self) -> bool {
-        self.down()
+        self.down
     }
 }
 
