@@ -25,7 +25,7 @@ use super::ledger::{Answer, Ledger, Op, OpId};
 use super::records::{HotRecord, IndexRecord};
 use super::shared_data::SharedDataLedger;
 use super::store::StoreError;
-use super::txn_host::{Seen, TxnHost};
+use super::txn_host::{Run, Seen, TxnHost};
 use crate::core::config::{Config, EtcdConfig};
 use crate::core::host::{Callout, CalloutResponse, Host};
 use crate::core::metrics;
@@ -56,6 +56,15 @@ enum Call {
     Fetch { keys: Vec<String> },
     /// The operation's transaction, with what it writes and the answer it gives if it holds.
     Commit { reads: Vec<String>, writes: BTreeMap<String, Vec<u8>>, answer: Answer },
+}
+
+impl Call {
+    fn describe(&self) -> String {
+        match self {
+            Call::Fetch { keys } => format!("fetch {keys:?}"),
+            Call::Commit { reads, writes, .. } => format!("commit reads {reads:?} writes {:?}", writes.keys().collect::<Vec<_>>()),
+        }
+    }
 }
 
 enum Poll {
@@ -180,28 +189,9 @@ impl EtcdLedger {
                 self.answers.push_back((id, answer));
                 continue;
             }
-            let (path, body, call) = if !run.misses.is_empty() {
-                // The rest of a long list is fetched by the next run.
-                let keys: Vec<String> = run.misses.into_iter().take(MAX_TXN_OPS).collect();
-                let remote: Vec<Vec<u8>> = keys.iter().map(|k| self.remote(k)).collect();
-                (etcd_wire::TXN_PATH, etcd_wire::multi_get_body(&remote), Call::Fetch { keys })
-            } else {
-                let compares: Vec<Compare> = run
-                    .reads
-                    .iter()
-                    .map(|(k, rev)| if *rev == 0 { Compare::Absent(self.remote(k)) } else { Compare::ModRevision(self.remote(k), *rev) })
-                    .collect();
-                let mut puts: Vec<(Vec<u8>, Vec<u8>)> = run.writes.iter().map(|(k, v)| (self.remote(k), v.clone())).collect();
-                if !puts.is_empty() {
-                    puts.push((self.remote(keys::GENERATION_KEY), self.remote_generation_value(host)));
-                }
-                let reads: Vec<String> = run.reads.keys().cloned().collect();
-                let read_back: Vec<Vec<u8>> = reads.iter().map(|k| self.remote(k)).collect();
-                let body = etcd_wire::txn_body(&compares, &puts, &read_back);
-                (etcd_wire::TXN_PATH, body, Call::Commit { reads, writes: run.writes, answer })
-            };
-            log::debug!("miroir: etcd ledger: op {} run {}: {}", id.0, head_runs(&self.queue), match &call { Call::Fetch { keys } => format!("fetch {keys:?}"), Call::Commit { reads, writes, .. } => format!("commit reads {reads:?} writes {:?}", writes.keys().collect::<Vec<_>>()) });
-            match self.call(host, path, body) {
+            let (body, call) = self.call_for(host, run, answer);
+            log::debug!("miroir: etcd ledger: op {} run {}: {}", id.0, head_runs(&self.queue), call.describe());
+            match self.call(host, etcd_wire::TXN_PATH, body) {
                 Ok(token) => self.in_flight = Some((token, call)),
                 Err(e) => {
                     self.call_failed(host, &format!("dispatch: {e}"));
@@ -211,6 +201,29 @@ impl EtcdLedger {
                 }
             }
         }
+    }
+
+    /// The call one run of an operation needs: fetch what the snapshot lacked (at most what one
+    /// transaction may hold; the next run fetches the rest), or commit what it wrote if nothing
+    /// it read has changed, reading those keys back if something has.
+    fn call_for(&self, host: &dyn Host, run: Run, answer: Answer) -> (Vec<u8>, Call) {
+        if !run.misses.is_empty() {
+            let keys: Vec<String> = run.misses.into_iter().take(MAX_TXN_OPS).collect();
+            let remote: Vec<Vec<u8>> = keys.iter().map(|k| self.remote(k)).collect();
+            return (etcd_wire::multi_get_body(&remote), Call::Fetch { keys });
+        }
+        let compares: Vec<Compare> = run
+            .reads
+            .iter()
+            .map(|(k, rev)| if *rev == 0 { Compare::Absent(self.remote(k)) } else { Compare::ModRevision(self.remote(k), *rev) })
+            .collect();
+        let mut puts: Vec<(Vec<u8>, Vec<u8>)> = run.writes.iter().map(|(k, v)| (self.remote(k), v.clone())).collect();
+        if !puts.is_empty() {
+            puts.push((self.remote(keys::GENERATION_KEY), self.remote_generation_value(host)));
+        }
+        let reads: Vec<String> = run.reads.into_keys().collect();
+        let read_back: Vec<Vec<u8>> = reads.iter().map(|k| self.remote(k)).collect();
+        (etcd_wire::txn_body(&compares, &puts, &read_back), Call::Commit { reads, writes: run.writes, answer })
     }
 
     fn remote_generation_value(&self, host: &dyn Host) -> Vec<u8> {
