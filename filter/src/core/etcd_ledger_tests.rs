@@ -335,13 +335,19 @@ fn run(etcd: &mut FakeEtcd, nodes: &mut [SimNode], gateways: &mut [EngineGateway
     }
 }
 
-#[test]
-fn a_write_through_one_gateway_commits_in_etcd_and_the_other_sees_its_version_after_a_poll() {
+/// One etcd, three nodes, and gateways A and B started on them (their first polls done).
+fn two_started_gateways() -> (FakeEtcd, Vec<SimNode>, Vec<EngineGateway>) {
     let cfg = etcd_config(3);
     let mut etcd = FakeEtcd::new();
     let mut nodes = vec![SimNode::new(); 3];
     let mut gws = vec![EngineGateway::new(&cfg, "a0"), EngineGateway::new(&cfg, "b0")];
     run(&mut etcd, &mut nodes, &mut gws, &[0, 1], 2, 10);
+    (etcd, nodes, gws)
+}
+
+#[test]
+fn a_write_through_one_gateway_commits_in_etcd_and_the_other_sees_its_version_after_a_poll() {
+    let (mut etcd, mut nodes, mut gws) = two_started_gateways();
 
     gws[0].send(77, "PATCH", "/indexes/m/settings", json!({"rankingRules": ["typo"]}));
     run(&mut etcd, &mut nodes, &mut gws, &[0], 40, 10);
@@ -365,11 +371,7 @@ fn a_write_through_one_gateway_commits_in_etcd_and_the_other_sees_its_version_af
 
 #[test]
 fn writes_through_two_gateways_at_once_on_one_index_both_commit_one_after_the_other() {
-    let cfg = etcd_config(3);
-    let mut etcd = FakeEtcd::new();
-    let mut nodes = vec![SimNode::new(); 3];
-    let mut gws = vec![EngineGateway::new(&cfg, "a0"), EngineGateway::new(&cfg, "b0")];
-    run(&mut etcd, &mut nodes, &mut gws, &[0, 1], 2, 10);
+    let (mut etcd, mut nodes, mut gws) = two_started_gateways();
     gws[0].send(71, "PATCH", "/indexes/m/settings", json!({"rankingRules": ["typo"]}));
     gws[1].send(72, "PATCH", "/indexes/m/settings", json!({"stopWords": ["the"]}));
     run(&mut etcd, &mut nodes, &mut gws, &[0, 1], 80, 10);
@@ -445,11 +447,7 @@ fn a_write_too_large_for_etcd_fails_alone() {
 
 #[test]
 fn a_task_queued_on_one_gateway_is_answered_by_another_before_its_next_poll() {
-    let cfg = etcd_config(3);
-    let mut etcd = FakeEtcd::new();
-    let mut nodes = vec![SimNode::new(); 3];
-    let mut gws = vec![EngineGateway::new(&cfg, "a0"), EngineGateway::new(&cfg, "b0")];
-    run(&mut etcd, &mut nodes, &mut gws, &[0, 1], 2, 10);
+    let (mut etcd, mut nodes, mut gws) = two_started_gateways();
 
     gws[0].send(77, "PATCH", "/indexes/m/settings", json!({"rankingRules": ["typo"]}));
     run(&mut etcd, &mut nodes, &mut gws, &[0], 1, 0);
