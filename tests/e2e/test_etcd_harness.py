@@ -80,6 +80,9 @@ def test_three_members_survive_one_kill_and_the_member_rejoins(make_etcd: Callab
 def test_two_members_down_is_no_quorum_until_they_return(make_etcd: Callable[..., EtcdCluster]) -> None:
     etcd = make_etcd(3)
     etcd.put("miroir/v1/k", "kept")
+    # Committed means a quorum has it, not every member yet: wait until member 2 applied it.
+    wait_until(lambda: etcd.get("miroir/v1/k", member=2, serializable=True) == b"kept", ELECTION_DEADLINE_SECONDS,
+               "member 2 to apply the write")
     etcd.kill(0)
     etcd.kill(1)
     with pytest.raises(requests.RequestException):
