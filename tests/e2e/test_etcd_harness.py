@@ -59,6 +59,9 @@ def test_three_members_survive_one_kill_and_the_member_rejoins(make_etcd: Callab
     etcd.put("miroir/v1/k", "before")
     leader = etcd.leader()
     assert leader in (0, 1, 2)
+    # A member learns the leader from its heartbeats: wait for the third to have heard one.
+    wait_until(lambda: all(etcd.status(i)["leader"] == etcd.status(leader)["leader"] for i in range(3)),
+               ELECTION_DEADLINE_SECONDS, "every member to know the leader")
     assert all(etcd.leader(member=i) == leader for i in range(3)), "the members disagree on the leader"
 
     etcd.kill(leader)
