@@ -209,7 +209,7 @@ def static_cluster(name: str, endpoints: Sequence[Node]) -> dict[str, Any]:
     }
 
 
-# The etcd ledger backend (DESIGN.md §14): the filter's callouts reach etcd's JSON gateway through
+# The etcd ledger backend (docs/architecture.md §5, "The etcd backend"): the filter's callouts reach etcd's JSON gateway through
 # this cluster (plugin configuration `state.cluster`). Plain HTTP/1.1 (a cluster's default), round
 # robin over the members. No health check or ejection, as in the shipped compose config: when etcd
 # does not answer, the filter itself refuses the writes that need it. A short connect timeout, so a

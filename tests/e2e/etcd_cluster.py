@@ -1,4 +1,4 @@
-"""Real etcd for the etcd ledger backend's tests (issue 12, DESIGN.md §14): a cluster of 1 or 3
+"""Real etcd for the etcd ledger backend's tests (issue 12; docs/architecture.md §5, docs/operations.md "Choosing a state backend"): a cluster of 1 or 3
 members of Debian's `etcd-server` (etcd 3.4, installed by `make test`) on 127.0.0.1, every
 client and peer port free and ephemeral, data dirs under the test's directory.
 

@@ -1,4 +1,4 @@
-"""The etcd ledger backend end to end (issue 12, DESIGN.md §14): one truth for many gateways.
+"""The etcd ledger backend end to end (issue 12; docs/architecture.md §5, docs/operations.md "Choosing a state backend"): one truth for many gateways.
 
 Two or three real Envoy processes (`--concurrency 2` each, so two filter VMs per gateway) run the
 built filter with `"state": {"backend": "etcd", "cluster": "etcd", "prefix": "miroir/v1/",
