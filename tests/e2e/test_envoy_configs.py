@@ -9,7 +9,6 @@ that path is replaced by the module built in this tree."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -54,21 +53,6 @@ def wasm_filenames(node: Any) -> list[dict[str, Any]]:
     elif isinstance(node, list):
         for value in node:
             found.extend(wasm_filenames(value))
-    return found
-
-
-def plugin_configurations(node: Any) -> list[dict[str, Any]]:
-    """Every wasm plugin configuration (`configuration.value`, a JSON string) in a bootstrap."""
-    found: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        configuration = node.get("configuration")
-        if isinstance(configuration, dict) and isinstance(configuration.get("value"), str):
-            found.append(json.loads(configuration["value"]))
-        for value in node.values():
-            found.extend(plugin_configurations(value))
-    elif isinstance(node, list):
-        for value in node:
-            found.extend(plugin_configurations(value))
     return found
 
 
