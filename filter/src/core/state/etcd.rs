@@ -141,7 +141,7 @@ impl EtcdLedger {
     /// (the writes' bodies and credentials), which only ledger operations read, from etcd.
     fn view_ranges(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let prefix = self.etcd.prefix.as_bytes().to_vec();
-        let jobs = self.remote(&keys::job_key_prefix());
+        let jobs = self.remote(keys::JOB_PREFIX);
         vec![(prefix.clone(), jobs.clone()), (etcd_wire::prefix_end(&jobs), etcd_wire::prefix_end(&prefix))]
     }
 
@@ -172,9 +172,7 @@ impl EtcdLedger {
                 continue;
             }
             let (id, op) = (head.id, head.op.clone());
-            // The active list is a hint (a claim checks the index itself): the view answers it.
-            if matches!(op, Op::ReadActive) && self.seen.contains_key(keys::ACTIVE_KEY) {
-                let answer = self.ops.run(&mut TxnHost::new(host, &self.seen), op);
+            if let Some(answer) = self.answer_from_view(host, &op) {
                 self.queue.pop_front();
                 self.answers.push_back((id, answer));
                 continue;
@@ -201,6 +199,13 @@ impl EtcdLedger {
                 }
             }
         }
+    }
+
+    /// The active list is a hint (a claim checks the index itself): what this gateway has seen
+    /// answers it, without a call. None for every other operation.
+    fn answer_from_view(&self, host: &mut dyn Host, op: &Op) -> Option<Answer> {
+        let hint = matches!(op, Op::ReadActive) && self.seen.contains_key(keys::ACTIVE_KEY);
+        hint.then(|| self.ops.run(&mut TxnHost::new(host, &self.seen), op.clone()))
     }
 
     /// The call one run of an operation needs: fetch what the snapshot lacked (at most what one
@@ -428,12 +433,12 @@ impl EtcdLedger {
 
 impl Ledger for EtcdLedger {
     fn submit(&mut self, host: &mut dyn Host, id: OpId, op: Op) {
-        // The active list is a hint (a claim checks the index itself): the view answers it at
-        // once when nothing is ahead of it.
-        if matches!(op, Op::ReadActive) && self.queue.is_empty() && self.seen.contains_key(keys::ACTIVE_KEY) {
-            let answer = self.ops.run(&mut TxnHost::new(host, &self.seen), op);
-            self.answers.push_back((id, answer));
-            return;
+        // Answered at once when nothing is ahead of it.
+        if self.queue.is_empty() {
+            if let Some(answer) = self.answer_from_view(host, &op) {
+                self.answers.push_back((id, answer));
+                return;
+            }
         }
         // Calls go out from `tick`, on the root context: a call dispatched from a client's
         // callback would be answered to that client's stream (the SDK routes answers by the
@@ -518,7 +523,7 @@ fn head_runs(q: &VecDeque<Queued>) -> u32 {
 /// (by their `rev`): a poll that read etcd before this gateway's own commit never puts an older
 /// state back, so a freeze seen here is never lost in between.
 fn apply_to_view(host: &mut dyn Host, key: &str, value: &[u8]) {
-    if key.starts_with(&keys::job_key_prefix()) {
+    if key.starts_with(keys::JOB_PREFIX) {
         return; // not part of the view (`EtcdLedger::view_ranges`)
     }
     let older = |current: &[u8]| -> bool {
