@@ -557,8 +557,11 @@ def test_one_etcd_member_down_changes_nothing_two_down_refuses_writes_until_they
     for proxy in (pa, pb):
         wait_version(proxy, uid, committed, SAME_VERSION_SECONDS)
 
-    # Two members down: no quorum. Writes refused, nothing reaches a node; reads go on.
-    etcd.kill(next(i for i in etcd.running if i != follower))
+    # Two members down: no quorum. Writes refused, nothing reaches a node; reads go on. The
+    # leader is the second to go: a leader left alone would keep the writes it could not commit
+    # in its log and commit them once the others return (a known gap, docs/operations.md,
+    # "Limits of the etcd backend").
+    etcd.kill(etcd.leader())
     assert len(etcd.running) == 1
     clear_all_requests(fleet)
     for proxy in (pa, pb):
