@@ -214,7 +214,7 @@ enum Verdict {
 impl Engine {
     pub fn new(cfg: Config, worker: String) -> Engine {
         let ledger: Box<dyn Ledger> = match cfg.state.etcd() {
-            Some(etcd) => Box::new(EtcdLedger::new(cfg.clone(), etcd.clone())),
+            Some(etcd) => Box::new(EtcdLedger::new(cfg.clone(), etcd.clone(), &worker)),
             None => Box::new(SharedDataLedger::new(cfg.clone())),
         };
         Engine::with_ledger(cfg, worker, ledger)

@@ -4,6 +4,8 @@
 //! fake host and answered here from the one `FakeEtcd`, in an order the test chooses — FIFO, or
 //! one call of each gateway in turn so that their transactions meet.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::{json, Value};
 
 use super::config::Config;
@@ -31,8 +33,8 @@ fn etcd_config(nodes: usize) -> Config {
     config(nodes, json!({"state": {"backend": "etcd", "cluster": ETCD, "poll_ms": POLL_MS}}))
 }
 
-fn new_ledger(cfg: &Config) -> EtcdLedger {
-    EtcdLedger::new(cfg.clone(), cfg.state.etcd().expect("etcd backend").clone())
+fn new_ledger(cfg: &Config, worker: &str) -> EtcdLedger {
+    EtcdLedger::new(cfg.clone(), cfg.state.etcd().expect("etcd backend").clone(), worker)
 }
 
 /// Pop the oldest etcd call `host` dispatched and has not had answered.
@@ -51,8 +53,10 @@ struct Gateway {
 
 impl Gateway {
     fn new(cfg: &Config) -> Gateway {
+        static GATEWAYS: AtomicU64 = AtomicU64::new(0);
+        let worker = format!("g{}", GATEWAYS.fetch_add(1, Ordering::Relaxed));
         let envoy = new_envoy(T0);
-        Gateway { host: FakeHost::new(envoy.clone()), envoy, ledger: new_ledger(cfg) }
+        Gateway { host: FakeHost::new(envoy.clone()), envoy, ledger: new_ledger(cfg, &worker) }
     }
 
     fn submit(&mut self, id: u64, op: Op) {
@@ -245,15 +249,20 @@ fn with_etcd_down_or_without_quorum_writes_fail_as_unavailable_and_come_back_by_
         assert!(matches!(answer, Answer::Failed(StoreError::Unavailable(_))), "{fault:?}: {answer:?}");
         assert!((2_000..3_000).contains(&waited), "{fault:?}: refused after {waited} ms");
         assert!(g.ledger.unavailable(), "{fault:?}");
-        // Once etcd is down, a write is refused at once.
+        // Once etcd is down, a write is refused at once, without a call.
+        let calls = etcd.calls.len();
         g.submit(3, enqueue("m", "{}"));
         g.tick();
-        pump(&mut etcd, &mut [&mut g], Order::Fifo);
         assert!(matches!(g.take(3), Some(Answer::Failed(StoreError::Unavailable(_)))), "{fault:?}");
+        assert_eq!(etcd.calls.len(), calls, "{fault:?}: a refused write was sent");
         assert_eq!(etcd.revision(), 1, "{fault:?}: nothing written");
 
-        // etcd answers again: the same ledger, no restart.
+        // etcd answers again: the same ledger, no restart. The next poll finds it back.
         etcd.fault = Fault::Up;
+        g.advance(POLL_MS);
+        g.tick();
+        pump(&mut etcd, &mut [&mut g], Order::Fifo);
+        assert!(!g.ledger.unavailable(), "{fault:?}");
         g.submit(2, enqueue("m", "{}"));
         g.tick();
         pump(&mut etcd, &mut [&mut g], Order::Fifo);
@@ -269,6 +278,106 @@ fn with_etcd_down_or_without_quorum_writes_fail_as_unavailable_and_come_back_by_
     }
 }
 
+/// Tick and answer `g`'s calls every 50 ms of its clock until `id` is answered (None after
+/// `within_ms`).
+fn answer_within(etcd: &mut FakeEtcd, g: &mut Gateway, id: u64, within_ms: u64) -> Option<Answer> {
+    let mut waited = 0;
+    loop {
+        g.tick();
+        pump(etcd, &mut [&mut *g], Order::Fifo);
+        if let Some(answer) = g.take(id) {
+            return Some(answer);
+        }
+        if waited >= within_ms {
+            return None;
+        }
+        g.advance(50);
+        waited += 50;
+    }
+}
+
+#[test]
+fn a_write_whose_answer_was_lost_is_answered_as_applied_and_queued_once() {
+    let cfg = etcd_config(3);
+    let mut etcd = FakeEtcd::new();
+    let mut g = Gateway::new(&cfg);
+    g.submit(1, enqueue("m", "{}"));
+    let first = enqueued(answer_within(&mut etcd, &mut g, 1, 0));
+    // etcd applies the next write, but its answer comes after the call timed out.
+    etcd.lose_next_write_answer = true;
+    g.submit(2, enqueue("m", r#"{"stopWords":["a"]}"#));
+    let second = enqueued(answer_within(&mut etcd, &mut g, 2, 5_000));
+    assert_eq!(second, first + 1);
+    let rec: IndexRecord = etcd_record(&etcd, &keys::index_key("m")).expect("index record");
+    assert_eq!(rec.queue, vec![first, second], "the write is queued once, not again on a blind retry");
+    assert_eq!(etcd_record::<u64>(&etcd, keys::TASK_COUNTER_KEY), Some(second - FIRST_TASK + 1), "two uids spent, not three");
+}
+
+#[test]
+fn a_write_taken_by_a_leader_without_quorum_is_held_until_etcd_says_whether_it_took_effect() {
+    let cfg = etcd_config(3);
+    for reelected in [true, false] {
+        let mut etcd = FakeEtcd::new();
+        let mut g = Gateway::new(&cfg);
+        g.submit(1, enqueue("m", "{}"));
+        let first = enqueued(answer_within(&mut etcd, &mut g, 1, 0));
+
+        // The leader loses its quorum with this write in its log: the call times out, and
+        // whether the write ever takes effect depends on the next election. It is neither
+        // refused (it could take effect later) nor retried blind (it could be queued twice).
+        etcd.fault = Fault::LeaderAlone;
+        g.submit(2, enqueue("m", r#"{"stopWords":["held"]}"#));
+        let early = answer_within(&mut etcd, &mut g, 2, 10_000);
+        assert!(early.is_none(), "reelected {reelected}: answered {early:?} while etcd cannot say");
+        assert!(g.ledger.unavailable(), "reelected {reelected}");
+        assert!(!etcd.uncommitted.is_empty());
+        // A write that comes while etcd is down is refused at once, and never sent.
+        let sent = etcd.uncommitted.len();
+        g.submit(3, enqueue("m", r#"{"stopWords":["refused"]}"#));
+        g.tick();
+        assert!(matches!(g.take(3), Some(Answer::Failed(StoreError::Unavailable(_)))), "reelected {reelected}");
+        pump(&mut etcd, &mut [&mut g], Order::Fifo);
+        let refused_sent = etcd.uncommitted.iter().any(|t| t.to_string().contains(&encode_b64("refused")));
+        assert!(!refused_sent && etcd.uncommitted.len() <= sent + 1, "reelected {reelected}: a refused write reached etcd");
+
+        // The quorum is back: the held write gets its true outcome. Kept by the leader, it took
+        // effect as it was; dropped, it runs again now. Either way it is queued exactly once.
+        etcd.regain_quorum(reelected);
+        let second = enqueued(answer_within(&mut etcd, &mut g, 2, 5_000));
+        assert_eq!(second, first + 1, "reelected {reelected}");
+        let rec: IndexRecord = etcd_record(&etcd, &keys::index_key("m")).expect("index record");
+        assert_eq!(rec.queue, vec![first, second], "reelected {reelected}");
+        g.advance(POLL_MS);
+        g.tick();
+        pump(&mut etcd, &mut [&mut g], Order::Fifo);
+        assert!(!g.ledger.unavailable(), "reelected {reelected}");
+    }
+}
+
+#[test]
+fn a_commit_envoy_could_not_send_runs_again_at_once_without_a_settle() {
+    let cfg = etcd_config(3);
+    let mut etcd = FakeEtcd::new();
+    let mut g = Gateway::new(&cfg);
+    g.submit(1, enqueue("m", "{}"));
+    let first = enqueued(answer_within(&mut etcd, &mut g, 1, 0));
+    // The member Envoy picks for the commit is not listening: nothing was sent, nothing to settle.
+    let before = etcd.calls.len();
+    etcd.refuse_connections = 1;
+    g.submit(2, enqueue("m", r#"{"stopWords":["a"]}"#));
+    let second = enqueued(answer_within(&mut etcd, &mut g, 2, 1_000));
+    assert_eq!(second, first + 1);
+    let settles = etcd.calls[before..].iter().filter(|(_, body)| String::from_utf8_lossy(body).contains(r#""target":"VALUE""#)).count();
+    assert_eq!(settles, 0, "a call Envoy never sent is not in doubt");
+    let rec: IndexRecord = etcd_record(&etcd, &keys::index_key("m")).expect("index record");
+    assert_eq!(rec.queue, vec![first, second]);
+}
+
+/// How a value is spelled in an etcd request body.
+fn encode_b64(text: &str) -> String {
+    super::state::etcd_wire::encode(text.as_bytes())
+}
+
 // ----- the engine on the etcd ledger -----
 
 /// One gateway with its engine (whose ledger is an `EtcdLedger`).
@@ -282,7 +391,7 @@ impl EngineGateway {
     fn new(cfg: &Config, worker: &str) -> EngineGateway {
         let envoy = new_envoy(T0);
         let mut host = FakeHost::new(envoy.clone());
-        let engine = Engine::with_ledger(cfg.clone(), worker.to_string(), Box::new(new_ledger(cfg)));
+        let engine = Engine::with_ledger(cfg.clone(), worker.to_string(), Box::new(new_ledger(cfg, worker)));
         engine.seed(&mut host);
         EngineGateway { envoy, host, engine }
     }

@@ -14,8 +14,16 @@
 //!
 //! A failed call is tried again after a backoff (one dead member behind the cluster's load
 //! balancer, an election). Nothing reached etcd for `down_after_ms`: etcd is down, operations
-//! fail as `StoreError::Unavailable` (a client's write gets `503 miroir_state_unavailable`,
-//! nothing reaches a node) and polling goes on, so service comes back by itself.
+//! fail as `StoreError::Unavailable` without a call (a client's write gets
+//! `503 miroir_state_unavailable`, nothing reaches a node) and polling goes on, so service comes
+//! back by itself.
+//!
+//! A commit whose call got no answer is in doubt: etcd may have applied it, or may yet (a leader
+//! that lost its quorum keeps what it took, and commits it if it is elected again). It is never
+//! run again blind (a write would be queued twice) nor refused (a write answered 503 could take
+//! effect later): every commit also writes this VM's marker key with its number, and the
+//! operation waits until a later transaction, ordered after it in etcd's log, reads the marker.
+//! Then it is answered as applied, or run again.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -54,8 +62,18 @@ struct Queued {
 enum Call {
     /// Reading keys the snapshot lacked.
     Fetch { keys: Vec<String> },
-    /// The operation's transaction, with what it writes and the answer it gives if it holds.
-    Commit { reads: Vec<String>, writes: BTreeMap<String, Vec<u8>>, answer: Answer },
+    /// The operation's transaction, with what it writes and the answer it gives if it holds;
+    /// `seq` numbers a commit that writes (this VM's marker takes it).
+    Commit { reads: Vec<String>, writes: BTreeMap<String, Vec<u8>>, answer: Answer, seq: Option<u64> },
+    /// Whether the commit in doubt took effect (`etcd_wire::settle_body`).
+    Settle(InDoubt),
+}
+
+/// A commit that got no answer, kept until etcd says whether it took effect.
+struct InDoubt {
+    seq: u64,
+    writes: BTreeMap<String, Vec<u8>>,
+    answer: Answer,
 }
 
 impl Call {
@@ -63,6 +81,7 @@ impl Call {
         match self {
             Call::Fetch { keys } => format!("fetch {keys:?}"),
             Call::Commit { reads, writes, .. } => format!("commit reads {reads:?} writes {:?}", writes.keys().collect::<Vec<_>>()),
+            Call::Settle(doubt) => format!("settle commit {}", doubt.seq),
         }
     }
 }
@@ -75,6 +94,11 @@ enum Poll {
 pub struct EtcdLedger {
     etcd: EtcdConfig,
     ops: SharedDataLedger,
+    /// This VM's marker key (etcd's name) and the number of its last commit that writes.
+    marker: Vec<u8>,
+    commits: u64,
+    /// The head operation's commit, in doubt: nothing else goes to etcd until it is settled.
+    in_doubt: Option<InDoubt>,
     /// Every key seen, as last seen (local key names, under `keys::PREFIX`).
     seen: BTreeMap<String, Seen>,
     queue: VecDeque<Queued>,
@@ -104,10 +128,14 @@ pub struct EtcdLedger {
 }
 
 impl EtcdLedger {
-    pub fn new(cfg: Config, etcd: EtcdConfig) -> EtcdLedger {
-        EtcdLedger {
+    /// The ledger of the VM `worker` (an id no other VM shares: it names the VM's marker key).
+    pub fn new(cfg: Config, etcd: EtcdConfig, worker: &str) -> EtcdLedger {
+        let mut ledger = EtcdLedger {
             ops: SharedDataLedger::new(cfg),
             etcd,
+            marker: Vec::new(),
+            commits: 0,
+            in_doubt: None,
             seen: BTreeMap::new(),
             queue: VecDeque::new(),
             in_flight: None,
@@ -124,7 +152,9 @@ impl EtcdLedger {
             last_ok_ms: 0,
             down: false,
             retry_at_ms: 0,
-        }
+        };
+        ledger.marker = ledger.remote(&keys::commit_marker_key(worker));
+        ledger
     }
 
     fn remote(&self, local: &str) -> Vec<u8> {
@@ -138,11 +168,21 @@ impl EtcdLedger {
     }
 
     /// The key ranges a gateway's view copies: everything under the prefix but the job records
-    /// (the writes' bodies and credentials), which only ledger operations read, from etcd.
+    /// (the writes' bodies and credentials), which only ledger operations read, from etcd, and
+    /// the gateways' commit markers.
     fn view_ranges(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let prefix = self.etcd.prefix.as_bytes().to_vec();
-        let jobs = self.remote(keys::JOB_PREFIX);
-        vec![(prefix.clone(), jobs.clone()), (etcd_wire::prefix_end(&jobs), etcd_wire::prefix_end(&prefix))]
+        let mut left_out = [self.remote(keys::COMMIT_MARKER_PREFIX), self.remote(keys::JOB_PREFIX)];
+        left_out.sort();
+        let mut ranges = Vec::new();
+        let mut start = prefix.clone();
+        for skipped in left_out {
+            let next = etcd_wire::prefix_end(&skipped);
+            ranges.push((start, skipped));
+            start = next;
+        }
+        ranges.push((start, etcd_wire::prefix_end(&prefix)));
+        ranges
     }
 
     fn call(&self, host: &mut dyn Host, path: &str, body: Vec<u8>) -> Result<u32, String> {
@@ -161,6 +201,11 @@ impl EtcdLedger {
     fn advance(&mut self, host: &mut dyn Host) {
         if host.now_ms() < self.retry_at_ms {
             return; // backing off after a failed call; `tick` comes back
+        }
+        if self.in_flight.is_none() {
+            if let Some(doubt) = self.in_doubt.take() {
+                return self.settle(host, doubt);
+            }
         }
         while self.in_flight.is_none() {
             let Some(head) = self.queue.front_mut() else { return };
@@ -187,6 +232,12 @@ impl EtcdLedger {
                 self.answers.push_back((id, answer));
                 continue;
             }
+            if self.down {
+                // Nothing is sent while etcd is down: a commit would only be in doubt.
+                self.queue.pop_front();
+                self.answers.push_back((id, Answer::Failed(StoreError::Unavailable("etcd is down".into()))));
+                continue;
+            }
             let (body, call) = self.call_for(host, run, answer);
             log::debug!("miroir: etcd ledger: op {} run {}: {}", id.0, head_runs(&self.queue), call.describe());
             match self.call(host, etcd_wire::TXN_PATH, body) {
@@ -211,7 +262,7 @@ impl EtcdLedger {
     /// The call one run of an operation needs: fetch what the snapshot lacked (at most what one
     /// transaction may hold; the next run fetches the rest), or commit what it wrote if nothing
     /// it read has changed, reading those keys back if something has.
-    fn call_for(&self, host: &dyn Host, run: Run, answer: Answer) -> (Vec<u8>, Call) {
+    fn call_for(&mut self, host: &dyn Host, run: Run, answer: Answer) -> (Vec<u8>, Call) {
         if !run.misses.is_empty() {
             let keys: Vec<String> = run.misses.into_iter().take(MAX_TXN_OPS).collect();
             let remote: Vec<Vec<u8>> = keys.iter().map(|k| self.remote(k)).collect();
@@ -223,12 +274,50 @@ impl EtcdLedger {
             .map(|(k, rev)| if *rev == 0 { Compare::Absent(self.remote(k)) } else { Compare::ModRevision(self.remote(k), *rev) })
             .collect();
         let mut puts: Vec<(Vec<u8>, Vec<u8>)> = run.writes.iter().map(|(k, v)| (self.remote(k), v.clone())).collect();
+        let mut seq = None;
         if !puts.is_empty() {
             puts.push((self.remote(keys::GENERATION_KEY), self.remote_generation_value(host)));
+            self.commits += 1;
+            puts.push((self.marker.clone(), self.commits.to_string().into_bytes()));
+            seq = Some(self.commits);
         }
         let reads: Vec<String> = run.reads.into_keys().collect();
         let read_back: Vec<Vec<u8>> = reads.iter().map(|k| self.remote(k)).collect();
-        (etcd_wire::txn_body(&compares, &puts, &read_back), Call::Commit { reads, writes: run.writes, answer })
+        (etcd_wire::txn_body(&compares, &puts, &read_back), Call::Commit { reads, writes: run.writes, answer, seq })
+    }
+
+    /// Ask etcd whether the commit in doubt took effect; the head operation waits for the answer.
+    fn settle(&mut self, host: &mut dyn Host, doubt: InDoubt) {
+        let body = etcd_wire::settle_body(&self.marker, doubt.seq);
+        log::debug!("miroir: etcd ledger: settling commit {}", doubt.seq);
+        match self.call(host, etcd_wire::TXN_PATH, body) {
+            Ok(token) => self.in_flight = Some((token, Call::Settle(doubt))),
+            Err(e) => {
+                self.in_doubt = Some(doubt);
+                self.call_failed(host, &format!("dispatch: {e}"));
+            }
+        }
+    }
+
+    /// The commit in doubt was applied (at `revision`) or never will be.
+    fn settled(&mut self, host: &mut dyn Host, doubt: InDoubt, applied_at: Option<i64>) {
+        let Some(revision) = applied_at else {
+            log::info!("miroir: etcd ledger: commit {} did not take effect; its operation runs again", doubt.seq);
+            return;
+        };
+        log::info!("miroir: etcd ledger: commit {} took effect at revision {revision}", doubt.seq);
+        self.committed(host, doubt.writes, revision, doubt.answer);
+    }
+
+    /// A commit took effect: its writes are what this gateway has seen, and its answer is given.
+    fn committed(&mut self, host: &mut dyn Host, writes: BTreeMap<String, Vec<u8>>, revision: i64, answer: Answer) {
+        for (key, value) in writes {
+            apply_to_view(host, &key, &value);
+            self.seen.insert(key, Seen { value: Some(value), mod_revision: revision });
+        }
+        if let Some(head) = self.queue.pop_front() {
+            self.answers.push_back((head.id, answer));
+        }
     }
 
     fn remote_generation_value(&self, host: &dyn Host) -> Vec<u8> {
@@ -268,25 +357,27 @@ impl EtcdLedger {
     /// endpoint may be a live member, an election may end), until etcd counts as down; then fail
     /// it and every operation queued behind it, which would meet the same etcd: a client's write
     /// is refused at once while etcd is down, and after about `down_after_ms` when it goes down.
+    /// A head whose commit is in doubt stays, and is settled when etcd answers again.
     fn call_failed(&mut self, host: &mut dyn Host, why: &str) {
         let down = self.failed_call(host, why);
+        let held = usize::from(self.in_doubt.is_some());
+        if down {
+            for q in self.queue.drain(held..) {
+                self.answers.push_back((q.id, Answer::Failed(StoreError::Unavailable(why.to_string()))));
+            }
+        }
         let Some(head) = self.queue.front_mut() else { return };
-        if !down {
-            head.call_failures += 1;
-            head.runs = head.runs.saturating_sub(1);
-            let backoff = (RETRY_BASE_MS << head.call_failures.min(4)).min(RETRY_MAX_MS);
-            self.retry_at_ms = host.now_ms() + backoff;
-            return;
-        }
-        for q in self.queue.drain(..) {
-            self.answers.push_back((q.id, Answer::Failed(StoreError::Unavailable(why.to_string()))));
-        }
+        head.call_failures += 1;
+        head.runs = head.runs.saturating_sub(1);
+        let backoff = (RETRY_BASE_MS << head.call_failures.min(4)).min(RETRY_MAX_MS);
+        self.retry_at_ms = host.now_ms() + backoff;
     }
 
     fn on_call_answer(&mut self, host: &mut dyn Host, call: Call, resp: &CalloutResponse) {
         let parsed = match resp.status {
             Some(200) => etcd_wire::parse_txn(&resp.body),
-            Some(status) => match etcd_wire::refusal(status, &resp.body) {
+            // A settle refused would leave its commit in doubt: it is tried again, as a failure.
+            Some(status) => match etcd_wire::refusal(status, &resp.body).filter(|_| !matches!(call, Call::Settle(_))) {
                 // etcd answered but refuses this transaction (e.g. a request over its
                 // --max-request-bytes): this operation fails, etcd is not down.
                 Some(why) => {
@@ -296,13 +387,22 @@ impl EtcdLedger {
                     }
                     return self.advance(host);
                 }
-                None => Err(format!("etcd answered {status}")),
+                None => Err(format!("etcd answered {status}: {}", excerpt(&resp.body))),
             },
             None => Err("no answer".to_string()),
         };
+        let sent = !resp.status.is_some_and(|status| etcd_wire::never_sent(status, &resp.body));
         let txn = match parsed {
             Ok(t) => t,
             Err(e) => {
+                match call {
+                    Call::Commit { writes, answer, seq: Some(seq), .. } if sent => {
+                        log::warn!("miroir: etcd ledger: commit {seq} in doubt ({e}): held until etcd says whether it took effect");
+                        self.in_doubt = Some(InDoubt { seq, writes, answer });
+                    }
+                    Call::Settle(doubt) => self.in_doubt = Some(doubt),
+                    Call::Fetch { .. } | Call::Commit { .. } => {}
+                }
                 self.call_failed(host, &e);
                 return self.advance(host);
             }
@@ -315,15 +415,13 @@ impl EtcdLedger {
                     self.learn(host, key, kvs.first());
                 }
             }
-            Call::Commit { reads, writes, answer } => {
+            Call::Settle(doubt) => {
+                let applied_at = txn.succeeded.then(|| txn.ranges.first().and_then(|r| r.first()).map_or(txn.revision, |kv| kv.mod_revision));
+                self.settled(host, doubt, applied_at);
+            }
+            Call::Commit { reads, writes, answer, .. } => {
                 if txn.succeeded {
-                    for (key, value) in writes {
-                        apply_to_view(host, &key, &value);
-                        self.seen.insert(key, Seen { value: Some(value), mod_revision: txn.revision });
-                    }
-                    if let Some(head) = self.queue.pop_front() {
-                        self.answers.push_back((head.id, answer));
-                    }
+                    self.committed(host, writes, txn.revision, answer);
                 } else {
                     for (key, kvs) in reads.iter().zip(txn.ranges.iter()) {
                         self.learn(host, key, kvs.first());
@@ -449,7 +547,7 @@ impl Ledger for EtcdLedger {
             // A renewal only extends a lease still held, so it may go ahead of the operations
             // queued before it; behind them, under contention, it could come after the lease ran
             // out and a live owner would lose its job.
-            let at = usize::from(self.in_flight.is_some()).min(self.queue.len());
+            let at = usize::from(self.in_flight.is_some() || self.in_doubt.is_some()).min(self.queue.len());
             self.queue.insert(at, queued);
         } else {
             self.queue.push_back(queued);
@@ -482,6 +580,13 @@ impl Ledger for EtcdLedger {
     }
 
     fn tick(&mut self, host: &mut dyn Host) {
+        if self.down && self.head_in_doubt() {
+            // The head waits for etcd; what is queued behind it is refused now, as it would be
+            // at the head.
+            for q in self.queue.drain(1..) {
+                self.answers.push_back((q.id, Answer::Failed(StoreError::Unavailable("etcd is down".into()))));
+            }
+        }
         if self.poll.is_none() && (self.refresh_wanted || host.now_ms() >= self.next_poll_ms) {
             self.start_poll(host);
         }
@@ -513,6 +618,18 @@ impl Ledger for EtcdLedger {
     fn unavailable(&self) -> bool {
         self.down
     }
+}
+
+impl EtcdLedger {
+    /// The head operation's commit got no answer and is not settled yet.
+    fn head_in_doubt(&self) -> bool {
+        self.in_doubt.is_some() || matches!(self.in_flight, Some((_, Call::Settle(_))))
+    }
+}
+
+/// The start of an error answer, for the log (Envoy's reason for a failed call, or etcd's).
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).chars().take(160).collect()
 }
 
 fn head_runs(q: &VecDeque<Queued>) -> u32 {

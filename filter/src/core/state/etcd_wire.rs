@@ -75,6 +75,26 @@ pub fn txn_body(compares: &[Compare], puts: &[(Vec<u8>, Vec<u8>)], reads: &[Vec<
     json!({ "compare": compare, "success": success, "failure": failure }).to_string().into_bytes()
 }
 
+/// Did this gateway's commit number `seq` take effect? A transaction that is itself a write, so
+/// etcd orders it after that commit in its log: once it is applied, that commit either was
+/// applied before it or never will be (a leader that lost its quorum may keep a write it took and
+/// commit it once re-elected; a read could answer before that). Its compare holds if the marker
+/// still says `seq`; then its success branch reads the marker (the revision the commit was
+/// applied at) and writes it again, unchanged.
+pub fn settle_body(marker: &[u8], seq: u64) -> Vec<u8> {
+    let value = encode(seq.to_string().as_bytes());
+    json!({
+        "compare": [{ "key": encode(marker), "target": "VALUE", "result": "EQUAL", "value": value }],
+        "success": [
+            { "request_range": { "key": encode(marker) } },
+            { "request_put": { "key": encode(marker), "value": value } },
+        ],
+        "failure": [],
+    })
+    .to_string()
+    .into_bytes()
+}
+
 /// Several key ranges (`[start, end)`), each changed at or after `min_mod_revision`, read at one
 /// revision: a transaction with no compares whose success branch is one range per pair.
 pub fn multi_range_body(ranges: &[(Vec<u8>, Vec<u8>)], min_mod_revision: Option<i64>) -> Vec<u8> {
@@ -126,6 +146,16 @@ pub fn refusal(status: u16, body: &[u8]) -> Option<String> {
     }
     let message = v.get("message").or_else(|| v.get("error")).and_then(Value::as_str).unwrap_or("refused");
     Some(format!("{message} (HTTP {status}, gRPC code {code})"))
+}
+
+/// Envoy's own answer for a call it never sent to a member: no connection could be made (refused,
+/// timed out), the circuit breaker or a refused stream turned it away, or no member is healthy.
+/// Anything else that is not etcd's answer (a reset, a timeout after sending) leaves a write's
+/// outcome unknown.
+pub fn never_sent(status: u16, body: &[u8]) -> bool {
+    const NOT_SENT: [&str; 5] = ["connection failure", "connection timeout", "overflow", "refused stream reset", "no healthy upstream"];
+    let text = String::from_utf8_lossy(body);
+    status == 503 && NOT_SENT.iter().any(|reason| text.contains(reason))
 }
 
 /// The first key after every key that starts with `prefix` (etcd's `range_end` for a prefix).
@@ -232,6 +262,17 @@ mod tests {
         assert_eq!(prefix_end(b"miroir/v1/"), b"miroir/v10".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_end(b"\xff"), vec![0]);
+    }
+
+    #[test]
+    fn only_envoys_own_answer_for_a_call_it_could_not_make_is_never_sent() {
+        let refused = b"upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused";
+        assert!(never_sent(503, refused));
+        assert!(never_sent(503, b"no healthy upstream"));
+        let reset = b"upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+        assert!(!never_sent(503, reset), "a reset after sending leaves the outcome unknown");
+        assert!(!never_sent(504, b"upstream request timeout"));
+        assert!(!never_sent(503, br#"{"error":"etcdserver: request timed out","code":14}"#));
     }
 
     #[test]

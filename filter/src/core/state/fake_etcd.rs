@@ -27,9 +27,14 @@
 //! leases, historical reads (`revision`), sorting, nested transactions, `ignore_value`,
 //! `ignore_lease`.
 //!
-//! Faults: `Fault::Down` (no member answers: the call fails before any response) and
+//! Faults: `Fault::Down` (no member answers: the call fails before any response),
 //! `Fault::NoQuorum` (the member answers, but a proposal cannot commit: 503, "request timed
-//! out").
+//! out"), and `Fault::LeaderAlone` (the leader lost its quorum: it keeps every write it is sent
+//! in its log, uncommitted, and the call times out; `regain_quorum` says whether it is elected
+//! again and commits them, or another member is and they are lost). `lose_next_write_answer`
+//! applies the next write and loses its answer (etcd slow past the caller's timeout);
+//! `refuse_connections` has Envoy answer the next calls itself, as when the member it picked is
+//! not listening.
 
 use std::collections::BTreeMap;
 
@@ -52,6 +57,8 @@ pub enum Fault {
     Down,
     /// Members answer but cannot commit anything (no leader / no quorum).
     NoQuorum,
+    /// The leader alone: writes kept, uncommitted, and no answer to anything.
+    LeaderAlone,
 }
 
 /// One live key.
@@ -73,6 +80,11 @@ pub struct FakeEtcd {
     pub calls: Vec<(String, Vec<u8>)>,
     /// Transactions whose compares did not hold (the failure branch ran).
     pub failed_compares: u32,
+    /// Writes the leader took while alone (`Fault::LeaderAlone`), in order.
+    pub uncommitted: Vec<Value>,
+    pub lose_next_write_answer: bool,
+    /// The next this many calls meet a member that is not listening: Envoy answers them itself.
+    pub refuse_connections: u32,
 }
 
 impl Default for FakeEtcd {
@@ -101,6 +113,9 @@ impl FakeEtcd {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             calls: Vec::new(),
             failed_compares: 0,
+            uncommitted: Vec::new(),
+            lose_next_write_answer: false,
+            refuse_connections: 0,
         }
     }
 
@@ -142,10 +157,23 @@ impl FakeEtcd {
     pub fn answer(&mut self, call: &Callout) -> CalloutResponse {
         let body = call.body.clone().unwrap_or_default();
         self.calls.push((call.path.clone(), body.clone()));
+        if self.refuse_connections > 0 {
+            self.refuse_connections -= 1;
+            let reply = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused";
+            return CalloutResponse { status: Some(503), body: reply.as_bytes().to_vec() };
+        }
         match self.fault {
             Fault::Up => {}
             Fault::Down => return CalloutResponse { status: None, body: vec![] },
             Fault::NoQuorum => return error_response(&GrpcError { code: 14, message: "etcdserver: request timed out".into() }),
+            Fault::LeaderAlone => {
+                if let Ok(request) = serde_json::from_slice::<Value>(&body) {
+                    if call.path.ends_with("/kv/txn") && TxnReq::parse(&request).is_ok_and(|t| !t.read_only()) {
+                        self.uncommitted.push(request);
+                    }
+                }
+                return CalloutResponse { status: None, body: vec![] };
+            }
         }
         // etcd 3.4 serves /v3beta/ as /v3/ (embed/serve.go, accessController).
         let path = call.path.split('?').next().unwrap_or_default().replacen("/v3beta/", "/v3/", 1);
@@ -159,9 +187,25 @@ impl FakeEtcd {
             Ok(_) | Err(_) => return error_response(&invalid("unexpected EOF")),
         };
         let answered = if route == "/v3/kv/range" { self.range_call(&request) } else { self.txn_call(&request) };
+        let write = route == "/v3/kv/txn" && TxnReq::parse(&request).is_ok_and(|t| !t.read_only());
+        if write && answered.is_ok() && std::mem::take(&mut self.lose_next_write_answer) {
+            return CalloutResponse { status: Some(504), body: b"upstream request timeout".to_vec() };
+        }
         match answered {
             Ok(v) => CalloutResponse { status: Some(200), body: v.to_string().into_bytes() },
             Err(e) => error_response(&e),
+        }
+    }
+
+    /// The quorum is back. `reelected`: the leader that was alone wins the election (its log is
+    /// the longest) and commits the writes it kept, in order, before anything else; otherwise
+    /// another member wins and they are dropped.
+    pub fn regain_quorum(&mut self, reelected: bool) {
+        self.fault = Fault::Up;
+        for request in std::mem::take(&mut self.uncommitted) {
+            if reelected {
+                let _ = self.txn_call(&request);
+            }
         }
     }
 
@@ -576,6 +620,12 @@ impl TxnReq {
             success: list("success").iter().map(RequestOp::parse).collect::<Result<_, _>>()?,
             failure: list("failure").iter().map(RequestOp::parse).collect::<Result<_, _>>()?,
         })
+    }
+
+    /// etcd serves a transaction of ranges only as a read, outside the raft log
+    /// (`isTxnReadonly`).
+    fn read_only(&self) -> bool {
+        self.success.iter().chain(&self.failure).all(|op| matches!(op, RequestOp::Range(_)))
     }
 
     fn bytes(&self) -> usize {

@@ -18,6 +18,8 @@ pub const VIEW_LOADED_KEY: &str = "miroir/v1/view_loaded";
 pub const INDEX_PREFIX: &str = "miroir/v1/index/";
 pub const HOT_PREFIX: &str = "miroir/v1/hot/";
 pub const JOB_PREFIX: &str = "miroir/v1/job/";
+/// etcd backend: one key per filter VM, the number of its last commit (`etcd.rs`, in doubt).
+pub const COMMIT_MARKER_PREFIX: &str = "miroir/v1/gateway/";
 /// Set once by the first worker that warned about a missing node key (`engine/drift.rs`).
 pub const WARNED_NODE_KEY: &str = "miroir/v1/warned_node_key";
 
@@ -30,6 +32,9 @@ pub fn hot_key(uid: &str) -> String {
 }
 pub fn job_key(task_uid: u64) -> String {
     format!("{JOB_PREFIX}{task_uid}")
+}
+pub fn commit_marker_key(worker: &str) -> String {
+    format!("{COMMIT_MARKER_PREFIX}{worker}")
 }
 pub fn task_key(task_uid: u64) -> String {
     format!("{PREFIX}task/{task_uid}")
@@ -60,7 +65,7 @@ mod tests {
 
     #[test]
     fn every_key_is_under_the_prefix() {
-        let keys = [GENERATION_KEY, INDEX_PREFIX, HOT_PREFIX, JOB_PREFIX, TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY, LAGGING_KEY];
+        let keys = [GENERATION_KEY, INDEX_PREFIX, HOT_PREFIX, JOB_PREFIX, COMMIT_MARKER_PREFIX, TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY, LAGGING_KEY];
         let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m"), open_key("m"), open_task_key(1), log_key("m")];
         assert!(keys.iter().copied().chain(made.iter().map(String::as_str)).all(|k| k.starts_with(PREFIX)));
     }
