@@ -3,6 +3,7 @@ the statistics used in every table (medians of all runs, nothing dropped)."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from waiting import wait_until  # noqa: E402
 __all__ = [
     "BENCH_DIR", "REPO_ROOT", "OUT_DIR", "Envoy", "Fleet", "envoy_config", "paths", "wait_until",
     "median", "Stopwatch", "run_command", "start_envoy", "noop_wasm", "rss_kib", "poll_task", "epoch_ms",
+    "cpu_seconds", "memory_by_kind_kib",
 ]
 
 NOOP_WASM_NAME = "miroir_bench_noop_filter.wasm"
@@ -89,6 +91,43 @@ def rss_kib(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             found[key] = int(value.split()[0])
     return found
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a live process (all its threads), from /proc/<pid>/stat."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_by_kind_kib(pid: int) -> dict[str, int]:
+    """Resident memory of a process by kind of mapping, from /proc/<pid>/smaps (KiB):
+    `jit code` — anonymous executable mappings (V8's compiled wasm and its own code);
+    `wasm memory` — anonymous mappings of 4 GiB or more (V8 reserves each wasm linear memory with
+    its guard region that way: only the pages a VM touched are resident);
+    `other anonymous` — the rest of the anonymous memory (heaps: Envoy's, V8's own);
+    `files` — mapped files (the Envoy binary, libraries)."""
+    kinds = {"jit code": 0, "wasm memory": 0, "other anonymous": 0, "files": 0}
+    kind = "files"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+            start, end = (int(x, 16) for x in head[0].split("-"))
+            perms, inode = head[1], head[4]
+            path = head[5] if len(head) > 5 else ""
+            anonymous = inode == "0" and (path == "" or path.startswith("["))
+            if not anonymous:
+                kind = "files"
+            elif "x" in perms:
+                kind = "jit code"
+            elif end - start >= 4 << 30:
+                kind = "wasm memory"
+            else:
+                kind = "other anonymous"
+        elif head and head[0] == "Rss:":
+            kinds[kind] += int(head[1])
+    return kinds
 
 
 def poll_task(base_url: str, uid: int, timeout: float, interval: float = 0.01) -> tuple[dict[str, Any], float]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import noop_wasm, paths, rss_kib, start_envoy
+from common import memory_by_kind_kib, noop_wasm, paths, rss_kib, start_envoy
 from loadgen import run_load
 from search_fleet import SEARCH_BODY, SEARCH_PATH, start_search_fleet
 
@@ -23,6 +23,8 @@ class FootprintResult:
     rss_ready_kib: dict[str, int] = field(default_factory=dict)
     rss_warm_kib: dict[str, int] = field(default_factory=dict)
     hwm_kib: dict[str, int] = field(default_factory=dict)
+    # After the warm-up: resident KiB by kind of mapping (`common.memory_by_kind_kib`).
+    by_kind_kib: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -47,6 +49,7 @@ def run(workdir: Path, wrk: str, log: Any = print) -> FootprintResult:
                 memory = rss_kib(pid)
                 result.rss_warm_kib[config] = memory["VmRSS"]
                 result.hwm_kib[config] = memory["VmHWM"]
+                result.by_kind_kib[config] = memory_by_kind_kib(pid)
                 log(f"  {config:>10}: RSS ready {result.rss_ready_kib[config] / 1024:6.1f} MiB, after "
                     f"{WARMUP_SECONDS} s of load {memory['VmRSS'] / 1024:6.1f} MiB")
             finally:

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from common import Envoy, median, noop_wasm, paths, poll_task, start_envoy
+from common import Envoy, cpu_seconds, median, noop_wasm, paths, poll_task, start_envoy
 from loadgen import LoadRun, run_load
 from search_fleet import INDEX, SEARCH_BODY, SEARCH_PATH, start_search_fleet
 
@@ -30,6 +30,8 @@ class HotPathResult:
     seconds_per_run: int
     rounds: int
     runs: dict[str, list[LoadRun]] = field(default_factory=dict)
+    # Envoy's CPU time per request served (all its threads: main, workers, wasm VMs), µs, per run.
+    envoy_cpu_us: dict[str, list[float]] = field(default_factory=dict)
 
     def medians(self, config: str) -> dict[str, float]:
         runs = self.runs[config]
@@ -43,6 +45,7 @@ class HotPathResult:
     def as_dict(self) -> dict[str, Any]:
         return {"connections": self.connections, "seconds_per_run": self.seconds_per_run, "rounds": self.rounds,
                 "runs": {k: [r.as_dict() for r in v] for k, v in self.runs.items()},
+                "envoy_cpu_us_per_request": self.envoy_cpu_us,
                 "medians": {k: self.medians(k) for k in self.runs}}
 
 
@@ -92,12 +95,20 @@ def run(workdir: Path, wrk: str, *, rounds: int, seconds: int, connections: int,
         for config in order:
             run_load(wrk, urls[config], SEARCH_BODY, connections=connections, seconds=WARMUP_SECONDS)
         result.runs = {config: [] for config in order}
+        result.envoy_cpu_us = {config: [] for config in ENVOY_CONFIGS}
         for round_number in range(1, rounds + 1):
             for config in order:
+                pid = envoys[config].process.pid if config in envoys else None
+                cpu_before = cpu_seconds(pid)
                 load = run_load(wrk, urls[config], SEARCH_BODY, connections=connections, seconds=seconds)
+                cpu = cpu_seconds(pid) - cpu_before
                 result.runs[config].append(load)
+                per_request = ""
+                if config in envoys and load.requests > 0:
+                    result.envoy_cpu_us[config].append(cpu / load.requests * 1e6)
+                    per_request = f"  Envoy CPU {result.envoy_cpu_us[config][-1]:5.1f} µs/request"
                 log(f"  round {round_number}/{rounds} {config:>26}: {load.rps:9.0f} req/s  "
-                    f"p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms")
+                    f"p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms{per_request}")
         # The answers under load were the filter's too: the version stamp is still there.
         _check_search(urls[MIROIR], expect_version=True)
     finally:

@@ -32,7 +32,6 @@ Direct runs get the count check only (one node: nothing to order against)."""
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from typing import Any
 
 import requests
 
-from common import BENCH_DIR, Fleet, median, paths, start_envoy, wait_until
+from common import BENCH_DIR, Fleet, cpu_seconds, median, paths, start_envoy, wait_until
 from loadgen import LoadRun, run_load
 
 NODES = 3
@@ -52,7 +51,6 @@ TASK_UID_FLOOR = 2**30  # every filter task uid is at least this (task_uid_base'
 IDLE_TIMEOUT_SECONDS = 180.0
 # Large enough to keep every task of a run (the default, 1000, would drop most of a batch-1 run's).
 TASK_RETENTION = 100_000
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def batch_body(size: int) -> tuple[str, str]:
@@ -64,14 +62,6 @@ def batch_body(size: int) -> tuple[str, str]:
     text = json.dumps(docs, separators=(",", ":"))
     prefix, suffix = text.split('"__SEQ__"')
     return prefix, suffix
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a live process (all its threads), from /proc/<pid>/stat."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def children_cpu_seconds() -> float:
