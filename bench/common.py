@@ -73,14 +73,15 @@ def run_command(argv: Sequence[str], *, timeout: float, env: dict[str, str] | No
 
 def start_envoy(fleet: Fleet, workdir: Path, name: str, *, wasm: Path | None,
                 plugin_overrides: dict[str, Any] | None = None,
-                extra_clusters: Sequence[dict[str, Any]] = ()) -> Envoy:
-    """An Envoy at `--concurrency 2` in front of `fleet`, without access log (benchmarks measure the
-    proxy, not its logging), started and ready. `extra_clusters` are added as they are (the etcd
-    backend's cluster)."""
+                extra_clusters: Sequence[dict[str, Any]] = (), env: dict[str, str] | None = None) -> Envoy:
+    """An Envoy at `--concurrency 2` in front of `fleet` (anything with `envoy_nodes`: dev nodes or
+    real Meilisearch), without access log (benchmarks measure the proxy, not its logging), started
+    and ready. `extra_clusters` are added as they are (the etcd backend's cluster); `env` reaches
+    Envoy's environment (the filter's MIROIR_NODE_API_KEY when the nodes have a master key)."""
     config = envoy_config.bootstrap(fleet.envoy_nodes, wasm_path=wasm, plugin_overrides=plugin_overrides,
                                     access_log=False)
     config["static_resources"]["clusters"].extend(extra_clusters)
-    return Envoy(config, workdir, name=name, concurrency=2).start()
+    return Envoy(config, workdir, name=name, concurrency=2, env=env).start()
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -130,16 +131,17 @@ def memory_by_kind_kib(pid: int) -> dict[str, int]:
     return kinds
 
 
-def poll_task(base_url: str, uid: int, timeout: float, interval: float = 0.01) -> tuple[dict[str, Any], float]:
-    """Poll `GET /tasks/{uid}` until the task is terminal; returns the task and the wall time
-    (time.time()) at which the client first saw it terminal."""
+def poll_task(base_url: str, uid: int, timeout: float, interval: float = 0.01,
+              headers: dict[str, str] | None = None) -> tuple[dict[str, Any], float]:
+    """Poll `GET /tasks/{uid}` (with `headers`, e.g. a node's key) until the task is terminal;
+    returns the task and the wall time (time.time()) at which the client first saw it terminal."""
     import requests  # the venv's; imported here so `common` loads without it for --help
 
     session = requests.Session()
     deadline = time.monotonic() + timeout
     try:
         while True:
-            response = session.get(f"{base_url}/tasks/{uid}", timeout=10)
+            response = session.get(f"{base_url}/tasks/{uid}", headers=headers, timeout=10)
             seen = time.time()
             if response.status_code == 200:
                 task = response.json()

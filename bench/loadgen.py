@@ -57,13 +57,18 @@ def ensure_wrk() -> tuple[str, float]:
 
 
 def run_load(wrk: str, url: str, body: str, *, connections: int, seconds: int, threads: int = 1,
-             script_env: dict[str, str] | None = None) -> LoadRun:
+             script_env: dict[str, str] | None = None, method: str = "POST",
+             headers: dict[str, str] | None = None) -> LoadRun:
     """One bounded wrk run of POSTs of `body` to `url` (or of the numbered bodies `script_env`
-    describes, see wrk_post.lua). Any socket error or non-2xx/3xx answer fails the run: a benchmark of errors
-    would measure nothing."""
-    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA_SCRIPT), url]
+    describes, see wrk_post.lua; or, with `method="GET"`, of GETs without a body). `headers` are
+    sent with every request (wrk's -H). Any socket error or non-2xx/3xx answer fails the run: a
+    benchmark of errors would measure nothing."""
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(LUA_SCRIPT)]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    argv.append(url)
     result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30,
-                            env=dict(os.environ, WRK_BODY=body, **(script_env or {})))
+                            env=dict(os.environ, WRK_BODY=body, WRK_METHOD=method, **(script_env or {})))
     if result.returncode != 0:
         raise RuntimeError(f"wrk exited {result.returncode}: {result.stderr[-2000:]}")
     summary = None

@@ -16,6 +16,7 @@ from footprint import FootprintResult
 from hot_path import DIRECT, ENVOY_CONFIGS, MIROIR, NO_FILTER, NOOP, HotPathResult
 import mirror_writes
 from mirror_writes import MirrorWritesResult
+import real_nodes
 from search_fleet import SEARCH_BODY, SEARCH_PATH
 
 
@@ -642,6 +643,7 @@ def render(machine: dict[str, Any], timings: dict[str, float], sections: dict[st
               "writes": ("5. Mirrored write throughput", writes_section),
               "etcd-commit": ("6. Commit latency, etcd backend against shared data", etcd_commit_section),
               "etcd-hot": ("7. Hot path, etcd backend against shared data", etcd_hot_section)}
+    titles["real"] = ("8. Real Meilisearch nodes", real_nodes.render)
     for key, (title, render_section) in titles.items():
         if sections.get(key) is not None:
             out += ["", f"## {title}", "", render_section(sections[key])]

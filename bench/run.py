@@ -8,6 +8,7 @@ and in bench/results.md.
     .venv/bin/python bench/run.py --rounds 3 --seconds 5 --sizes 3,8
     .venv/bin/python bench/run.py --only writes --writes-rounds 3 --writes-batches 1,1000
     .venv/bin/python bench/run.py --only etcd-commit --only etcd-hot   the etcd backend against shared data
+    MEILISEARCH_BIN=/path/to/meilisearch .venv/bin/python bench/run.py --only real   real Meilisearch nodes
 
 A run of every section writes bench/results.md; a partial run writes bench/out/results-partial.md
 instead, so the committed results always come from one complete run. Raw data of every run goes to
@@ -25,7 +26,7 @@ from typing import Any
 
 from common import BENCH_DIR, OUT_DIR, Stopwatch
 
-SECTIONS = ("hot", "commit", "fingerprint", "footprint", "writes", "etcd-commit", "etcd-hot")
+SECTIONS = ("hot", "commit", "fingerprint", "footprint", "writes", "etcd-commit", "etcd-hot", "real")
 RESULTS_MD = BENCH_DIR / "results.md"
 
 
@@ -55,6 +56,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--etcd-rounds", type=int, default=7,
                         help="etcd-hot: interleaved rounds (default 7; seconds and connections as --seconds, "
                              "--connections)")
+    parser.add_argument("--real-rounds", type=int, default=5,
+                        help="real: interleaved rounds on real Meilisearch nodes, when MEILISEARCH_BIN is set "
+                             "(default 5; connections as --connections)")
+    parser.add_argument("--real-seconds", type=int, default=5, help="real: seconds per run (default 5)")
     args = parser.parse_args(argv)
     args.sections = args.only or list(SECTIONS)
     args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -78,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     import machine
     import mirror_writes
     import prerequisites
+    import real_nodes
     import report
 
     args = parse_args(argv)
@@ -108,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         commits=args.etcd_commits)),
         ("etcd-hot", lambda: etcd_backend.run_hot(workdir, wrk, rounds=args.etcd_rounds, seconds=args.seconds,
                                                   connections=args.connections)),
+        ("real", lambda: real_nodes.run(workdir, wrk, rounds=args.real_rounds, seconds=args.real_seconds,
+                                        connections=args.connections)),
     ]
     for key, step in steps:
         if key not in args.sections:

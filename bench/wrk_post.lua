@@ -1,4 +1,5 @@
--- wrk script: POSTs of a JSON body, and a JSON summary on stdout at the end.
+-- wrk script: POSTs of a JSON body (or, with WRK_METHOD=GET, GETs without one: bench/real_nodes.py),
+-- and a JSON summary on stdout at the end. Headers such as Authorization come from wrk's -H.
 --
 -- The body comes from the environment so the Python side decides it: WRK_BODY, the same for every
 -- request (bench/hot_path.py); or, when WRK_BODY_PREFIX is set, WRK_BODY_PREFIX .. n ..
@@ -7,9 +8,11 @@
 -- sequence for all connections). The summary is one line starting with "WRK_JSON ": latency
 -- percentiles in microseconds, request and error counts, duration in microseconds.
 
-wrk.method = "POST"
-wrk.body = os.getenv("WRK_BODY") or "{}"
-wrk.headers["Content-Type"] = "application/json"
+wrk.method = os.getenv("WRK_METHOD") or "POST"
+if wrk.method ~= "GET" then
+  wrk.body = os.getenv("WRK_BODY") or "{}"
+  wrk.headers["Content-Type"] = "application/json"
+end
 
 local prefix = os.getenv("WRK_BODY_PREFIX")
 if prefix then
