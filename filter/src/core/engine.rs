@@ -21,7 +21,8 @@ use super::metrics;
 use super::proposal::Proposal;
 use super::state::keys;
 use super::state::ledger::{Commit, Freeze, Head, Ledger, Next, Op, OpId, VerifyView};
-use super::state::records::{FrozenRecord, JobRecord, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord};
+use super::state::hot_cache::HotCache;
+use super::state::records::{FrozenRecord, HotRecord, JobRecord, NodeTaskInfo, Phase, ProposeOutcome, TaskRecord};
 use super::state::etcd::EtcdLedger;
 use super::state::shared_data::SharedDataLedger;
 use super::state::store::{self, StoreError};
@@ -165,6 +166,8 @@ struct VerifyWaiter {
 pub struct Engine {
     cfg: Config,
     worker: String,
+    /// This VM's copy of the hot records, for the front door (`state/hot_cache.rs`).
+    hot: HotCache,
     jobs: BTreeMap<String, Running>,
     callouts: BTreeMap<u32, Tag>,
     waiting: BTreeMap<u64, Waiter>,
@@ -224,6 +227,7 @@ impl Engine {
         Engine {
             cfg,
             worker,
+            hot: HotCache::default(),
             jobs: BTreeMap::new(),
             callouts: BTreeMap::new(),
             waiting: BTreeMap::new(),
@@ -327,6 +331,11 @@ impl Engine {
     /// New work was queued on `index` by this VM: try to run it now rather than at the next scan.
     pub fn kick(&mut self, index: &str) {
         self.kicked.insert(index.to_string());
+    }
+
+    /// The hot record of `index` as it stands now, from this VM's copy while it holds.
+    pub fn hot(&self, host: &dyn Host, index: &str) -> HotRecord {
+        self.hot.read(host, index)
     }
 
     pub fn client_gone(&mut self, context_id: u32) {

@@ -17,6 +17,7 @@ use super::pending_write::BodyDecision;
 use super::request::RequestHead;
 use super::state::etcd::EtcdLedger;
 use super::state::fake_etcd::{Fault, FakeEtcd};
+use super::state::hot_cache::HotCache;
 use super::state::index_store::read_hot;
 use super::state::keys;
 use super::state::ledger::{Answer, Freeze, Ledger, Op, OpId};
@@ -216,12 +217,14 @@ fn another_gateway_sees_a_commit_and_a_freeze_after_one_poll() {
     assert!(matches!(a.take(2), Some(Answer::Done)));
     assert!(read_hot(&a.host, "m").frozen);
     assert!(!read_hot(&b.host, "m").frozen, "not before B polls");
+    let b_front_door = HotCache::default();
+    assert!(!b_front_door.read(&b.host, "m").frozen);
 
     a.advance(POLL_MS);
     b.advance(POLL_MS);
     b.tick();
     assert_eq!(pump(&mut etcd, &mut [&mut b], Order::Fifo), 2);
-    let hot = read_hot(&b.host, "m");
+    let hot = b_front_door.read(&b.host, "m");
     assert!(hot.frozen && hot.inconsistent, "B's front door sees the freeze: {hot:?}");
     assert_eq!(b.view::<IndexRecord>(&index_key).and_then(|r| r.frozen), Some(record));
 }
@@ -371,6 +374,33 @@ fn a_commit_envoy_could_not_send_runs_again_at_once_without_a_settle() {
     assert_eq!(settles, 0, "a call Envoy never sent is not in doubt");
     let rec: IndexRecord = etcd_record(&etcd, &keys::index_key("m")).expect("index record");
     assert_eq!(rec.queue, vec![first, second]);
+}
+
+#[test]
+fn an_answer_older_than_what_a_poll_brought_never_rolls_the_view_back() {
+    let cfg = etcd_config(3);
+    let mut etcd = FakeEtcd::new();
+    let mut b = Gateway::new(&cfg);
+    b.submit(1, enqueue("m", "{}"));
+    enqueued(answer_within(&mut etcd, &mut b, 1, 0));
+    // Another gateway moves the task counter: B's next transaction meets it and reads it back...
+    etcd.put(keys::TASK_COUNTER_KEY.as_bytes(), b"100");
+    b.submit(2, enqueue("m", r#"{"stopWords":["a"]}"#));
+    b.tick();
+    let (token, call) = next_etcd_call(&mut b.host).expect("B's transaction");
+    let stale = etcd.answer(&call);
+    // ...but before that answer reaches B, the counter moves again and B's poll brings the newer value.
+    etcd.put(keys::TASK_COUNTER_KEY.as_bytes(), b"200");
+    b.advance(POLL_MS);
+    b.tick();
+    assert!(b.answer_one(&mut etcd) && b.answer_one(&mut etcd), "a full poll");
+    assert_eq!(b.view::<u64>(keys::TASK_COUNTER_KEY), Some(200));
+    assert!(b.ledger.on_callout_response(&mut b.host, token, &stale));
+    assert_eq!(b.view::<u64>(keys::TASK_COUNTER_KEY), Some(200), "the older answer did not take the newer value's place");
+    // The operation runs again on what is newest, and takes the next uid after it.
+    b.tick();
+    pump(&mut etcd, &mut [&mut b], Order::Fifo);
+    assert_eq!(enqueued(b.take(2)), FIRST_TASK + 200);
 }
 
 /// How a value is spelled in an etcd request body.

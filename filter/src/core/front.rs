@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::config::Writes;
-use super::engine::{self, Engine};
+use super::engine::Engine;
 use super::pending_write::{job_of, queued, refuse_if_frozen, refuse_until_view_loaded, BodyDecision, PendingWrite, WriteKind};
 use super::mirror::INSTANCE_QUEUE;
 use super::errors::{ErrorType, MeiliError};
@@ -160,7 +160,7 @@ pub fn on_route(engine: &Engine, host: &mut dyn Host, route: Route, head: &Reque
         Route::InstanceRead => HeadersDecision::Pass,
         Route::IndexRead { index } => match &head.min_settings_version {
             None if mirrors(cfg) => {
-                let hot = engine::read_hot(host, &index);
+                let hot = engine.hot(host, &index);
                 if hot.split {
                     pin(engine, host, index, "0")
                 } else {

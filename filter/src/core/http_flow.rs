@@ -181,12 +181,9 @@ impl HttpFlow {
         Next::Continue
     }
 
-    pub fn on_response_headers(&mut self, host: &dyn Host, io: &mut dyn RequestIo) {
+    pub fn on_response_headers(&mut self, engine: &Engine, host: &dyn Host, io: &mut dyn RequestIo) {
         let Some(index) = self.stamp_index.as_deref() else { return };
-        let stamped = match self.stamp_hot {
-            Some(hot) => headers::for_hot(hot),
-            None => headers::response_headers(host, index),
-        };
+        let stamped = headers::for_hot(self.stamp_hot.unwrap_or_else(|| engine.hot(host, index)));
         for (name, value) in stamped {
             io.set_response_header(name, &value);
         }

@@ -154,7 +154,7 @@ fn reads_are_stamped_with_the_committed_version() {
     let mut flow = HttpFlow::new(5);
     let mut req = FakeRequest::new("POST", b"/indexes/m/search", &[]);
     assert_eq!(flow.on_request_headers(&mut engine, &mut host, &mut req, false), Next::Continue);
-    flow.on_response_headers(&host, &mut req);
+    flow.on_response_headers(&engine, &host, &mut req);
     assert_eq!(req.response_headers, vec![("x-miroir-settings-version".to_string(), "3".to_string())]);
 }
 

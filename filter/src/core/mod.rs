@@ -23,6 +23,7 @@ pub mod task_list;
 pub mod admin;
 pub mod admin_views;
 pub mod headers;
+pub mod header_map;
 pub mod request;
 pub mod pending_write;
 pub mod front;

@@ -11,6 +11,8 @@ use std::ptr::{null, null_mut};
 
 use proxy_wasm::types::{BufferType, MapType};
 
+use crate::core::header_map;
+
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_get_header_map_value(
@@ -35,6 +37,7 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize) -> u32;
     #[allow(clippy::too_many_arguments)]
     fn proxy_send_local_response(
         status_code: u32,
@@ -94,6 +97,16 @@ pub fn header_bytes(map: MapType, name: &str) -> Result<Option<Vec<u8>>, u32> {
     }
 }
 
+/// Every header of a map, in one host call: names and values as bytes. `Err(status)` when the
+/// map cannot be read, or its encoding is not what it should be (`u32::MAX`).
+pub fn header_pairs(map: MapType) -> Result<header_map::Pairs, u32> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as for `header_bytes`.
+    status(unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) })?;
+    header_map::decode(&unsafe { take(data, size) }).ok_or(u32::MAX)
+}
+
 /// Up to `max_size` bytes of a buffer from its start: `Ok(None)` when there is no such buffer.
 pub fn buffer_bytes(buffer: BufferType, max_size: usize) -> Result<Option<Vec<u8>>, u32> {
     let mut data: *mut u8 = null_mut();
@@ -120,7 +133,7 @@ pub fn set_header(map: MapType, name: &str, value: Option<&str>) -> Result<(), u
 
 /// Answer the current HTTP context's request locally.
 pub fn send_local_response(status_code: u16, headers: &[(String, String)], body: &[u8]) -> Result<(), u32> {
-    let map = header_map(headers);
+    let map = header_map::encode(headers);
     // SAFETY: as above; no status details, no gRPC status (-1).
     status(unsafe {
         proxy_send_local_response(
@@ -160,21 +173,3 @@ pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), 
     status(unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas.unwrap_or(0)) })
 }
 
-/// The proxy-wasm header-map encoding: the pair count, each pair's name and value lengths
-/// (u32, little-endian), then each name and value followed by a NUL byte.
-fn header_map(headers: &[(String, String)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
-    out.extend_from_slice(&len(headers.len()));
-    for (name, value) in headers {
-        out.extend_from_slice(&len(name.len()));
-        out.extend_from_slice(&len(value.len()));
-    }
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        out.extend_from_slice(value.as_bytes());
-        out.push(0);
-    }
-    out
-}

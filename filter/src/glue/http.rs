@@ -1,11 +1,14 @@
 //! One client request: binds the proxy-wasm HTTP callbacks to the core's `HttpFlow`, which decides
 //! everything. Header and body reads go through `abi` (bytes, every host status a value).
 
+use std::cell::OnceCell;
+
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::abi;
 use super::shared::SharedRef;
+use crate::core::header_map::Pairs;
 use crate::core::host::LocalReply;
 use crate::core::http_flow::{HttpFlow, Next, RequestIo};
 
@@ -20,16 +23,43 @@ impl Http {
     }
 }
 
-/// The current request, as seen from this HTTP context's callbacks.
-struct EnvoyRequest;
+/// The current request, as seen from one of this HTTP context's callbacks. Its headers are read
+/// in one host call, the first time one is needed: a search reads three or four and removes two
+/// that are nearly always absent, and every host call is a crossing out of the VM and back (a
+/// value read, one more into it to allocate). Made afresh for each callback, so it never holds
+/// headers another filter may have changed since.
+#[derive(Default)]
+struct EnvoyRequest {
+    /// None: not read yet. Some(None): the map could not be read as a whole; one header at a time.
+    headers: OnceCell<Option<Pairs>>,
+}
+
+impl EnvoyRequest {
+    fn headers(&self) -> Option<&Pairs> {
+        self.headers.get_or_init(|| abi::header_pairs(MapType::HttpRequestHeaders).ok()).as_ref()
+    }
+}
 
 impl RequestIo for EnvoyRequest {
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        abi::header_bytes(MapType::HttpRequestHeaders, name).ok().flatten()
+        match self.headers() {
+            Some(headers) => headers.iter().find(|(n, _)| n.as_slice() == name.as_bytes()).map(|(_, v)| v.clone()),
+            None => abi::header_bytes(MapType::HttpRequestHeaders, name).ok().flatten(),
+        }
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
+        let present = self.headers().map(|h| h.iter().any(|(n, _)| n.as_slice() == name.as_bytes()));
+        if value.is_none() && present == Some(false) {
+            return; // nothing to remove
+        }
         let _ = abi::set_header(MapType::HttpRequestHeaders, name, value);
+        if let Some(Some(headers)) = self.headers.get_mut() {
+            headers.retain(|(n, _)| n.as_slice() != name.as_bytes());
+            if let Some(v) = value {
+                headers.push((name.as_bytes().to_vec(), v.as_bytes().to_vec()));
+            }
+        }
     }
 
     fn request_body(&self, max: usize) -> Vec<u8> {
@@ -58,33 +88,33 @@ impl Context for Http {}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let Ok(mut guard) = self.shared.try_borrow_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest)) };
-        let Some(s) = guard.as_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest)) };
-        action(self.flow.on_request_headers(&mut s.engine, &mut s.host, &mut EnvoyRequest, end_of_stream))
+        let Ok(mut guard) = self.shared.try_borrow_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
+        let Some(s) = guard.as_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
+        action(self.flow.on_request_headers(&mut s.engine, &mut s.host, &mut EnvoyRequest::default(), end_of_stream))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if !self.flow.holds_a_write() {
             return Action::Continue;
         }
-        let Ok(mut guard) = self.shared.try_borrow_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest)) };
-        let Some(s) = guard.as_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest)) };
-        action(self.flow.on_request_body(&mut s.engine, &mut s.host, &mut EnvoyRequest, body_size, end_of_stream))
+        let Ok(mut guard) = self.shared.try_borrow_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
+        let Some(s) = guard.as_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
+        action(self.flow.on_request_body(&mut s.engine, &mut s.host, &mut EnvoyRequest::default(), body_size, end_of_stream))
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         if !self.flow.holds_a_write() {
             return Action::Continue;
         }
-        let Ok(mut guard) = self.shared.try_borrow_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest)) };
-        let Some(s) = guard.as_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest)) };
-        action(self.flow.on_request_trailers(&mut s.engine, &mut s.host, &mut EnvoyRequest))
+        let Ok(mut guard) = self.shared.try_borrow_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
+        let Some(s) = guard.as_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
+        action(self.flow.on_request_trailers(&mut s.engine, &mut s.host, &mut EnvoyRequest::default()))
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if let Ok(guard) = self.shared.try_borrow() {
             if let Some(s) = guard.as_ref() {
-                self.flow.on_response_headers(&s.host, &mut EnvoyRequest);
+                self.flow.on_response_headers(&s.engine, &s.host, &mut EnvoyRequest::default());
             }
         }
         Action::Continue

@@ -312,8 +312,7 @@ impl EtcdLedger {
     /// A commit took effect: its writes are what this gateway has seen, and its answer is given.
     fn committed(&mut self, host: &mut dyn Host, writes: BTreeMap<String, Vec<u8>>, revision: i64, answer: Answer) {
         for (key, value) in writes {
-            apply_to_view(host, &key, &value);
-            self.seen.insert(key, Seen { value: Some(value), mod_revision: revision });
+            self.record(host, &key, Some(value), revision);
         }
         if let Some(head) = self.queue.pop_front() {
             self.answers.push_back((head.id, answer));
@@ -435,14 +434,25 @@ impl EtcdLedger {
     /// What a read of `key` found (None: no such key); the view gets it too, since a poll skips
     /// what was already seen.
     fn learn(&mut self, host: &mut dyn Host, key: &str, kv: Option<&Kv>) {
-        let seen = match kv {
-            Some(kv) => {
-                apply_to_view(host, key, &kv.value);
-                Seen { value: Some(kv.value.clone()), mod_revision: kv.mod_revision }
-            }
-            None => Seen { value: None, mod_revision: 0 },
-        };
-        self.seen.insert(key.to_string(), seen);
+        match kv {
+            Some(kv) => self.record(host, key, Some(kv.value.clone()), kv.mod_revision),
+            None => self.record(host, key, None, 0),
+        }
+    }
+
+    /// What etcd holds for `key` as of `mod_revision` (None and 0: no such key), unless this
+    /// gateway has seen a later write of it already. An operation's answer and a poll's arrive in
+    /// any order, and the older must never take the newer's place, in the snapshot or in the view
+    /// (a task shown `processing` again after it succeeded). Keys are never deleted, so a missing
+    /// key is older than any value. The same revision again is the same value: nothing to do.
+    fn record(&mut self, host: &mut dyn Host, key: &str, value: Option<Vec<u8>>, mod_revision: i64) {
+        if self.seen.get(key).is_some_and(|s| s.mod_revision > mod_revision || (s.mod_revision == mod_revision && mod_revision > 0)) {
+            return;
+        }
+        if let Some(v) = &value {
+            apply_to_view(host, key, v);
+        }
+        self.seen.insert(key.to_string(), Seen { value, mod_revision });
     }
 
     fn start_poll(&mut self, host: &mut dyn Host) {
@@ -518,11 +528,7 @@ impl EtcdLedger {
             if key == keys::GENERATION_KEY {
                 continue;
             }
-            if self.seen.get(&key).is_some_and(|s| s.mod_revision >= kv.mod_revision) {
-                continue;
-            }
-            apply_to_view(host, &key, &kv.value);
-            self.seen.insert(key, Seen { value: Some(kv.value.clone()), mod_revision: kv.mod_revision });
+            self.record(host, &key, Some(kv.value.clone()), kv.mod_revision);
         }
         self.synced_revision = self.synced_revision.max(range.revision);
         self.poll_ended(host, seq, true, "");
@@ -661,5 +667,7 @@ fn apply_to_view(host: &mut dyn Host, key: &str, value: &[u8]) {
     }
     if let Err(e) = host.shared_set(key, value, None) {
         log::warn!("miroir: updating the local view of {key} failed: {e:?}");
+    } else if key.starts_with(keys::HOT_PREFIX) {
+        super::hot_cache::hot_changed(host);
     }
 }

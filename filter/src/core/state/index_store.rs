@@ -75,7 +75,7 @@ fn write_hot_if(host: &mut dyn Host, index: &str, decide: impl Fn(HotRecord) -> 
             },
         };
         match written {
-            Ok(true) => return,
+            Ok(true) => return super::hot_cache::hot_changed(host),
             Ok(false) => continue,
             Err(e) => {
                 log::warn!("miroir: index {index}: writing the hot record failed: {e}");

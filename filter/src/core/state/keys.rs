@@ -17,6 +17,9 @@ pub const GENERATION_KEY: &str = "miroir/v1/generation";
 pub const VIEW_LOADED_KEY: &str = "miroir/v1/view_loaded";
 pub const INDEX_PREFIX: &str = "miroir/v1/index/";
 pub const HOT_PREFIX: &str = "miroir/v1/hot/";
+/// Rewritten (empty) after every write of a hot record: its CAS token tells a VM whether its copy
+/// of the hot records still holds (`hot_cache.rs`).
+pub const HOT_GENERATION_KEY: &str = "miroir/v1/hot_generation";
 pub const JOB_PREFIX: &str = "miroir/v1/job/";
 /// etcd backend: one key per filter VM, the number of its last commit (`etcd.rs`, in doubt).
 pub const COMMIT_MARKER_PREFIX: &str = "miroir/v1/gateway/";
@@ -65,7 +68,7 @@ mod tests {
 
     #[test]
     fn every_key_is_under_the_prefix() {
-        let keys = [GENERATION_KEY, INDEX_PREFIX, HOT_PREFIX, JOB_PREFIX, COMMIT_MARKER_PREFIX, TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY, LAGGING_KEY];
+        let keys = [GENERATION_KEY, INDEX_PREFIX, HOT_PREFIX, HOT_GENERATION_KEY, JOB_PREFIX, COMMIT_MARKER_PREFIX, TASK_COUNTER_KEY, ACTIVE_KEY, DRIFT_LEASE_KEY, CREATE_LOCK_KEY, WARNED_NODE_KEY, LAGGING_KEY];
         let made = [index_key("m"), hot_key("m"), job_key(1), task_key(1), desired_key("m"), verify_result_key("m"), open_key("m"), open_task_key(1), log_key("m")];
         assert!(keys.iter().copied().chain(made.iter().map(String::as_str)).all(|k| k.starts_with(PREFIX)));
     }

@@ -1,6 +1,6 @@
 //! Everything the filter keeps in shared state, and the one seam through which the engine
 //! reaches it (docs/architecture.md §5): the key layout (`keys`), the records (`records`), typed shared-data
-//! access (`store`, `index_store`, `queue`), the lease rules (`lease`), and the ledger — the
+//! access (`store`, `index_store` and this VM's copy of its hot records, `hot_cache`, `queue`), the lease rules (`lease`), and the ledger — the
 //! domain operations whose answers may come later (`ledger`), over shared data (`shared_data`),
 //! over etcd for many gateways (`etcd`, with `txn_host` and `etcd_wire`) and, for tests, answering late and out of order (`delayed`) or through callouts like an
 //! external store (`by_callout`), and an in-memory etcd behind its JSON gateway (`fake_etcd`).
@@ -9,6 +9,7 @@ pub mod keys;
 pub mod records;
 pub mod store;
 pub mod index_store;
+pub mod hot_cache;
 pub mod queue;
 pub mod lease;
 pub mod task_change;

@@ -1,0 +1,101 @@
+//! This VM's copy of the hot records the front door reads on every request under `/indexes/{uid}`
+//! (a search's version stamp, a pinned read's check). Reading a record from shared data makes the
+//! host call back into the VM to allocate room for the value, which costs more than the rest of a
+//! search's work in the filter. The copy holds while the hot generation key's CAS token is the
+//! one it was made under: every write of a hot record rewrites that key after it, with an empty
+//! value, so checking it copies nothing into the VM. A freeze is seen by every VM as soon as it is
+//! written, exactly as without the copy.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use super::index_store;
+use super::keys::HOT_GENERATION_KEY;
+use super::records::HotRecord;
+use crate::core::host::Host;
+
+#[derive(Default)]
+pub struct HotCache {
+    cached: RefCell<Cached>,
+}
+
+#[derive(Default)]
+struct Cached {
+    /// The hot generation key's CAS token the records were read under (None: never written).
+    generation: Option<u32>,
+    records: HashMap<String, HotRecord>,
+}
+
+impl HotCache {
+    /// The hot record of `index` as it stands now.
+    pub fn read(&self, host: &dyn Host, index: &str) -> HotRecord {
+        let Ok((_, generation)) = host.shared_get(HOT_GENERATION_KEY) else {
+            return index_store::read_hot(host, index);
+        };
+        let Ok(mut cached) = self.cached.try_borrow_mut() else {
+            return index_store::read_hot(host, index);
+        };
+        if cached.generation != generation {
+            cached.records.clear();
+            cached.generation = generation;
+        }
+        if let Some(hot) = cached.records.get(index) {
+            return *hot;
+        }
+        let hot = index_store::read_hot(host, index);
+        cached.records.insert(index.to_string(), hot);
+        hot
+    }
+}
+
+/// A hot record was written: every VM's copy is out of date.
+pub fn hot_changed(host: &mut dyn Host) {
+    if let Err(e) = host.shared_set(HOT_GENERATION_KEY, b"", None) {
+        log::warn!("miroir: bumping the hot generation failed: {e:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fake_host::{new_envoy, FakeHost};
+    use crate::core::state::index_store::{fence, update_index};
+    use crate::core::state::keys;
+
+    fn commit_version(host: &mut dyn Host, version: u64) {
+        update_index(host, "m", |rec| {
+            let mut next = rec.cloned().unwrap_or_default();
+            next.version = version;
+            Some(next)
+        })
+        .expect("index written");
+    }
+
+    #[test]
+    fn a_copy_serves_until_a_hot_record_is_written_and_then_rereads() {
+        let envoy = new_envoy(0);
+        let (mut writer, reader) = (FakeHost::new(envoy.clone()), FakeHost::new(envoy));
+        let cache = HotCache::default();
+        commit_version(&mut writer, 1);
+        assert_eq!(cache.read(&reader, "m").version, 1);
+        // A change to the shared value that no hot write announced is not seen: the copy answers.
+        writer.shared_set(&keys::hot_key("m"), HotRecord { version: 9, ..HotRecord::default() }.encode().as_bytes(), None).unwrap();
+        assert_eq!(cache.read(&reader, "m").version, 1, "answered from the copy");
+        // A hot write through the index store announces itself: the next read is fresh.
+        commit_version(&mut writer, 2);
+        assert_eq!(cache.read(&reader, "m").version, 2);
+    }
+
+    #[test]
+    fn a_freeze_made_by_another_vm_is_seen_by_the_next_read() {
+        let envoy = new_envoy(0);
+        let (mut other_vm, this_vm) = (FakeHost::new(envoy.clone()), FakeHost::new(envoy));
+        let cache = HotCache::default();
+        commit_version(&mut other_vm, 3);
+        assert!(!cache.read(&this_vm, "m").frozen);
+        fence(&mut other_vm, "m");
+        let hot = cache.read(&this_vm, "m");
+        assert!(hot.frozen && hot.inconsistent, "{hot:?}");
+        assert_eq!(hot.version, 3);
+    }
+}
