@@ -448,13 +448,18 @@ def goals_section(sections: dict[str, Any]) -> str:
                      f"{min(ratios):.2f}–{max(ratios):.2f}", _verdict(max(ratios), 1.2, at_least=False),
                      "" if max(ratios) <= 1.2 else "see *Where a figure is far from its bound* below"))
     real = sections.get("real")
-    real_rows = getattr(real, "goal_rows", None)
-    if callable(real_rows):
-        rows.extend(real_rows())
-    else:
-        for label in ("real nodes, `GET /indexes/movies/documents/{id}`, miroir / no-op", "real nodes, search `{\"q\":\"star\"}`, miroir / no-op"):
-            rows.append((label, "≥ 0.98" if "GET" in label else "≥ 0.99", "not measured", "—",
-                         "needs a Meilisearch binary (`MEILISEARCH_BIN=… make bench`); this machine has none"))
+    for request, (method, path, _) in real_nodes.REQUESTS.items():
+        label, goal = f"real nodes, `{method} {path}`, miroir / no-op", real_nodes.GOALS[request]
+        if real is None or real.skipped or request not in real.runs:
+            why = real.skipped if real is not None and real.skipped else "section 8 not run"
+            rows.append((label, f"≥ {goal}", "not measured", "—",
+                         f"{why}: `MEILISEARCH_BIN=/path/to/meilisearch make bench` measures it"))
+            continue
+        paired = [x.rps / y.rps for x, y in zip(real.runs[request][MIROIR], real.runs[request][NOOP])]
+        value = median(paired)
+        rows.append((label, f"≥ {goal}", f"{value:.3f} ({min(paired):.2f}–{max(paired):.2f})", _verdict(value, goal),
+                     "" if value >= goal else "the filter's own CPU per request as in section 1, against a real "
+                     "engine's own cost per request"))
     footprint = sections.get("footprint")
     if footprint is not None:
         size = footprint.module_bytes.get(MIROIR, 0)
