@@ -102,33 +102,42 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def memory_by_kind_kib(pid: int) -> dict[str, int]:
-    """Resident memory of a process by kind of mapping, from /proc/<pid>/smaps (KiB):
+V8_HEAP = "V8 heap"
+
+
+def memory_by_kind_kib(pid: int, module: Path | None = None) -> tuple[dict[str, int], int]:
+    """Resident memory of a process by kind of mapping, from /proc/<pid>/smaps (KiB), and how many
+    copies of `module`'s bytes the V8 heap holds:
     `jit code` — anonymous executable mappings (V8's compiled wasm and its own code);
-    `wasm memory` — anonymous mappings of 4 GiB or more (V8 reserves each wasm linear memory with
-    its guard region that way: only the pages a VM touched are resident);
-    `other anonymous` — the rest of the anonymous memory (heaps: Envoy's, V8's own);
+    `V8 heap` — the largest anonymous mapping when it holds copies of `module` (V8's heap: each
+    module's bytes and what V8 decoded from them);
+    `other anonymous` — the rest of the anonymous memory (Envoy's heap, the VMs' linear memories);
     `files` — mapped files (the Envoy binary, libraries)."""
-    kinds = {"jit code": 0, "wasm memory": 0, "other anonymous": 0, "files": 0}
-    kind = "files"
+    maps: list[list[Any]] = []  # start, end, kind, resident KiB
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
         head = line.split()
         if head and "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
             start, end = (int(x, 16) for x in head[0].split("-"))
-            perms, inode = head[1], head[4]
             path = head[5] if len(head) > 5 else ""
-            anonymous = inode == "0" and (path == "" or path.startswith("["))
-            if not anonymous:
-                kind = "files"
-            elif "x" in perms:
-                kind = "jit code"
-            elif end - start >= 4 << 30:
-                kind = "wasm memory"
-            else:
-                kind = "other anonymous"
-        elif head and head[0] == "Rss:":
-            kinds[kind] += int(head[1])
-    return kinds
+            anonymous = head[4] == "0" and (path == "" or path.startswith("["))
+            kind = "files" if not anonymous else "jit code" if "x" in head[1] else "other anonymous"
+            maps.append([start, end, kind, 0])
+        elif head and head[0] == "Rss:" and maps:
+            maps[-1][3] += int(head[1])
+    anonymous = [m for m in maps if m[2] == "other anonymous"]
+    heap = max(anonymous, key=lambda m: m[3]) if anonymous else None
+    copies = 0
+    if module is not None and heap is not None:
+        probe = module.read_bytes()[:4096]
+        with open(f"/proc/{pid}/mem", "rb") as memory:
+            memory.seek(heap[0])
+            copies = memory.read(heap[1] - heap[0]).count(probe)
+        if copies:  # the module's bytes are there: it is V8's heap
+            heap[2] = V8_HEAP
+    kinds = {"jit code": 0, V8_HEAP: 0, "other anonymous": 0, "files": 0}
+    for m in maps:
+        kinds[m[2]] += m[3]
+    return kinds, copies
 
 
 def poll_task(base_url: str, uid: int, timeout: float, interval: float = 0.01,

@@ -23,8 +23,10 @@ class FootprintResult:
     rss_ready_kib: dict[str, int] = field(default_factory=dict)
     rss_warm_kib: dict[str, int] = field(default_factory=dict)
     hwm_kib: dict[str, int] = field(default_factory=dict)
-    # After the warm-up: resident KiB by kind of mapping (`common.memory_by_kind_kib`).
+    # After the warm-up: resident KiB by kind of mapping (`common.memory_by_kind_kib`), and how many
+    # copies of the module's bytes V8's heap holds.
     by_kind_kib: dict[str, dict[str, int]] = field(default_factory=dict)
+    module_copies: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -49,7 +51,7 @@ def run(workdir: Path, wrk: str, log: Any = print) -> FootprintResult:
                 memory = rss_kib(pid)
                 result.rss_warm_kib[config] = memory["VmRSS"]
                 result.hwm_kib[config] = memory["VmHWM"]
-                result.by_kind_kib[config] = memory_by_kind_kib(pid)
+                result.by_kind_kib[config], result.module_copies[config] = memory_by_kind_kib(pid, wasm)
                 log(f"  {config:>10}: RSS ready {result.rss_ready_kib[config] / 1024:6.1f} MiB, after "
                     f"{WARMUP_SECONDS} s of load {memory['VmRSS'] / 1024:6.1f} MiB")
             finally:

@@ -203,10 +203,13 @@ def _memory_kind_lines(r: FootprintResult) -> list[str]:
     names = list(kinds["no filter"])
     rows = [(c, *(f"{kinds[c][k] / 1024:.1f} ({(kinds[c][k] - kinds['no filter'][k]) / 1024:+.1f})" for k in names))
             for c in kinds]
+    copies = getattr(r, "module_copies", {})
+    held = "; ".join(f"{c}: {n} copies of its module's bytes" for c, n in copies.items() if n)
     return ["", "Where that memory is, after the load (`/proc/<pid>/smaps`, resident MiB, Δ vs no filter in "
-            "brackets): *jit code* is anonymous executable memory (V8's compiled wasm), *wasm memory* the VMs' "
-            "linear memories (V8 reserves each as a mapping of 4 GiB or more; only touched pages count), "
-            "*other anonymous* the heaps (Envoy's and V8's own), *files* the mapped binary and libraries.", "",
+            "brackets): *jit code* is anonymous executable memory (V8's compiled wasm), *V8 heap* the largest "
+            "anonymous mapping (the modules' bytes and what V8 decoded from them), *other anonymous* the rest "
+            "(Envoy's heap, the VMs' linear memories), *files* the mapped binary and libraries. In the V8 heap: "
+            f"{held or 'no module bytes found'}.", "",
             table(["configuration", *[f"{k} MiB" for k in names]], rows)]
 
 
@@ -430,10 +433,13 @@ def goals_section(sections: dict[str, Any]) -> str:
             paired = _per_round(hot, MIROIR, b)
             value = median(paired)
             why = (f"the filter's own CPU per search is {own:.1f} µs (Envoy, miroir − no-op), on a box whose "
-                   "2 cores also run the client and the nodes, so Envoy CPU is throughput; per search it makes "
-                   "about six host calls (two header removals, `:path` and `:method` reads, the hot-record read, "
-                   "one response header) and classifies the path. Would move it: fewer host calls (strip the "
-                   "routing header in the route configuration instead of per request), a cached hot record per VM")
+                   "2 cores also run the client and the nodes, so Envoy CPU is throughput. Per search it reads "
+                   "the request headers in one host call, checks the hot generation (no copy into the VM; the "
+                   "hot record comes from the VM's own copy), sets one response header and classifies the path. "
+                   "Measured with stub builds: a host call that returns a value costs most, because the host "
+                   "calls back into the VM to allocate it; the header read is the one left. Would move it: "
+                   "routing reads without the VM (Envoy's own route match on the path) — at that point the filter "
+                   "is the no-op's callbacks")
             if b == NO_FILTER:
                 why = (f"any wasm filter costs {host:.1f} µs per request here (no-op − no filter: the context and "
                        f"its callbacks), the no-op alone reaching {median(_per_round(hot, NOOP, NO_FILTER)):.3f}; "
@@ -478,9 +484,11 @@ def goals_section(sections: dict[str, Any]) -> str:
         why = ""
         if MIROIR in kinds and NOOP in kinds:
             d = {k: (kinds[MIROIR][k] - kinds[NOOP][k]) / 1024 for k in kinds[MIROIR]}
+            copies = getattr(footprint, "module_copies", {})
             why = ("over the no-op filter: " + ", ".join(f"{k} {v:+.1f} MiB" for k, v in d.items()) +
-                   ": every VM (3 here, plus the configuration VM) compiles its own copy of the module, so "
-                   "memory follows module size × VMs; a smaller module is what moves it")
+                   f". Most of it is V8's heap, which holds {copies.get(MIROIR, 0)} copies of the module's "
+                   f"bytes (the no-op's: {copies.get(NOOP, 0)}) and what V8 decoded from them (function "
+                   "bodies, tables): it follows the module's code size, so a smaller module is what moves it")
         rows.append(("Envoy RSS over the no-op filter, `--concurrency 2`", "≤ +10 MiB", f"{delta:+.1f} MiB",
                      _verdict(-delta, -10), "" if delta <= 10 else why))
     fingerprint = sections.get("fingerprint")
