@@ -31,7 +31,7 @@ from waiting import wait_until  # noqa: E402
 __all__ = [
     "BENCH_DIR", "REPO_ROOT", "OUT_DIR", "Envoy", "Fleet", "envoy_config", "paths", "wait_until",
     "median", "Stopwatch", "run_command", "start_envoy", "noop_wasm", "rss_kib", "poll_task", "epoch_ms",
-    "cpu_seconds", "memory_by_kind_kib",
+    "cpu_seconds", "memory_by_kind_kib", "table",
 ]
 
 NOOP_WASM_NAME = "miroir_bench_noop_filter.wasm"
@@ -170,3 +170,12 @@ def epoch_ms(rfc3339: str) -> float:
     whole, _, fraction = text.partition(".")
     moment = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
     return moment.timestamp() * 1000 + (float("0." + fraction) * 1000 if fraction else 0.0)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
+    """A Markdown table; `align` is one letter per column (l/r), right by default except the first."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    marks = ["---:" if a == "r" else ":---" for a in align]
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(marks) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

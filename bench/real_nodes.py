@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from common import Envoy, median, noop_wasm, paths, poll_task, start_envoy
+from common import Envoy, median, noop_wasm, paths, poll_task, start_envoy, table
 from hot_path import ENVOY_CONFIGS, MIROIR, NO_FILTER, NOOP, VERSION_HEADER, WARMUP_SECONDS
 from loadgen import LoadRun, run_load
 from meilisearch_nodes import MeilisearchNodes
@@ -232,8 +232,6 @@ def run(workdir: Path, wrk: str, *, rounds: int, seconds: int, connections: int,
 
 def render(r: RealNodesResult) -> str:
     """The body of section 8 in results.md (report.py adds the heading)."""
-    from report import table  # here, not at the top: report imports this module
-
     if r.skipped:
         return (f"Not measured in this run ({r.skipped}). These rows put three real Meilisearch processes, "
                 f"each holding the same {DOCUMENT_COUNT} generated documents, behind section 1's three Envoys, "

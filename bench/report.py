@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import commit_latency
 from commit_latency import CommitLatencyResult
-from common import median, paths
+from common import median, paths, table
 import etcd_backend
 from etcd_backend import ETCD, SHARED, EtcdCommitResult, EtcdHotResult
 import fingerprint_speed
@@ -18,15 +18,6 @@ import mirror_writes
 from mirror_writes import MirrorWritesResult
 import real_nodes
 from search_fleet import SEARCH_BODY, SEARCH_PATH
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
-    """A Markdown table; `align` is one letter per column (l/r), right by default except the first."""
-    align = align or "l" + "r" * (len(headers) - 1)
-    marks = ["---:" if a == "r" else ":---" for a in align]
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(marks) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def mbps(num_bytes: float, ms: float) -> float:

@@ -299,13 +299,18 @@ fn answer_within(etcd: &mut FakeEtcd, g: &mut Gateway, id: u64, within_ms: u64) 
     }
 }
 
+/// A gateway and its etcd after one write to index `m` (its snapshot and view warm); the write's uid.
+fn after_one_write() -> (FakeEtcd, Gateway, u64) {
+    let mut etcd = FakeEtcd::new();
+    let mut g = Gateway::new(&etcd_config(3));
+    g.submit(1, enqueue("m", "{}"));
+    let uid = enqueued(answer_within(&mut etcd, &mut g, 1, 0));
+    (etcd, g, uid)
+}
+
 #[test]
 fn a_write_whose_answer_was_lost_is_answered_as_applied_and_queued_once() {
-    let cfg = etcd_config(3);
-    let mut etcd = FakeEtcd::new();
-    let mut g = Gateway::new(&cfg);
-    g.submit(1, enqueue("m", "{}"));
-    let first = enqueued(answer_within(&mut etcd, &mut g, 1, 0));
+    let (mut etcd, mut g, first) = after_one_write();
     // etcd applies the next write, but its answer comes after the call timed out.
     etcd.lose_next_write_answer = true;
     g.submit(2, enqueue("m", r#"{"stopWords":["a"]}"#));
@@ -318,12 +323,8 @@ fn a_write_whose_answer_was_lost_is_answered_as_applied_and_queued_once() {
 
 #[test]
 fn a_write_taken_by_a_leader_without_quorum_is_held_until_etcd_says_whether_it_took_effect() {
-    let cfg = etcd_config(3);
     for reelected in [true, false] {
-        let mut etcd = FakeEtcd::new();
-        let mut g = Gateway::new(&cfg);
-        g.submit(1, enqueue("m", "{}"));
-        let first = enqueued(answer_within(&mut etcd, &mut g, 1, 0));
+        let (mut etcd, mut g, first) = after_one_write();
 
         // The leader loses its quorum with this write in its log: the call times out, and
         // whether the write ever takes effect depends on the next election. It is neither
@@ -359,11 +360,7 @@ fn a_write_taken_by_a_leader_without_quorum_is_held_until_etcd_says_whether_it_t
 
 #[test]
 fn a_commit_envoy_could_not_send_runs_again_at_once_without_a_settle() {
-    let cfg = etcd_config(3);
-    let mut etcd = FakeEtcd::new();
-    let mut g = Gateway::new(&cfg);
-    g.submit(1, enqueue("m", "{}"));
-    let first = enqueued(answer_within(&mut etcd, &mut g, 1, 0));
+    let (mut etcd, mut g, first) = after_one_write();
     // The member Envoy picks for the commit is not listening: nothing was sent, nothing to settle.
     let before = etcd.calls.len();
     etcd.refuse_connections = 1;
@@ -378,11 +375,7 @@ fn a_commit_envoy_could_not_send_runs_again_at_once_without_a_settle() {
 
 #[test]
 fn an_answer_older_than_what_a_poll_brought_never_rolls_the_view_back() {
-    let cfg = etcd_config(3);
-    let mut etcd = FakeEtcd::new();
-    let mut b = Gateway::new(&cfg);
-    b.submit(1, enqueue("m", "{}"));
-    enqueued(answer_within(&mut etcd, &mut b, 1, 0));
+    let (mut etcd, mut b, _) = after_one_write();
     // Another gateway moves the task counter: B's next transaction meets it and reads it back...
     etcd.put(keys::TASK_COUNTER_KEY.as_bytes(), b"100");
     b.submit(2, enqueue("m", r#"{"stopWords":["a"]}"#));

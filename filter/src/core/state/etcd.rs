@@ -668,6 +668,6 @@ fn apply_to_view(host: &mut dyn Host, key: &str, value: &[u8]) {
     if let Err(e) = host.shared_set(key, value, None) {
         log::warn!("miroir: updating the local view of {key} failed: {e:?}");
     } else if key.starts_with(keys::HOT_PREFIX) {
-        super::hot_cache::hot_changed(host);
+        super::index_store::hot_changed(host);
     }
 }

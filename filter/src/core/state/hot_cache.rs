@@ -48,13 +48,6 @@ impl HotCache {
     }
 }
 
-/// A hot record was written: every VM's copy is out of date.
-pub fn hot_changed(host: &mut dyn Host) {
-    if let Err(e) = host.shared_set(HOT_GENERATION_KEY, b"", None) {
-        log::warn!("miroir: bumping the hot generation failed: {e:?}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,11 +64,15 @@ mod tests {
         .expect("index written");
     }
 
+    /// Two VMs of one Envoy: one that writes, and one whose front door reads through its copy.
+    fn two_vms() -> (FakeHost, FakeHost, HotCache) {
+        let envoy = new_envoy(0);
+        (FakeHost::new(envoy.clone()), FakeHost::new(envoy), HotCache::default())
+    }
+
     #[test]
     fn a_copy_serves_until_a_hot_record_is_written_and_then_rereads() {
-        let envoy = new_envoy(0);
-        let (mut writer, reader) = (FakeHost::new(envoy.clone()), FakeHost::new(envoy));
-        let cache = HotCache::default();
+        let (mut writer, reader, cache) = two_vms();
         commit_version(&mut writer, 1);
         assert_eq!(cache.read(&reader, "m").version, 1);
         // A change to the shared value that no hot write announced is not seen: the copy answers.
@@ -88,9 +85,7 @@ mod tests {
 
     #[test]
     fn a_freeze_made_by_another_vm_is_seen_by_the_next_read() {
-        let envoy = new_envoy(0);
-        let (mut other_vm, this_vm) = (FakeHost::new(envoy.clone()), FakeHost::new(envoy));
-        let cache = HotCache::default();
+        let (mut other_vm, this_vm, cache) = two_vms();
         commit_version(&mut other_vm, 3);
         assert!(!cache.read(&this_vm, "m").frozen);
         fence(&mut other_vm, "m");

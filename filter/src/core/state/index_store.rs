@@ -42,6 +42,13 @@ pub fn read_hot(host: &dyn Host, index: &str) -> HotRecord {
     }
 }
 
+/// A hot record was written: every VM's copy of the hot records (`hot_cache.rs`) is out of date.
+pub fn hot_changed(host: &mut dyn Host) {
+    if let Err(e) = host.shared_set(keys::HOT_GENERATION_KEY, b"", None) {
+        log::warn!("miroir: bumping the hot generation failed: {e:?}");
+    }
+}
+
 /// Fence writes before a freeze is recorded: the hot record says frozen at once (same `rev`), so
 /// no write slips through while the record is being written; the record's own projection
 /// follows and keeps it frozen.
@@ -75,7 +82,7 @@ fn write_hot_if(host: &mut dyn Host, index: &str, decide: impl Fn(HotRecord) -> 
             },
         };
         match written {
-            Ok(true) => return super::hot_cache::hot_changed(host),
+            Ok(true) => return hot_changed(host),
             Ok(false) => continue,
             Err(e) => {
                 log::warn!("miroir: index {index}: writing the hot record failed: {e}");
