@@ -14,6 +14,10 @@ use super::keys::HOT_GENERATION_KEY;
 use super::records::HotRecord;
 use crate::core::host::Host;
 
+/// Index names a copy holds at most: a client can ask for any name (most of them no index at all),
+/// and the copy must not grow with them.
+const MAX_CACHED: usize = 1024;
+
 #[derive(Default)]
 pub struct HotCache {
     cached: RefCell<Cached>,
@@ -43,6 +47,9 @@ impl HotCache {
             return *hot;
         }
         let hot = index_store::read_hot(host, index);
+        if cached.records.len() >= MAX_CACHED {
+            cached.records.clear();
+        }
         cached.records.insert(index.to_string(), hot);
         hot
     }
@@ -81,6 +88,17 @@ mod tests {
         // A hot write through the index store announces itself: the next read is fresh.
         commit_version(&mut writer, 2);
         assert_eq!(cache.read(&reader, "m").version, 2);
+    }
+
+    #[test]
+    fn names_that_are_no_index_do_not_grow_the_copy_without_bound() {
+        let (mut writer, reader, cache) = two_vms();
+        commit_version(&mut writer, 4);
+        for n in 0..3 * MAX_CACHED {
+            assert_eq!(cache.read(&reader, &format!("nothing-{n}")).version, 0);
+        }
+        assert!(cache.cached.borrow().records.len() <= MAX_CACHED);
+        assert_eq!(cache.read(&reader, "m").version, 4);
     }
 
     #[test]
