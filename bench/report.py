@@ -44,6 +44,10 @@ def machine_section(machine: dict[str, Any], timings: dict[str, float]) -> str:
     return "\n".join(out)
 
 
+def _per_round(r: HotPathResult, a: str, b: str) -> list[float]:
+    return [x.rps / y.rps for x, y in zip(r.runs[a], r.runs[b])]
+
+
 def hot_path_section(r: HotPathResult) -> str:
     m = {c: r.medians(c) for c in r.runs}
     rows = []
@@ -56,7 +60,7 @@ def hot_path_section(r: HotPathResult) -> str:
     for label, a, b in ((f"{MIROIR} / {NO_FILTER}", MIROIR, NO_FILTER), (f"{MIROIR} / {NOOP}", MIROIR, NOOP),
                         (f"{NOOP} / {NO_FILTER}", NOOP, NO_FILTER)):
         # Paired by round: both ran back to back under the same machine conditions.
-        paired = [x.rps / y.rps for x, y in zip(r.runs[a], r.runs[b])]
+        paired = _per_round(r, a, b)
         ratios.append((label, f"{m[a]['rps'] / m[b]['rps']:.3f}",
                        f"{median(paired):.3f} ({min(paired):.2f}–{max(paired):.2f})",
                        f"{m[a]['p50_ms'] / m[b]['p50_ms']:.3f}", f"{m[a]['p99_ms'] / m[b]['p99_ms']:.3f}"))
@@ -401,10 +405,6 @@ def _sequential_ratio_range(r: CommitLatencyResult) -> str:
     ratios = [median(runs["sequential"].warm_ms) / commit_latency.sequential_bound_ms(n) for n, runs in r.by_size.items()]
     return f"{min(ratios):.2f}–{max(ratios):.2f}"
 
-
-
-def _per_round(r: HotPathResult, a: str, b: str) -> list[float]:
-    return [x.rps / y.rps for x, y in zip(r.runs[a], r.runs[b])]
 
 
 def _verdict(value: float, goal: float, at_least: bool = True) -> str:

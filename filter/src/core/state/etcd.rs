@@ -358,18 +358,28 @@ impl EtcdLedger {
     /// is refused at once while etcd is down, and after about `down_after_ms` when it goes down.
     /// A head whose commit is in doubt stays, and is settled when etcd answers again.
     fn call_failed(&mut self, host: &mut dyn Host, why: &str) {
-        let down = self.failed_call(host, why);
-        let held = usize::from(self.in_doubt.is_some());
-        if down {
-            for q in self.queue.drain(held..) {
-                self.answers.push_back((q.id, Answer::Failed(StoreError::Unavailable(why.to_string()))));
-            }
+        if self.failed_call(host, why) {
+            self.refuse_behind_doubt(why);
         }
         let Some(head) = self.queue.front_mut() else { return };
         head.call_failures += 1;
         head.runs = head.runs.saturating_sub(1);
         let backoff = (RETRY_BASE_MS << head.call_failures.min(4)).min(RETRY_MAX_MS);
         self.retry_at_ms = host.now_ms() + backoff;
+    }
+
+    /// The head operation's commit got no answer and is not settled yet.
+    fn head_in_doubt(&self) -> bool {
+        self.in_doubt.is_some() || matches!(self.in_flight, Some((_, Call::Settle(_))))
+    }
+
+    /// etcd is down: refuse every queued operation but a head whose commit is in doubt (it waits
+    /// for etcd to say whether it took effect).
+    fn refuse_behind_doubt(&mut self, why: &str) {
+        let held = usize::from(self.head_in_doubt()).min(self.queue.len());
+        for q in self.queue.drain(held..) {
+            self.answers.push_back((q.id, Answer::Failed(StoreError::Unavailable(why.to_string()))));
+        }
     }
 
     fn on_call_answer(&mut self, host: &mut dyn Host, call: Call, resp: &CalloutResponse) {
@@ -589,9 +599,7 @@ impl Ledger for EtcdLedger {
         if self.down && self.head_in_doubt() {
             // The head waits for etcd; what is queued behind it is refused now, as it would be
             // at the head.
-            for q in self.queue.drain(1..) {
-                self.answers.push_back((q.id, Answer::Failed(StoreError::Unavailable("etcd is down".into()))));
-            }
+            self.refuse_behind_doubt("etcd is down");
         }
         if self.poll.is_none() && (self.refresh_wanted || host.now_ms() >= self.next_poll_ms) {
             self.start_poll(host);
@@ -623,13 +631,6 @@ impl Ledger for EtcdLedger {
 
     fn unavailable(&self) -> bool {
         self.down
-    }
-}
-
-impl EtcdLedger {
-    /// The head operation's commit got no answer and is not settled yet.
-    fn head_in_doubt(&self) -> bool {
-        self.in_doubt.is_some() || matches!(self.in_flight, Some((_, Call::Settle(_))))
     }
 }
 
