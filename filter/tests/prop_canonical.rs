@@ -14,6 +14,7 @@
 mod common;
 
 use miroir_filter::core::canonical::{canonical_bytes, canonicalize};
+use miroir_filter::core::canonical_text::canonicalize_text;
 use miroir_filter::core::fingerprint::{fingerprint, fingerprint_bytes};
 use proptest::prelude::*;
 use serde_json::{Map, Number, Value};
@@ -297,11 +298,54 @@ proptest! {
         prop_assert!(text.bytes().all(|b| b.is_ascii_digit() || b"-+.e".contains(&b)), "{}", text);
     }
 
+    /// The text reader takes exactly what serde_json takes and writes what the value's
+    /// canonicalizer writes: on valid documents in any spelling, and on the same documents
+    /// mangled by a few edits that tend to land on the grammar's corners.
+    #[test]
+    fn the_text_reader_agrees_with_serde_json(
+        value in json(),
+        choices in prop::collection::vec(any::<u8>(), 1..128),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, prop::sample::select(CORNERS)), 0..4),
+    ) {
+        let mut text = render(&value, &choices).into_bytes();
+        for (at, kind, piece) in edits {
+            let at = if text.is_empty() { 0 } else { at.index(text.len()) };
+            match kind {
+                0 => { text.splice(at..at, piece.bytes()); }
+                1 if !text.is_empty() => { text.remove(at); }
+                _ => { text.splice(at..(at + 1).min(text.len()), piece.bytes()); }
+            }
+        }
+        prop_assert_eq!(canonicalize_text(&text).ok(), by_serde_json(&text), "text {:?}", String::from_utf8_lossy(&text));
+    }
+
+    /// Short documents built from the grammar's corners alone, valid or not.
+    #[test]
+    fn the_text_reader_agrees_with_serde_json_on_corners(pieces in prop::collection::vec(prop::sample::select(CORNERS), 1..8)) {
+        let text = pieces.concat().into_bytes();
+        prop_assert_eq!(canonicalize_text(&text).ok(), by_serde_json(&text), "text {:?}", String::from_utf8_lossy(&text));
+    }
+
     /// Arbitrary bytes as a node body: an error or a fingerprint, never a panic.
     #[test]
     fn fingerprint_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = fingerprint_bytes(&bytes);
     }
+}
+
+/// Tokens where JSON readers tend to part: escapes and surrogates, number spellings at the
+/// edges of the grammar and of the doubles, duplicate keys, literals, separators, stray bytes.
+const CORNERS: &[&str] = &[
+    "{", "}", "[", "]", ",", ":", " ", "\t", "\"", "\\", "\"a\"", "\"b\":", "{\"a\":1,\"a\":2}", "\"\\u00e9\"",
+    "\"\\ud83d\\ude00\"", "\"\\ud83d\"", "\"\\udc00\"", "\"\\ud83d\\u0041\"", "\\u", "\\x", "\"\\/\"", "\u{1}",
+    "\u{7f}", "é", "\u{1F600}", "\u{FB33}", "0", "-0", "01", "-", "1.", ".5", "1e", "1E+2", "1e-400", "1e400", "-1e308",
+    "123456789012345", "1234567890123456", "9007199254740993", "18446744073709551616", "-9223372036854775809",
+    "0.1", "2.50", "true", "false", "null", "nul", "tru", "+1", "\u{0}", "\u{ff}",
+];
+
+/// What serde_json's parser and the value canonicalizer make of `text`.
+fn by_serde_json(text: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(text).ok().map(|value| canonicalize(&value))
 }
 
 /// `count` nested arrays (or objects), then the matching closers.

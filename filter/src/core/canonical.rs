@@ -68,11 +68,11 @@ fn write_object(out: &mut String, members: &Map<String, Value>) {
 }
 
 /// Compares two strings by their UTF-16 code units, as ECMAScript's default sort does.
-fn utf16_order(left: &str, right: &str) -> Ordering {
+pub(super) fn utf16_order(left: &str, right: &str) -> Ordering {
     left.encode_utf16().cmp(right.encode_utf16())
 }
 
-fn write_string(out: &mut String, text: &str) {
+pub(super) fn write_string(out: &mut String, text: &str) {
     out.push('"');
     for character in text.chars() {
         match character {

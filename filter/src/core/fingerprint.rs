@@ -4,6 +4,7 @@
 //! canonical form (not the raw body) makes key order, whitespace and number spelling irrelevant.
 
 use super::canonical::canonical_bytes;
+use super::canonical_text::{canonicalize_text, TextError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
@@ -14,10 +15,11 @@ pub fn fingerprint(value: &Value) -> String {
     lower_hex(&digest)
 }
 
-/// Parses `body` as JSON and fingerprints it; the error is serde_json's parse error.
-pub fn fingerprint_bytes(body: &[u8]) -> Result<String, serde_json::Error> {
-    let value: Value = serde_json::from_slice(body)?;
-    Ok(fingerprint(&value))
+/// Fingerprints the JSON text `body` (the same digest as `fingerprint` of the parsed value),
+/// reading the canonical form straight from the text; the error says why it is not JSON.
+pub fn fingerprint_bytes(body: &[u8]) -> Result<String, TextError> {
+    let canonical = canonicalize_text(body)?;
+    Ok(lower_hex(&Sha256::digest(canonical.as_bytes())))
 }
 
 fn lower_hex(bytes: &[u8]) -> String {

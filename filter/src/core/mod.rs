@@ -2,6 +2,8 @@
 //! (shared data, callouts, clock, metrics, logs) comes in through the `host::Host` trait.
 
 pub mod canonical;
+pub mod canonical_text;
+pub mod json_members;
 pub mod config;
 pub mod errors;
 pub mod fingerprint;
