@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::admin_views::{self, VerifyPurpose};
 use super::config::{Config, Strategy};
 use super::errors::MeiliError;
-use super::fingerprint::fingerprint;
+use super::fingerprint::{fingerprint, fingerprint_bytes};
 use super::host::{Callout, CalloutResponse, Host, LocalReply};
 use super::mirror::NodeAnswer;
 use super::job::{self, NodeTask, ProposeResult};

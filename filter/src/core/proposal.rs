@@ -53,6 +53,24 @@ impl Proposal {
         }
     }
 
+    /// Whether the settings read-back `body` (JSON text) holds this proposal, as far as it is
+    /// predictable: `mismatches` on just the members it checks (the others are skipped, not parsed).
+    pub fn holds_in(&self, body: &[u8]) -> bool {
+        let defaults;
+        let keys: Vec<&str> = match self {
+            Proposal::Patch(m) => m.keys().map(String::as_str).collect(),
+            Proposal::ResetAll => {
+                defaults = default_settings();
+                defaults.keys().map(String::as_str).collect()
+            }
+        };
+        let checked: Vec<&str> = keys.into_iter().filter(|k| !AGREEMENT_ONLY_KEYS.contains(k)).collect();
+        match super::json_members::object_members(body, &checked) {
+            Ok(members) => self.mismatches(&Value::Object(members)).is_empty(),
+            Err(_) => false,
+        }
+    }
+
     /// Keys whose read-back did not match the prediction, e.g. `["rankingRules"]`.
     pub fn mismatches(&self, readback: &Value) -> Vec<String> {
         let Some(read) = readback.as_object() else {

@@ -34,13 +34,14 @@ impl Engine {
 
     pub(super) fn on_verify(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
         let Some(run) = self.jobs.get_mut(&tag.index) else { return };
-        let parsed: Option<Value> = match resp.status {
-            Some(200) => serde_json::from_slice(&resp.body).ok(),
+        // Fingerprinted from the text and checked on the proposal's keys alone: a large read-back
+        // is never built into a `Value` (see `canonical_text`, `json_members`).
+        let fingerprint = match resp.status {
+            Some(200) => fingerprint_bytes(&resp.body).ok(),
             _ => None,
         };
-        if let (Some(node), Some(body)) = (run.nodes.get_mut(tag.node), parsed) {
-            let ok = run.proposal.mismatches(&body).is_empty();
-            node.readback = Some((fingerprint(&body), ok));
+        if let (Some(node), Some(fingerprint)) = (run.nodes.get_mut(tag.node), fingerprint) {
+            node.readback = Some((fingerprint, run.proposal.holds_in(&resp.body)));
         }
         if matches!(resp.status, Some(401) | Some(403)) && run.auth_refusal.is_none() {
             run.auth_refusal = serde_json::from_slice(&resp.body).ok();
