@@ -10,6 +10,7 @@
 
 mod common;
 
+use miroir_filter::core::canonical_text::read_text;
 use miroir_filter::core::host::CalloutResponse;
 use miroir_filter::core::job::{
     parse_propose, parse_task, unanimous_rejection, NodeTask, ProposeResult, TASK_LOST,
@@ -272,6 +273,18 @@ proptest! {
             };
             prop_assert!(mismatches.iter().all(|k| keys.contains(k)), "{:?} not in {:?}", mismatches, keys);
         }
+        // Verify's check from the read-back's text agrees with the check of the parsed value, on
+        // the arbitrary read-back and on one that the proposal was merged into (which mostly holds).
+        let read_back_text = serde_json::to_vec(&readback).unwrap();
+        prop_assert_eq!(proposal.holds_in(&read_text(&read_back_text).unwrap()), mismatches.is_empty());
+        let mut holding = readback.as_object().cloned().unwrap_or_default();
+        proposal.merge_into(&mut holding);
+        let holding = Value::Object(holding);
+        let holding_text = serde_json::to_vec(&holding).unwrap();
+        prop_assert_eq!(
+            proposal.holds_in(&read_text(&holding_text).unwrap()),
+            proposal.mismatches(&holding).is_empty()
+        );
         let _ = proposal.details();
         let mut desired: Map<String, Value> = desired.into_iter().collect();
         proposal.merge_into(&mut desired);

@@ -35,24 +35,53 @@ impl fmt::Display for TextError {
     }
 }
 
+/// A JSON text read once: its canonical form and, when it is an object, where the value of each
+/// top-level member stands in the text, so that verify checks the proposed keys without a second
+/// pass over a large read-back.
+pub struct ReadText<'a> {
+    pub canonical: String,
+    top_level: Option<Vec<(Cow<'a, str>, &'a str)>>,
+}
+
+impl<'a> ReadText<'a> {
+    pub fn is_object(&self) -> bool {
+        self.top_level.is_some()
+    }
+
+    /// The text of the top-level member `key`'s value (the last one when the key is given twice,
+    /// as in a parsed map); `None` when there is no such member.
+    pub fn member(&self, key: &str) -> Option<&'a str> {
+        let members = self.top_level.as_ref()?;
+        members.iter().rev().find(|(name, _)| name == key).map(|(_, value)| *value)
+    }
+}
+
 /// The canonical form of the JSON `text`, or why it is not JSON.
 pub fn canonicalize_text(text: &[u8]) -> Result<String, TextError> {
+    read_text(text).map(|read| read.canonical)
+}
+
+/// Reads the JSON `text` into its canonical form and its top-level members, or says why it is
+/// not JSON.
+pub fn read_text(text: &[u8]) -> Result<ReadText<'_>, TextError> {
     // Bytes outside strings must be ASCII anyway, so one check up front makes every slice of
     // the text a `str` and every string valid UTF-8, as serde_json requires.
     let text = std::str::from_utf8(text).map_err(|e| TextError { reason: "invalid UTF-8", offset: e.valid_up_to() })?;
-    let mut reader = Reader { text, pos: 0 };
+    let mut reader = Reader { text, pos: 0, top_level: None };
     let mut out = String::with_capacity(text.len());
     reader.value(&mut out, 0)?;
     reader.skip_whitespace();
     if reader.pos < text.len() {
         return Err(reader.error("trailing characters"));
     }
-    Ok(out)
+    Ok(ReadText { canonical: out, top_level: reader.top_level })
 }
 
 struct Reader<'a> {
     text: &'a str,
     pos: usize,
+    /// Filled while the outermost value, if it is an object, is read: key and value text.
+    top_level: Option<Vec<(Cow<'a, str>, &'a str)>>,
 }
 
 impl<'a> Reader<'a> {
@@ -149,6 +178,10 @@ impl<'a> Reader<'a> {
     fn object(&mut self, out: &mut String, depth: usize) -> Result<(), TextError> {
         self.enter(depth)?;
         self.pos += 1;
+        let outermost = depth == 1;
+        if outermost {
+            self.top_level = Some(Vec::new());
+        }
         let body_start = out.len() + 1;
         out.push('{');
         let mut members: Vec<(Cow<'a, str>, usize, usize)> = Vec::new();
@@ -171,7 +204,15 @@ impl<'a> Reader<'a> {
             let member_start = out.len();
             write_text(out, &key);
             out.push(':');
+            self.skip_whitespace();
+            let value_start = self.pos;
             self.value(out, depth)?;
+            if outermost {
+                let value_text = self.text.get(value_start..self.pos).unwrap_or_default();
+                if let Some(top_level) = self.top_level.as_mut() {
+                    top_level.push((key.clone(), value_text));
+                }
+            }
             members.push((key, member_start, out.len()));
             self.skip_whitespace();
             match self.peek() {
@@ -371,5 +412,34 @@ fn write_text(out: &mut String, text: &Cow<'_, str>) {
             out.push('"');
         }
         Cow::Owned(unescaped) => write_string(out, unescaped),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_level_members_are_their_value_texts_and_the_last_duplicate_wins() {
+        let read = read_text(br#" { "b" : [1, {"c":2}] , "a":"x\"y", "b": null } "#).unwrap();
+        assert_eq!(read.canonical, r#"{"a":"x\"y","b":null}"#);
+        assert!(read.is_object());
+        assert_eq!(read.member("a"), Some(r#""x\"y""#));
+        assert_eq!(read.member("b"), Some("null"));
+        // Only the outermost object's members: a nested key is not one.
+        assert_eq!(read.member("c"), None);
+    }
+
+    #[test]
+    fn a_text_that_is_not_an_object_has_no_members() {
+        let read = read_text(br#"[{"a":1}]"#).unwrap();
+        assert!(!read.is_object());
+        assert_eq!(read.member("a"), None);
+    }
+
+    #[test]
+    fn errors_name_the_reason_and_the_byte() {
+        let error = read_text(br#"{"a":tru}"#).err().unwrap();
+        assert_eq!(error.to_string(), "expected value at byte 5");
     }
 }

@@ -4,7 +4,7 @@
 //! canonical form (not the raw body) makes key order, whitespace and number spelling irrelevant.
 
 use super::canonical::canonical_bytes;
-use super::canonical_text::{canonicalize_text, TextError};
+use super::canonical_text::{read_text, TextError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
@@ -18,8 +18,12 @@ pub fn fingerprint(value: &Value) -> String {
 /// Fingerprints the JSON text `body` (the same digest as `fingerprint` of the parsed value),
 /// reading the canonical form straight from the text; the error says why it is not JSON.
 pub fn fingerprint_bytes(body: &[u8]) -> Result<String, TextError> {
-    let canonical = canonicalize_text(body)?;
-    Ok(lower_hex(&Sha256::digest(canonical.as_bytes())))
+    Ok(fingerprint_canonical(&read_text(body)?.canonical))
+}
+
+/// Fingerprints a text already in canonical form (`canonical_text::read_text`'s output).
+pub fn fingerprint_canonical(canonical: &str) -> String {
+    lower_hex(&Sha256::digest(canonical.as_bytes()))
 }
 
 fn lower_hex(bytes: &[u8]) -> String {

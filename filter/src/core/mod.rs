@@ -3,7 +3,6 @@
 
 pub mod canonical;
 pub mod canonical_text;
-pub mod json_members;
 pub mod config;
 pub mod errors;
 pub mod fingerprint;

@@ -7,6 +7,7 @@
 //! `stopWords` and `typoTolerance.disableOnWords` containing non-ASCII text (Unicode
 //! normalization by the tokenizer), and locales outside the known ISO-639-1 → 639-3 table.
 
+use super::canonical_text::ReadText;
 use serde_json::{json, Map, Value};
 
 /// The settings keys of Meilisearch v1.50 with their defaults (features off), in GET order.
@@ -53,9 +54,13 @@ impl Proposal {
         }
     }
 
-    /// Whether the settings read-back `body` (JSON text) holds this proposal, as far as it is
-    /// predictable: `mismatches` on just the members it checks (the others are skipped, not parsed).
-    pub fn holds_in(&self, body: &[u8]) -> bool {
+    /// Whether the settings read-back `read` holds this proposal, as far as it is predictable:
+    /// `mismatches` on just the members it checks, parsed from their text (the rest of a large
+    /// read-back is never parsed into values).
+    pub fn holds_in(&self, read: &ReadText<'_>) -> bool {
+        if !read.is_object() {
+            return false;
+        }
         let defaults;
         let keys: Vec<&str> = match self {
             Proposal::Patch(m) => m.keys().map(String::as_str).collect(),
@@ -64,11 +69,16 @@ impl Proposal {
                 defaults.keys().map(String::as_str).collect()
             }
         };
-        let checked: Vec<&str> = keys.into_iter().filter(|k| !AGREEMENT_ONLY_KEYS.contains(k)).collect();
-        match super::json_members::object_members(body, &checked) {
-            Ok(members) => self.mismatches(&Value::Object(members)).is_empty(),
-            Err(_) => false,
+        let mut members = Map::new();
+        for key in keys.into_iter().filter(|k| !AGREEMENT_ONLY_KEYS.contains(k)) {
+            if let Some(text) = read.member(key) {
+                match serde_json::from_str::<Value>(text) {
+                    Ok(value) => members.insert(key.to_string(), value),
+                    Err(_) => return false,
+                };
+            }
         }
+        self.mismatches(&Value::Object(members)).is_empty()
     }
 
     /// Keys whose read-back did not match the prediction, e.g. `["rankingRules"]`.

@@ -34,14 +34,14 @@ impl Engine {
 
     pub(super) fn on_verify(&mut self, host: &mut dyn Host, tag: &Tag, resp: &CalloutResponse) {
         let Some(run) = self.jobs.get_mut(&tag.index) else { return };
-        // Fingerprinted from the text and checked on the proposal's keys alone: a large read-back
-        // is never built into a `Value` (see `canonical_text`, `json_members`).
-        let fingerprint = match resp.status {
-            Some(200) => fingerprint_bytes(&resp.body).ok(),
+        // One pass over the text gives the fingerprint and the members the proposal is checked
+        // on: a large read-back is never built into a `Value` (see `canonical_text`).
+        let read = match resp.status {
+            Some(200) => read_text(&resp.body).ok(),
             _ => None,
         };
-        if let (Some(node), Some(fingerprint)) = (run.nodes.get_mut(tag.node), fingerprint) {
-            node.readback = Some((fingerprint, run.proposal.holds_in(&resp.body)));
+        if let (Some(node), Some(read)) = (run.nodes.get_mut(tag.node), read) {
+            node.readback = Some((fingerprint_canonical(&read.canonical), run.proposal.holds_in(&read)));
         }
         if matches!(resp.status, Some(401) | Some(403)) && run.auth_refusal.is_none() {
             run.auth_refusal = serde_json::from_slice(&resp.body).ok();
