@@ -8,15 +8,19 @@ difference, on a one-node fleet with no injected delay:
   sees it as a write); index `fp_tiny` holds the default settings. The same tiny PATCH
   (`searchCutoffMs`) is committed through the filter on each, interleaved, and each commit's
   duration is read from the filter's own task (`finishedAt − startedAt`, the value its
-  `miroir_settings_broadcast_duration_ms` histogram records). The propose, the node's task and
-  the poll are the same for both; the verify differs only in the read-back's size. So
+  `miroir_settings_broadcast_duration_ms` histogram records). The propose and the poll are the
+  same for both; the node's task and the verify differ with the settings' size. So
 
       in-VM verify time ≈ median(duration fp_<size>) − median(duration fp_tiny)
+                          − (node task fp_<size> − node task fp_tiny)
                           − (direct GET of fp_<size> − direct GET of fp_tiny)
 
-  where the last term, measured by a client (curl) straight to the node, removes the node's own
-  time to serialize and send the larger body. What remains is Envoy handing the body to the VM plus
-  the filter's parse, fingerprint and key check: an upper bound on the fingerprint alone.
+  where the node task's duration is the node's own (`startedAt` → `finishedAt` of its
+  settingsUpdate task, asked of the node: a node rewrites the whole settings of the index, so it
+  takes longer on a large one), and the direct GET, measured by a client (curl) straight to the
+  node, removes the node's own time to serialize and send the larger body. What remains is Envoy
+  handing the body to the VM plus the filter's reading of it (canonical form, SHA-256, the check
+  of the proposed key) and the polls' timing: an upper bound on the fingerprint alone.
 
 The filter's timestamps have millisecond resolution and its timers run on a 10 ms root tick, so
 each commit's duration carries up to ~10 ms of jitter; medians over many interleaved rounds bring
@@ -57,6 +61,7 @@ class SizeResult:
     request_bytes: int
     readback_bytes: int
     commit_ms: list[float] = field(default_factory=list)        # tiny PATCH on this index, task duration
+    node_task_ms: list[float] = field(default_factory=list)     # the node's own task of that PATCH
     direct_get_ms: list[float] = field(default_factory=list)    # client GET straight to the node
     full_patch_ms: list[float] = field(default_factory=list)    # PATCH of the large body itself
     filter_fingerprint: str = ""
@@ -74,6 +79,7 @@ class FingerprintResult:
     def verify_ms(self, label: str) -> float:
         big, tiny = self.sizes[label], self.sizes[TINY]
         return (median(big.commit_ms) - median(tiny.commit_ms)
+                - (median(big.node_task_ms) - median(tiny.node_task_ms))
                 - (median(big.direct_get_ms) - median(tiny.direct_get_ms)))
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,6 +114,18 @@ def _commit(base_url: str, index: str, body: bytes) -> dict[str, Any]:
     return task
 
 
+def _node_task_ms(fleet: Fleet, index: str) -> float:
+    """The duration of the node's latest settingsUpdate task of `index`: the node's side of the
+    commit just made (the filter's PATCH is the only settings write on it since the last one)."""
+    answer = requests.get(fleet.node_url(0) + "/tasks", timeout=30,
+                          params={"indexUids": index, "types": "settingsUpdate", "limit": 1})
+    answer.raise_for_status()
+    results = answer.json()["results"]
+    if not results or results[0]["status"] != "succeeded":
+        raise RuntimeError(f"no succeeded settingsUpdate task of {index} on the node: {answer.text[:300]}")
+    return _duration_ms(results[0])
+
+
 def _duration_ms(task: dict[str, Any]) -> float:
     return epoch_ms(task["finishedAt"]) - epoch_ms(task["startedAt"])
 
@@ -135,11 +153,13 @@ def run(workdir: Path, *, repetitions: int, full_patch_repetitions: int, log: An
                 for label in labels:
                     index = index_for(label)
                     task = _commit(envoy.url, index, json.dumps({"searchCutoffMs": 100 + rep}).encode())
+                    node_task_ms = _node_task_ms(fleet, index)
                     get_ms, readback = _direct_get(fleet, index)
                     if rep == 0:
                         continue
                     size = result.sizes[label]
                     size.commit_ms.append(_duration_ms(task))
+                    size.node_task_ms.append(node_task_ms)
                     size.direct_get_ms.append(get_ms)
                     size.readback_bytes = len(readback)
                     size.filter_fingerprint = task["miroir"]["nodes"][0]["fingerprint"]
