@@ -9,6 +9,7 @@
 #   make compose-up / compose-down   docker-compose deployment (needs deploy/.env)
 #   make deploy-tools   validators for the deployment files (docker-compose, promtool, schemas)
 #   make e2e-tools      what the end-to-end suite runs besides Envoy (etcd, for the etcd backend)
+#   make build-tools    binaryen's wasm-opt, which `make build` runs over the module when present
 #   make clean     remove build outputs, the venv and .run/
 #
 # `make test` installs what it needs itself (rust targets, the Python venv), so it works on a
@@ -45,7 +46,7 @@ COMPOSE_ENV := deploy/.env
 COMPOSE = $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 
 .PHONY: help toolchain build build-filter build-devnode venv test test-core test-wasm e2e fuzz run bench \
-	deploy-tools e2e-tools compose-up compose-down clean
+	deploy-tools e2e-tools build-tools compose-up compose-down clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -63,6 +64,7 @@ build: build-filter build-devnode
 build-filter: toolchain
 	$(call say,filter -> $(FILTER_WASM))
 	$(CARGO) build --release --target $(WASM_TARGET) -p miroir-filter
+	@bash scripts/optimize-wasm.sh $(FILTER_WASM)
 	@ls -l $(FILTER_WASM) | awk '{print "   " $$5 " bytes"}'
 
 build-devnode:
@@ -79,7 +81,8 @@ $(VENV_STAMP): $(REQUIREMENTS)
 
 # `make test` installs the deployment validators and requires them (a missing one fails the
 # deployment tests instead of skipping them, as it would on a developer's `make e2e`).
-test: test-core test-wasm deploy-tools e2e-tools
+# build-tools first: the suite then runs the module as it ships, wasm-opt included.
+test: build-tools test-core test-wasm deploy-tools e2e-tools
 	@MIROIR_REQUIRE_DEPLOY_VALIDATORS=1 $(MAKE) e2e
 	$(call say,all tests passed)
 
@@ -107,7 +110,7 @@ e2e: build venv e2e-tools
 run: build venv
 	@MIROIR_DEVNODE_BIN=$${MIROIR_DEVNODE_BIN:-$(DEVNODE_BIN)} $(VENV_PY) tests/e2e/run_local.py $(ARGS)
 
-bench: toolchain venv
+bench: toolchain venv build-tools
 	$(VENV_PY) bench/run.py $(ARGS)
 
 # Debian packages (as root, like CI) and the npm schema checker, each only when missing.
@@ -132,6 +135,16 @@ e2e-tools:
 			echo "apt-get install etcd-server"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >/dev/null; \
 		else echo "not root: install etcd yourself (Debian: apt-get install etcd-server)"; fi; \
+	fi
+
+# binaryen's wasm-opt (scripts/optimize-wasm.sh), installed as root when missing; `make build`
+# alone only uses it when it is there.
+build-tools:
+	@if ! command -v wasm-opt >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "apt-get install binaryen"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binaryen >/dev/null; \
+		else echo "not root: install binaryen yourself for a smaller module (Debian: apt-get install binaryen)"; fi; \
 	fi
 
 $(ISTIO_CHECK)/node_modules/.installed: $(ISTIO_CHECK)/package-lock.json
