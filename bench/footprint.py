@@ -9,12 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import time
+
+import requests
+
 from common import memory_by_kind_kib, noop_wasm, paths, rss_kib, start_envoy
 from loadgen import run_load
 from search_fleet import SEARCH_BODY, SEARCH_PATH, start_search_fleet
 
 WARMUP_SECONDS = 5
 WARMUP_CONNECTIONS = 32
+# Read after the load and this long idle: three of the bootstraps' 1 s allocator release
+# intervals, so what V8 freed while tiering up under the load has had its chance to go back.
+IDLE_SECONDS = 3
 
 
 @dataclass
@@ -27,6 +34,9 @@ class FootprintResult:
     # copies of the module's bytes V8's heap holds.
     by_kind_kib: dict[str, dict[str, int]] = field(default_factory=dict)
     module_copies: dict[str, int] = field(default_factory=dict)
+    # After the warm-up: Envoy's allocator (tcmalloc) as its admin `/memory` reports it, in bytes:
+    # allocated (live), heap_size, pageheap_free, pageheap_unmapped, total_thread_cache.
+    allocator_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -48,10 +58,14 @@ def run(workdir: Path, wrk: str, log: Any = print) -> FootprintResult:
                 result.rss_ready_kib[config] = rss_kib(pid)["VmRSS"]
                 run_load(wrk, envoy.url + SEARCH_PATH, SEARCH_BODY, connections=WARMUP_CONNECTIONS,
                          seconds=WARMUP_SECONDS)
+                time.sleep(IDLE_SECONDS)
                 memory = rss_kib(pid)
                 result.rss_warm_kib[config] = memory["VmRSS"]
                 result.hwm_kib[config] = memory["VmHWM"]
                 result.by_kind_kib[config], result.module_copies[config] = memory_by_kind_kib(pid, wasm)
+                answer = requests.get(envoy.admin_url + "/memory", timeout=10)
+                answer.raise_for_status()
+                result.allocator_bytes[config] = {k: int(v) for k, v in answer.json().items()}
                 log(f"  {config:>10}: RSS ready {result.rss_ready_kib[config] / 1024:6.1f} MiB, after "
                     f"{WARMUP_SECONDS} s of load {memory['VmRSS'] / 1024:6.1f} MiB")
             finally:

@@ -306,15 +306,18 @@ def wait_for_sample(fetch: Callable[[], str], name: str, labels: dict[str, str],
 
 # === Envoy bootstraps ==============================================================================
 
-def test_stats_tags_are_the_same_everywhere() -> None:
-    """One set of tag regexes: envoy/stats_tags.yaml, copied into every shipped bootstrap and the
-    Istio bootstrap override."""
+def test_stats_tags_and_memory_release_are_the_same_everywhere() -> None:
+    """One set of tag regexes (envoy/stats_tags.yaml) and one allocator setting (the harness's,
+    which the bench measures), in every shipped bootstrap and the Istio bootstrap override."""
     expected = envoy_config.load_stats_tags()
+    release = envoy_config.MEMORY_ALLOCATOR_MANAGER
     for path in SHIPPED_BOOTSTRAPS:
-        assert load_yaml(path)["stats_config"]["stats_tags"] == expected, path
+        shipped = load_yaml(path)
+        assert shipped["stats_config"]["stats_tags"] == expected, path
+        assert shipped["memory_allocator_manager"] == release, path
     config_map = next(d for d in load_all_yaml(ISTIO_DIR / "gateway.yaml") if d["kind"] == "ConfigMap")
     override = json.loads(config_map["data"]["custom_bootstrap.json"])
-    assert override == {"stats_config": {"stats_tags": expected}}
+    assert override == {"memory_allocator_manager": release, "stats_config": {"stats_tags": expected}}
 
 
 @pytest.mark.parametrize("path", SHIPPED_BOOTSTRAPS, ids=lambda p: str(p.relative_to(ROOT)))
