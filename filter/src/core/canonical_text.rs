@@ -80,8 +80,16 @@ pub fn read_text(text: &[u8]) -> Result<ReadText<'_>, TextError> {
 struct Reader<'a> {
     text: &'a str,
     pos: usize,
-    /// Filled while the outermost value, if it is an object, is read: key and value text.
+    /// The outermost value's members (key and value text) once it was read, if it is an object.
     top_level: Option<Vec<(Cow<'a, str>, &'a str)>>,
+}
+
+/// One member of an object being read: its key, its value's text, and where `"key":value` was
+/// written in the output.
+struct Member<'a> {
+    key: Cow<'a, str>,
+    value: &'a str,
+    written: (usize, usize),
 }
 
 impl<'a> Reader<'a> {
@@ -174,77 +182,72 @@ impl<'a> Reader<'a> {
 
     /// Members are written into `out` as they come (`"key":value`, comma separated); when their
     /// keys are not already in JCS order (UTF-16 code units) they are put in it in place. A key
-    /// given twice keeps its last value, as a parsed map would.
+    /// given twice keeps its last value, as a parsed map would. The outermost object leaves its
+    /// members (key and value text) in `top_level`.
     fn object(&mut self, out: &mut String, depth: usize) -> Result<(), TextError> {
         self.enter(depth)?;
         self.pos += 1;
-        let outermost = depth == 1;
-        if outermost {
-            self.top_level = Some(Vec::new());
-        }
         let body_start = out.len() + 1;
         out.push('{');
-        let mut members: Vec<(Cow<'a, str>, usize, usize)> = Vec::new();
+        let mut members: Vec<Member<'a>> = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            out.push('}');
-            return Ok(());
-        }
-        loop {
-            self.skip_whitespace();
-            if self.peek() != Some(b'"') {
-                return Err(self.error("key must be a string"));
-            }
-            let key = self.string()?;
-            self.expect(b':', "expected `:`")?;
-            if !members.is_empty() {
-                out.push(',');
-            }
-            let member_start = out.len();
-            write_text(out, &key);
-            out.push(':');
-            self.skip_whitespace();
-            let value_start = self.pos;
-            self.value(out, depth)?;
-            if outermost {
-                let value_text = self.text.get(value_start..self.pos).unwrap_or_default();
-                if let Some(top_level) = self.top_level.as_mut() {
-                    top_level.push((key.clone(), value_text));
+        } else {
+            loop {
+                self.skip_whitespace();
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("key must be a string"));
                 }
-            }
-            members.push((key, member_start, out.len()));
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    break;
+                let key = self.string()?;
+                self.expect(b':', "expected `:`")?;
+                if !members.is_empty() {
+                    out.push(',');
                 }
-                _ => return Err(self.error("expected `,` or `}`")),
+                let written_start = out.len();
+                write_text(out, &key);
+                out.push(':');
+                self.skip_whitespace();
+                let value_start = self.pos;
+                self.value(out, depth)?;
+                let value = self.text.get(value_start..self.pos).unwrap_or_default();
+                members.push(Member { key, value, written: (written_start, out.len()) });
+                self.skip_whitespace();
+                match self.peek() {
+                    Some(b',') => self.pos += 1,
+                    Some(b'}') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(self.error("expected `,` or `}`")),
+                }
             }
         }
         let in_order = members.windows(2).all(|pair| match pair {
-            [left, right] => utf16_order(&left.0, &right.0).is_lt(),
+            [left, right] => utf16_order(&left.key, &right.key).is_lt(),
             _ => true,
         });
         if !in_order {
             let written = out.split_off(body_start);
             // Stable, so equal keys stay in text order and the last of each run is the one kept.
-            members.sort_by(|left, right| utf16_order(&left.0, &right.0));
+            members.sort_by(|left, right| utf16_order(&left.key, &right.key));
             let mut first = true;
-            for (position, (key, member_start, member_end)) in members.iter().enumerate() {
-                if members.get(position + 1).is_some_and(|next| next.0 == *key) {
+            for (position, member) in members.iter().enumerate() {
+                if members.get(position + 1).is_some_and(|next| next.key == member.key) {
                     continue;
                 }
                 if !first {
                     out.push(',');
                 }
                 first = false;
-                out.push_str(written.get(member_start.saturating_sub(body_start)..member_end.saturating_sub(body_start)).unwrap_or_default());
+                let (start, end) = member.written;
+                out.push_str(written.get(start.saturating_sub(body_start)..end.saturating_sub(body_start)).unwrap_or_default());
             }
         }
         out.push('}');
+        if depth == 1 {
+            self.top_level = Some(members.into_iter().map(|member| (member.key, member.value)).collect());
+        }
         Ok(())
     }
 
