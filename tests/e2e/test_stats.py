@@ -143,7 +143,16 @@ def test_every_metric_is_scraped_with_its_labels_and_values(scene: tuple[Fleet, 
         series("miroir_settings_broadcast_total", index=DRIFTED, result="succeeded"): 1,
         series("miroir_settings_broadcast_duration_ms_count", index=DRIFTED): 1,
     }
-    may_exist = {series("miroir_settings_hash_mismatch_total", index=DOWN),
+    # The verify's fingerprint counters: COMMITTED's read-backs are exactly what each node answers
+    # for its settings now (nothing changed them since); every other index's verifies read some.
+    # The time counters depend on the machine: they only have to be there.
+    exact[series("miroir_verify_fingerprint_bytes_total", index=COMMITTED)] = sum(
+        len(fleet.node_get(i, f"/indexes/{COMMITTED}/settings").content) for i in range(fleet.size))
+    for index in (REPAIRED, FROZEN, DOWN, DRIFTED):
+        at_least[series("miroir_verify_fingerprint_bytes_total", index=index)] = 1
+    timed = {series("miroir_verify_fingerprint_us_total", index=index)
+             for index in (COMMITTED, REPAIRED, FROZEN, DOWN, DRIFTED)}
+    may_exist = timed | {series("miroir_settings_hash_mismatch_total", index=DOWN),
                  series("miroir_settings_hash_mismatch_total", index=DRIFTED)}
 
     def flushed() -> tuple[dict[Series, float], dict[str, str]] | None:
@@ -158,6 +167,7 @@ def test_every_metric_is_scraped_with_its_labels_and_values(scene: tuple[Fleet, 
     assert not wrong, f"(scraped, expected): {wrong}"
     short = {s: (samples.get(s), v) for s, v in at_least.items() if (samples.get(s) or 0) < v}
     assert not short, f"(scraped, at least): {short}"
+    assert all(s in samples for s in timed), sorted(timed - set(samples))
 
     # No other series: nothing mislabelled, nothing left with its labels in the name. Histogram
     # buckets and sums come with their counts.
@@ -179,4 +189,5 @@ def test_every_metric_is_scraped_with_its_labels_and_values(scene: tuple[Fleet, 
         "miroir_frozen_write_rejected_total": "counter", "miroir_settings_broadcast_total": "counter",
         "miroir_settings_broadcast_duration_ms": "histogram", "miroir_callout_errors_total": "counter",
         "miroir_settings_drift_detected_total": "counter", "miroir_settings_drift_repair_total": "counter",
+        "miroir_verify_fingerprint_bytes_total": "counter", "miroir_verify_fingerprint_us_total": "counter",
     }, types

@@ -38,6 +38,10 @@ fn a_write_is_proposed_verified_and_committed_everywhere() {
     let hot = read_hot(&w.workers[1].host, "movies");
     assert_eq!((hot.version, hot.inconsistent, hot.frozen), (1, false, false));
     assert_eq!(w.envoy.borrow().gauges[&metrics::for_index(metrics::SETTINGS_VERSION, "movies")], 1);
+    // Each node's read-back was fingerprinted once, and counted with the time it took.
+    let read_back: usize = w.nodes.iter().map(|n| serde_json::Value::Object(n.settings.clone()).to_string().len()).sum();
+    assert_eq!(w.envoy.borrow().counters[&metrics::for_index(metrics::VERIFY_FINGERPRINT_BYTES_TOTAL, "movies")], read_back as u64);
+    assert!(w.envoy.borrow().counters.contains_key(&metrics::for_index(metrics::VERIFY_FINGERPRINT_US_TOTAL, "movies")));
     // The client's credentials went to every node.
     let job_calls: Vec<&Callout> = w.workers.iter().flat_map(|wk| wk.host.history.iter())
         .filter(|c| c.method == "PATCH" || c.path.starts_with("/tasks/")).collect();

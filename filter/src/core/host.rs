@@ -43,6 +43,11 @@ pub struct LocalReply {
 pub trait Host {
     /// Wall-clock milliseconds since the Unix epoch (shared by every worker).
     fn now_ms(&self) -> u64;
+    /// Wall-clock microseconds, to time work done inside one callback (the host's clock has
+    /// nanoseconds; a host without a finer clock keeps the default).
+    fn now_us(&self) -> u64 {
+        self.now_ms().saturating_mul(1000)
+    }
     /// `(value, cas)`; a missing key is `(None, None)`. An empty value counts as missing: the ABI
     /// cannot delete, so "removed" keys hold an empty value.
     fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), SharedError>;

@@ -13,6 +13,11 @@ pub const FROZEN_WRITE_REJECTED_TOTAL: &str = "miroir_frozen_write_rejected_tota
 pub const BROADCAST_TOTAL: &str = "miroir_settings_broadcast_total";
 pub const BROADCAST_DURATION_MS: &str = "miroir_settings_broadcast_duration_ms";
 pub const CALLOUT_ERRORS_TOTAL: &str = "miroir_callout_errors_total";
+/// Verify: bytes of node settings read back and fingerprinted, and the time the VM spent on them
+/// (canonical form, SHA-256, the check of the proposed keys), so rate(bytes) / rate(us) is the
+/// fingerprint's throughput in this Envoy.
+pub const VERIFY_FINGERPRINT_BYTES_TOTAL: &str = "miroir_verify_fingerprint_bytes_total";
+pub const VERIFY_FINGERPRINT_US_TOTAL: &str = "miroir_verify_fingerprint_us_total";
 /// Mirror mode: mirrored writes by outcome (enqueued, answered, refused, unreachable).
 pub const MIRROR_WRITES_TOTAL: &str = "miroir_mirror_writes_total";
 /// Mirror mode: times a node was found out of sync for an index (an alert).

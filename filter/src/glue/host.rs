@@ -58,6 +58,14 @@ impl Host for WasmHost {
             .unwrap_or(0)
     }
 
+    fn now_us(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0)
+    }
+
     fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), SharedError> {
         abi::get_shared_data(key).map_err(|status| SharedError::Other(format!("host status {status}")))
     }

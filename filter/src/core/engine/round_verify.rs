@@ -36,12 +36,14 @@ impl Engine {
         let Some(run) = self.jobs.get_mut(&tag.index) else { return };
         // One pass over the text gives the fingerprint and the members the proposal is checked
         // on: a large read-back is never built into a `Value` (see `canonical_text`).
-        let read = match resp.status {
-            Some(200) => read_text(&resp.body).ok(),
-            _ => None,
-        };
-        if let (Some(node), Some(read)) = (run.nodes.get_mut(tag.node), read) {
-            node.readback = Some((fingerprint_canonical(&read.canonical), run.proposal.holds_in(&read)));
+        if let (Some(200), Some(node)) = (resp.status, run.nodes.get_mut(tag.node)) {
+            let started = host.now_us();
+            if let Ok(read) = read_text(&resp.body) {
+                node.readback = Some((fingerprint_canonical(&read.canonical), run.proposal.holds_in(&read)));
+            }
+            let took = host.now_us().saturating_sub(started);
+            host.counter_add(&metrics::for_index(metrics::VERIFY_FINGERPRINT_BYTES_TOTAL, &tag.index), resp.body.len() as u64);
+            host.counter_add(&metrics::for_index(metrics::VERIFY_FINGERPRINT_US_TOTAL, &tag.index), took);
         }
         if matches!(resp.status, Some(401) | Some(403)) && run.auth_refusal.is_none() {
             run.auth_refusal = serde_json::from_slice(&resp.body).ok();
