@@ -49,21 +49,18 @@ impl WasmHost {
     }
 }
 
+/// Envoy's wall clock (nanosecond resolution); zero if the host cannot tell the time.
+fn since_epoch() -> Duration {
+    hostcalls::get_current_time().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default()
+}
+
 impl Host for WasmHost {
     fn now_ms(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        since_epoch().as_millis() as u64
     }
 
     fn now_us(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0)
+        since_epoch().as_micros() as u64
     }
 
     fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), SharedError> {
