@@ -526,7 +526,7 @@ impl Engine {
         };
         let client_answered = task.as_ref().is_some_and(|t| t.propose.is_some());
         let body: Option<Value> =
-            if job.mirror.is_some() { None } else { job.body.as_deref().and_then(|b| serde_json::from_str(b).ok()) };
+            if job.mirror.is_some() { None } else { job.body.as_deref().and_then(|b| serde_json::from_slice(b.as_bytes()).ok()) };
         let proposal = match job.mirror {
             // A mirrored write is sent as is; there are no settings to predict.
             Some(_) => Ok(Proposal::Patch(serde_json::Map::new())),

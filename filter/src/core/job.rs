@@ -39,7 +39,7 @@ pub fn unanimous_rejection(results: &[ProposeResult]) -> Option<(u16, String)> {
     let mut first: Option<(u16, &str, Option<Value>)> = None;
     for r in results {
         let ProposeResult::Rejected { status, body } = r else { return None };
-        let parsed = serde_json::from_str::<Value>(body).ok();
+        let parsed = serde_json::from_slice::<Value>(body.as_bytes()).ok();
         match &first {
             None => first = Some((*status, body, parsed)),
             Some((s, b, p)) => {

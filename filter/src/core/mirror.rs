@@ -115,7 +115,7 @@ pub fn verdict(answers: &[NodeAnswer]) -> Verdict {
 /// Bodies equal as JSON (key order and spacing aside), else as bytes. Key answers carry
 /// per-node timestamps, so those are compared without `createdAt`/`updatedAt`.
 fn same_json(a: &str, b: &str) -> bool {
-    match (serde_json::from_str::<Value>(a), serde_json::from_str::<Value>(b)) {
+    match (serde_json::from_slice::<Value>(a.as_bytes()), serde_json::from_slice::<Value>(b.as_bytes())) {
         (Ok(mut x), Ok(mut y)) => {
             for v in [&mut x, &mut y] {
                 if let Some(o) = v.as_object_mut() {

@@ -72,7 +72,7 @@ impl Proposal {
         let mut members = Map::new();
         for key in keys.into_iter().filter(|k| !AGREEMENT_ONLY_KEYS.contains(k)) {
             if let Some(text) = read.member(key) {
-                match serde_json::from_str::<Value>(text) {
+                match serde_json::from_slice::<Value>(text.as_bytes()) {
                     Ok(value) => members.insert(key.to_string(), value),
                     Err(_) => return false,
                 };
