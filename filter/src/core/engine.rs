@@ -6,7 +6,8 @@
 //! backoff) and verify again → FROZEN when repair keeps failing. Everything other workers must
 //! see (queue, lease, versions, tasks) is in shared data; this struct only holds what is in flight.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::core::sorted_map::SortedMap;
+use crate::core::sorted_set::SortedSet;
 
 use serde_json::{json, Value};
 
@@ -145,7 +146,7 @@ struct Running {
     auth_refusal: Option<Value>,
     /// Mirror mode: nodes out of sync for the index when the job started. The job leaves them
     /// out (a write would reach them out of order) and keeps its write in the catch-up log.
-    excluded: BTreeSet<usize>,
+    excluded: SortedSet<usize>,
     resync: Option<resync::ResyncRun>,
     /// A swap's readiness is being asked of the ledger.
     swap_checking: bool,
@@ -169,10 +170,10 @@ pub struct Engine {
     worker: String,
     /// This VM's copy of the hot records, for the front door (`state/hot_cache.rs`).
     hot: HotCache,
-    jobs: BTreeMap<String, Running>,
-    callouts: BTreeMap<u32, Tag>,
-    waiting: BTreeMap<u64, Waiter>,
-    kicked: BTreeSet<String>,
+    jobs: SortedMap<String, Running>,
+    callouts: SortedMap<u32, Tag>,
+    waiting: SortedMap<u64, Waiter>,
+    kicked: SortedSet<String>,
     drift: Option<drift::DriftRun>,
     /// One counter for every round of every job and drift run of this VM, so a late answer of a
     /// finished job is never taken for an answer of the next job on the same index.
@@ -185,23 +186,23 @@ pub struct Engine {
     ledger: Box<dyn Ledger>,
     last_op: u64,
     /// Ledger operations whose answer has not come yet, and what to do with it.
-    awaiting: BTreeMap<OpId, Awaiting>,
+    awaiting: SortedMap<OpId, Awaiting>,
     /// Indexes whose claim or next job is being asked of the ledger: not claimed again meanwhile.
-    claiming: BTreeSet<String>,
+    claiming: SortedSet<String>,
     /// A scheduled drift run is being claimed from the ledger.
     drift_claim_pending: bool,
     /// `drift_progress` is under way (answers that come at once call back into it).
     drift_progressing: bool,
     /// Indexes whose last check is being read for waiting operators.
-    verify_reads: BTreeSet<String>,
+    verify_reads: SortedSet<String>,
     /// Clients' writes the ledger queued at once, for `queue_write` to hand back.
-    queued_now: BTreeMap<u32, Result<u64, StoreError>>,
+    queued_now: SortedMap<u32, Result<u64, StoreError>>,
     /// Clients whose write the ledger answers later.
-    queueing_later: BTreeSet<u32>,
+    queueing_later: SortedSet<u32>,
     /// Mirror mode: open mirrored writes followed per index (`engine/mirror_tasks.rs`).
-    following: BTreeMap<String, mirror_tasks::Following>,
+    following: SortedMap<String, mirror_tasks::Following>,
     /// Per index, how long its last task took on a node: when to poll the next one.
-    task_ms_hint: BTreeMap<String, u64>,
+    task_ms_hint: SortedMap<String, u64>,
     /// Task reads waiting for this gateway's view to be refreshed (`engine/view_waiters.rs`).
     view_waiters: Vec<view_waiters::ViewWaiter>,
     /// The active list is being read: a pump does not ask again meanwhile.
@@ -229,10 +230,10 @@ impl Engine {
             cfg,
             worker,
             hot: HotCache::default(),
-            jobs: BTreeMap::new(),
-            callouts: BTreeMap::new(),
-            waiting: BTreeMap::new(),
-            kicked: BTreeSet::new(),
+            jobs: SortedMap::new(),
+            callouts: SortedMap::new(),
+            waiting: SortedMap::new(),
+            kicked: SortedSet::new(),
             drift: None,
             last_epoch: 0,
             verify_requests: Vec::new(),
@@ -240,15 +241,15 @@ impl Engine {
             warned_node_key: false,
             ledger,
             last_op: 0,
-            awaiting: BTreeMap::new(),
-            claiming: BTreeSet::new(),
+            awaiting: SortedMap::new(),
+            claiming: SortedSet::new(),
             drift_claim_pending: false,
             drift_progressing: false,
-            verify_reads: BTreeSet::new(),
-            queued_now: BTreeMap::new(),
-            queueing_later: BTreeSet::new(),
-            following: BTreeMap::new(),
-            task_ms_hint: BTreeMap::new(),
+            verify_reads: SortedSet::new(),
+            queued_now: SortedMap::new(),
+            queueing_later: SortedSet::new(),
+            following: SortedMap::new(),
+            task_ms_hint: SortedMap::new(),
             view_waiters: Vec::new(),
             reading_active: false,
         }
@@ -360,7 +361,7 @@ impl Engine {
     /// `on_verify_read`), then answer those who waited longer than a check can take (every read
     /// times out after `verify_timeout_s`).
     fn serve_verify_waiters(&mut self, host: &mut dyn Host) {
-        let indexes: BTreeSet<String> = self.verify_waiters.iter().map(|w| w.index.clone()).collect();
+        let indexes: SortedSet<String> = self.verify_waiters.iter().map(|w| w.index.clone()).collect();
         for index in indexes {
             if self.verify_reads.insert(index.clone()) {
                 self.submit(host, Op::ReadVerify { index: index.clone() }, Awaiting::VerifyRead { index });
@@ -475,7 +476,7 @@ impl Engine {
     }
 
     /// The indexes with work are known: claim each one no job of this worker runs yet.
-    fn claim_indexes(&mut self, host: &mut dyn Host, candidates: BTreeSet<String>) {
+    fn claim_indexes(&mut self, host: &mut dyn Host, candidates: SortedSet<String>) {
         let now = host.now_ms();
         for index in candidates {
             if self.jobs.contains_key(&index) || self.claiming.contains(&index) {
@@ -501,7 +502,7 @@ impl Engine {
         if !unknown.is_empty() {
             self.submit(host, Op::ReadOpenTasks { uids: unknown }, Awaiting::Adopt { index: index.to_string() });
         }
-        let excluded: BTreeSet<usize> =
+        let excluded: SortedSet<usize> =
             self.cfg.nodes.iter().enumerate().filter(|(_, n)| rec.out_of_sync.contains_key(&n.id)).map(|(i, _)| i).collect();
         for (id, lag) in &rec.out_of_sync {
             if let (Some(pos), Some(_)) = (self.cfg.nodes.iter().position(|n| &n.id == id), lag.replay_from) {

@@ -144,7 +144,7 @@ fn translate_tasks(
     let mut later: Vec<u64> = if cancel { Vec::new() } else { selected.iter().filter(|t| t.finished_ms.is_none()).map(|t| t.uid).collect() };
     let acted = selected.len() - later.len();
     let verb = if cancel { "/tasks/cancel" } else { "/tasks" };
-    let mut paths = std::collections::BTreeMap::new();
+    let mut paths = crate::core::sorted_map::SortedMap::new();
     for node in &cfg.nodes {
         let uids: Vec<String> = selected
             .iter()
@@ -179,7 +179,7 @@ fn translate_tasks(
 /// A task cancelation or deletion, translated.
 struct Translated {
     /// Node id → its path, with its own task uids.
-    paths: std::collections::BTreeMap<String, String>,
+    paths: crate::core::sorted_map::SortedMap<String, String>,
     details: Value,
     /// Filter tasks a deletion matched while they ran: dropped if they ended by the time the
     /// deletion did.

@@ -3,7 +3,7 @@
 //! the shared-data ledger (so the embedded default runs exactly as inline reads would), later
 //! with a ledger that answers later. No store result is used before its answer arrives.
 
-use std::collections::BTreeSet;
+use crate::core::sorted_set::SortedSet;
 
 use super::Engine;
 use crate::core::host::Host;
@@ -16,7 +16,7 @@ pub(super) enum Awaiting {
     /// A write whose answer matters only if it failed: what to log then.
     Logged(String),
     /// The active list, to claim with the indexes kicked by this VM.
-    Active { kicked: BTreeSet<String> },
+    Active { kicked: SortedSet<String> },
     Claim { index: String },
     Renew { index: String, task_uid: u64, now_ms: u64 },
     Commit { index: String, task_uid: u64 },

@@ -8,7 +8,9 @@
 //! holds none. Drift in embedders, whose apiKeys every read masks, is repaired only from the
 //! desired settings; otherwise the index is frozen and the alert raised.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::core::sorted_map::SortedMap;
 
 use serde_json::{Map, Value};
 
@@ -39,7 +41,7 @@ pub(super) struct DriftRun {
     pub lists: Vec<Option<Vec<String>>>,
     /// Indexes still to read, in order.
     pub pending: VecDeque<String>,
-    pub reading: BTreeMap<String, IndexReads>,
+    pub reading: SortedMap<String, IndexReads>,
     pub renew_at_ms: u64,
 }
 
@@ -74,7 +76,7 @@ pub(super) struct IndexReads {
     /// Per node: None while unanswered or unreachable.
     nodes: Vec<Option<NodeRead>>,
     /// One body per distinct fingerprint.
-    bodies: BTreeMap<String, Value>,
+    bodies: SortedMap<String, Value>,
     outstanding: usize,
     stage: Stage,
     /// Mirror mode: per node, `numberOfDocuments` and `isIndexing` from its stats.
@@ -403,7 +405,7 @@ impl Engine {
             let result = VerifyResult {
                 at_ms: now,
                 converged: false,
-                fingerprints: BTreeMap::new(),
+                fingerprints: SortedMap::new(),
                 detail: "a settings write ran during the check; nothing concluded, retry".into(),
                 repair_task: None,
             };
@@ -412,7 +414,7 @@ impl Engine {
         }
         if self.cfg.writes == crate::core::config::Writes::Mirror {
             if let Some(detail) = self.judge_mirror_existence(host, index, reads, &rec) {
-                let result = VerifyResult { at_ms: now, converged: false, fingerprints: BTreeMap::new(), detail, repair_task: None };
+                let result = VerifyResult { at_ms: now, converged: false, fingerprints: SortedMap::new(), detail, repair_task: None };
                 self.write_verify_result(host, index, result);
                 return;
             }
@@ -425,7 +427,7 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        let fingerprints: BTreeMap<String, Option<String>> =
+        let fingerprints: SortedMap<String, Option<String>> =
             self.cfg.nodes.iter().zip(fps.iter()).map(|(n, f)| (n.id.clone(), f.clone())).collect();
         let reachable = reads.nodes.iter().all(Option::is_some);
         let first = fps.first().cloned().flatten();

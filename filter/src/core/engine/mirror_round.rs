@@ -26,7 +26,7 @@ impl Engine {
         let node_id = |pos: usize| ids.get(pos).cloned();
         match mirror::verdict(&answers) {
             Verdict::Enqueued { kind, tasks, missed } => {
-                let nodes: BTreeMap<String, u64> = tasks.iter().filter_map(|(pos, uid)| Some((node_id(*pos)?, *uid))).collect();
+                let nodes: SortedMap<String, u64> = tasks.iter().filter_map(|(pos, uid)| Some((node_id(*pos)?, *uid))).collect();
                 let infos = nodes
                     .iter()
                     .map(|(id, uid)| NodeTaskInfo { node: id.clone(), task_uid: Some(*uid), status: Some("enqueued".into()), fingerprint: None })

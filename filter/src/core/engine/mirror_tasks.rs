@@ -17,7 +17,7 @@ const MAX_QUIET_POLL_MS: u64 = 250;
 pub(super) struct Followed {
     open: OpenTask,
     /// Node position → its task's last known state.
-    states: BTreeMap<usize, NodeTaskState>,
+    states: SortedMap<usize, NodeTaskState>,
     started: bool,
     since_ms: u64,
 }
@@ -27,11 +27,11 @@ pub(super) struct Followed {
 #[derive(Default)]
 pub(super) struct Following {
     tasks: Vec<Followed>,
-    pub(super) catch_up: BTreeMap<usize, super::catch_up::CatchUp>,
+    pub(super) catch_up: SortedMap<usize, super::catch_up::CatchUp>,
     next_poll_ms: u64,
     quiet_polls: u32,
     /// Node position → the node task uids its poll in flight asks for.
-    in_flight: BTreeMap<usize, Vec<u64>>,
+    in_flight: SortedMap<usize, Vec<u64>>,
     renew_at_ms: u64,
     renewing: bool,
 }
@@ -102,7 +102,7 @@ impl Engine {
         if following.tasks.iter().any(|t| t.open.uid == open.uid) {
             return;
         }
-        following.tasks.push(Followed { open, states: BTreeMap::new(), started: false, since_ms: now });
+        following.tasks.push(Followed { open, states: SortedMap::new(), started: false, since_ms: now });
         following.next_poll_ms = following.next_poll_ms.min(now + BUSY_POLL_MS).max(now);
         following.quiet_polls = 0;
     }
@@ -151,7 +151,7 @@ impl Engine {
         let Some(f) = self.following.get_mut(index) else { return };
         f.next_poll_ms = now + (BUSY_POLL_MS << f.quiet_polls.min(5)).min(MAX_QUIET_POLL_MS);
         // Per node: its unfinished task uids, oldest first, and whose credentials read them.
-        let mut wanted: BTreeMap<usize, (Vec<u64>, Option<String>)> = BTreeMap::new();
+        let mut wanted: SortedMap<usize, (Vec<u64>, Option<String>)> = SortedMap::new();
         for t in &f.tasks {
             for (id, uid) in &t.open.nodes {
                 let Some(pos) = self.cfg.nodes.iter().position(|n| &n.id == id) else { continue };

@@ -69,7 +69,7 @@ impl Engine {
         let now = host.now_ms();
         let task_uid = run.job.task_uid;
         let detail = self.divergence_detail(&bad);
-        let fingerprints: BTreeMap<String, Option<String>> = self
+        let fingerprints: SortedMap<String, Option<String>> = self
             .cfg
             .nodes
             .iter()

@@ -3,7 +3,9 @@
 //! back only when the root receives the answer to a callout the ledger sent for it — through
 //! `Engine::on_callout_response`, interleaved with the nodes' answers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::core::sorted_map::SortedMap;
 
 use super::ledger::{Answer, Ledger, Op, OpId};
 use super::shared_data::SharedDataLedger;
@@ -17,13 +19,13 @@ pub const LEDGER_CLUSTER: &str = "ledger";
 pub struct CalloutLedger {
     inner: SharedDataLedger,
     /// Callout token → the answer it carries back.
-    in_flight: BTreeMap<u32, (OpId, Answer)>,
+    in_flight: SortedMap<u32, (OpId, Answer)>,
     arrived: VecDeque<(OpId, Answer)>,
 }
 
 impl CalloutLedger {
     pub fn new(cfg: Config) -> CalloutLedger {
-        CalloutLedger { inner: SharedDataLedger::new(cfg), in_flight: BTreeMap::new(), arrived: VecDeque::new() }
+        CalloutLedger { inner: SharedDataLedger::new(cfg), in_flight: SortedMap::new(), arrived: VecDeque::new() }
     }
 }
 

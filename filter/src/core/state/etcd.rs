@@ -27,6 +27,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::core::sorted_map::SortedMap;
+
 use super::etcd_wire::{self, Compare, Kv};
 use super::keys;
 use super::ledger::{Answer, Ledger, Op, OpId};
@@ -64,7 +66,7 @@ enum Call {
     Fetch { keys: Vec<String> },
     /// The operation's transaction, with what it writes and the answer it gives if it holds;
     /// `seq` numbers a commit that writes (this VM's marker takes it).
-    Commit { reads: Vec<String>, writes: BTreeMap<String, Vec<u8>>, answer: Answer, seq: Option<u64> },
+    Commit { reads: Vec<String>, writes: SortedMap<String, Vec<u8>>, answer: Answer, seq: Option<u64> },
     /// Whether the commit in doubt took effect (`etcd_wire::settle_body`).
     Settle(InDoubt),
 }
@@ -72,7 +74,7 @@ enum Call {
 /// A commit that got no answer, kept until etcd says whether it took effect.
 struct InDoubt {
     seq: u64,
-    writes: BTreeMap<String, Vec<u8>>,
+    writes: SortedMap<String, Vec<u8>>,
     answer: Answer,
 }
 
@@ -99,7 +101,8 @@ pub struct EtcdLedger {
     commits: u64,
     /// The head operation's commit, in doubt: nothing else goes to etcd until it is settled.
     in_doubt: Option<InDoubt>,
-    /// Every key seen, as last seen (local key names, under `keys::PREFIX`).
+    /// Every key seen, as last seen (local key names, under `keys::PREFIX`). A `BTreeMap`, not a
+    /// `SortedMap`: it holds every task record kept, thousands of keys.
     seen: BTreeMap<String, Seen>,
     queue: VecDeque<Queued>,
     in_flight: Option<(u32, Call)>,
@@ -310,7 +313,7 @@ impl EtcdLedger {
     }
 
     /// A commit took effect: its writes are what this gateway has seen, and its answer is given.
-    fn committed(&mut self, host: &mut dyn Host, writes: BTreeMap<String, Vec<u8>>, revision: i64, answer: Answer) {
+    fn committed(&mut self, host: &mut dyn Host, writes: SortedMap<String, Vec<u8>>, revision: i64, answer: Answer) {
         for (key, value) in writes {
             self.record(host, &key, Some(value), revision);
         }

@@ -5,7 +5,7 @@
 //! double in `delayed.rs`), and the engine continues from it. Nothing read from the store is
 //! used inline across an answer.
 
-use std::collections::BTreeMap;
+use crate::core::sorted_map::SortedMap;
 
 use serde_json::{Map, Value};
 
@@ -112,7 +112,7 @@ pub struct Commit {
     pub bump: u64,
     pub fingerprint: String,
     /// Node id → fingerprint read back.
-    pub fingerprints: BTreeMap<String, Option<String>>,
+    pub fingerprints: SortedMap<String, Option<String>>,
 }
 
 /// One freeze path for jobs (as owner, taking the job off the queue) and the drift check.

@@ -1,7 +1,7 @@
 //! The records kept in shared data. Serialized as JSON so an operator reading a dump (or a
 //! test) can make sense of them; none of them is on the search hot path except `HotRecord`.
 
-use std::collections::BTreeMap;
+use crate::core::sorted_map::SortedMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -56,7 +56,7 @@ pub struct FrozenRecord {
     /// Ids of the nodes that disagreed.
     pub nodes: Vec<String>,
     /// Node id → fingerprint read at freeze time (None: unreadable).
-    pub fingerprints: BTreeMap<String, Option<String>>,
+    pub fingerprints: SortedMap<String, Option<String>>,
     pub at_ms: u64,
     pub task_uid: Option<u64>,
 }
@@ -74,9 +74,9 @@ pub struct IndexRecord {
     /// Node id → last version that node was verified at. Keyed by id, not by position, so a
     /// reordered node list in a new configuration keeps each node's history.
     #[serde(default)]
-    pub node_versions: BTreeMap<String, u64>,
+    pub node_versions: SortedMap<String, u64>,
     #[serde(default)]
-    pub node_fingerprints: BTreeMap<String, Option<String>>,
+    pub node_fingerprints: SortedMap<String, Option<String>>,
     pub phase: Phase,
     pub frozen: Option<FrozenRecord>,
     pub lease: Option<Lease>,
@@ -90,7 +90,7 @@ pub struct IndexRecord {
     /// (it missed or failed a write they applied). Reads and writes avoid it until it caught up
     /// (replayed the writes it missed from the log) or was resynced.
     #[serde(default)]
-    pub out_of_sync: BTreeMap<String, NodeLag>,
+    pub out_of_sync: SortedMap<String, NodeLag>,
     /// Mirror mode: a swap naming this index (its task uid) is about to go out: jobs queued
     /// after it wait until it has (`engine/swap.rs`).
     #[serde(default)]
@@ -208,7 +208,7 @@ pub struct JobRecord {
     /// Node id → the path to send that node instead of `path` (a task cancelation or deletion,
     /// translated to each node's own task uids).
     #[serde(default)]
-    pub node_paths: Option<BTreeMap<String, String>>,
+    pub node_paths: Option<SortedMap<String, String>>,
     /// An operator's resync of this node id (`engine/resync.rs`).
     #[serde(default)]
     pub resync: Option<String>,
@@ -227,7 +227,7 @@ pub struct JobRecord {
 pub struct OpenTask {
     pub uid: u64,
     /// Node id → that node's task uid.
-    pub nodes: BTreeMap<String, u64>,
+    pub nodes: SortedMap<String, u64>,
     /// The client's credentials, to read its node tasks when no node key is set (a secret: in
     /// shared memory only, never shown).
     pub authorization: Option<String>,
@@ -303,7 +303,7 @@ pub struct VerifyResult {
     pub at_ms: u64,
     pub converged: bool,
     /// Node id → fingerprint (None: index missing or node unreachable).
-    pub fingerprints: BTreeMap<String, Option<String>>,
+    pub fingerprints: SortedMap<String, Option<String>>,
     pub detail: String,
     /// The repair job this check queued, if any.
     #[serde(default)]

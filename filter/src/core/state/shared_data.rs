@@ -473,7 +473,7 @@ fn record_converged(host: &mut dyn Host, index: &str, node_ids: &[String], fp: &
         if !next.queue.is_empty() {
             return None;
         }
-        let versions: std::collections::BTreeMap<String, u64> = node_ids.iter().map(|id| (id.clone(), next.version)).collect();
+        let versions: crate::core::sorted_map::SortedMap<String, u64> = node_ids.iter().map(|id| (id.clone(), next.version)).collect();
         if next.node_versions == versions && next.fingerprint.as_deref() == Some(fp) {
             return None;
         }
@@ -574,7 +574,7 @@ fn prune_log(host: &mut dyn Host, index: &str) {
 
 /// Keep the fleet-wide map of which node lags on which index (index-less reads avoid them).
 fn set_lagging(host: &mut dyn Host, node: &str, index: &str, lagging: bool) {
-    let result = store::update::<std::collections::BTreeMap<String, Vec<String>>, _>(host, keys::LAGGING_KEY, |map| {
+    let result = store::update::<crate::core::sorted_map::SortedMap<String, Vec<String>>, _>(host, keys::LAGGING_KEY, |map| {
         let mut map = map.cloned().unwrap_or_default();
         let indexes = map.entry(node.to_string()).or_default();
         let present = indexes.iter().any(|i| i == index);
@@ -593,7 +593,7 @@ fn set_lagging(host: &mut dyn Host, node: &str, index: &str, lagging: bool) {
 
 /// The nodes out of sync for some index (mirror mode), for reads about no one index.
 pub fn lagging_nodes(host: &dyn Host) -> Vec<String> {
-    store::read::<std::collections::BTreeMap<String, Vec<String>>>(host, keys::LAGGING_KEY)
+    store::read::<crate::core::sorted_map::SortedMap<String, Vec<String>>>(host, keys::LAGGING_KEY)
         .ok()
         .flatten()
         .map(|m| m.into_keys().collect())

@@ -7,9 +7,11 @@
 //! operation run again.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::keys::CREATE_LOCK_KEY;
+use crate::core::sorted_map::SortedMap;
+use crate::core::sorted_set::SortedSet;
 use crate::core::host::{Callout, Host, LocalReply, SharedError};
 
 /// One key as last seen in etcd: its value (None: no such key) and the revision it was written at
@@ -24,19 +26,19 @@ pub struct TxnHost<'a> {
     outer: &'a mut dyn Host,
     snapshot: &'a BTreeMap<String, Seen>,
     /// Keys read from the snapshot, with the revision seen: the transaction's compares.
-    reads: RefCell<BTreeMap<String, i64>>,
+    reads: RefCell<SortedMap<String, i64>>,
     /// Keys the snapshot lacks.
-    misses: RefCell<BTreeSet<String>>,
-    writes: BTreeMap<String, Vec<u8>>,
+    misses: RefCell<SortedSet<String>>,
+    writes: SortedMap<String, Vec<u8>>,
     /// The creation lock only orders creators inside one Envoy: here the transaction does.
     create_lock: Vec<u8>,
 }
 
 /// What one run of an operation did.
 pub struct Run {
-    pub reads: BTreeMap<String, i64>,
-    pub misses: BTreeSet<String>,
-    pub writes: BTreeMap<String, Vec<u8>>,
+    pub reads: SortedMap<String, i64>,
+    pub misses: SortedSet<String>,
+    pub writes: SortedMap<String, Vec<u8>>,
 }
 
 impl<'a> TxnHost<'a> {
@@ -44,9 +46,9 @@ impl<'a> TxnHost<'a> {
         TxnHost {
             outer,
             snapshot,
-            reads: RefCell::new(BTreeMap::new()),
-            misses: RefCell::new(BTreeSet::new()),
-            writes: BTreeMap::new(),
+            reads: RefCell::new(SortedMap::new()),
+            misses: RefCell::new(SortedSet::new()),
+            writes: SortedMap::new(),
             create_lock: Vec::new(),
         }
     }
@@ -143,7 +145,7 @@ mod tests {
         assert_eq!(store::read::<u64>(&tx, "a").unwrap(), Some(2), "a run reads its own writes");
         assert_eq!(store::read::<u64>(&tx, "unknown").unwrap(), None);
         let run = tx.finish();
-        assert_eq!(run.reads, BTreeMap::from([("a".to_string(), 7), ("gone".to_string(), 0)]));
+        assert_eq!(run.reads, SortedMap::from([("a".to_string(), 7), ("gone".to_string(), 0)]));
         assert_eq!(run.writes.get("a").map(Vec::as_slice), Some(&b"2"[..]));
         assert_eq!(run.writes.get("gone").map(Vec::as_slice), Some(&b"5"[..]));
         assert!(run.misses.contains("unknown"));
