@@ -83,7 +83,7 @@ impl Engine {
                 match answer {
                     Answer::Active(list) => kicked.extend(list),
                     Answer::Failed(e) => log::warn!("miroir: {e}"),
-                    other => log::warn!("miroir: unexpected ledger answer {other:?} to the active list"),
+                    other => log::warn!("miroir: unexpected ledger answer {} to the active list", other.summary()),
                 }
                 self.claim_indexes(host, kicked);
             }
@@ -93,7 +93,7 @@ impl Engine {
                     Answer::Head(Some(head)) => self.start_job(host, &index, *head),
                     Answer::Head(None) => {}
                     Answer::Failed(e) => log::warn!("miroir: claiming index {index}: {e}"),
-                    other => log::warn!("miroir: unexpected ledger answer {other:?} to a claim of {index}"),
+                    other => log::warn!("miroir: unexpected ledger answer {} to a claim of {index}", other.summary()),
                 }
             }
             (Awaiting::Renew { index, task_uid, now_ms }, answer) => {
@@ -125,7 +125,7 @@ impl Engine {
                 self.on_next(host, &index, next);
             }
             (Awaiting::Waiters { uids }, Answer::Tasks(tasks)) => self.answer_waiters(host, uids, tasks),
-            (Awaiting::Waiters { .. }, other) => log::warn!("miroir: unexpected ledger answer {other:?} to a task read"),
+            (Awaiting::Waiters { .. }, other) => log::warn!("miroir: unexpected ledger answer {} to a task read", other.summary()),
             (Awaiting::DriftClaim, answer) => self.on_drift_claimed(host, matches!(answer, Answer::Claimed(true))),
             (Awaiting::NodeKeyWarning, Answer::Claimed(true)) => log::warn!(
                 "miroir: drift check: nodes refuse unauthenticated reads; set the node key in ${}",
@@ -139,7 +139,7 @@ impl Engine {
                 self.on_drift_judge(host, &index, epoch, *rec, open_tasks);
             }
             (Awaiting::DriftRead { index, .. } | Awaiting::DriftJudge { index, .. }, other) => {
-                log::warn!("miroir: unexpected ledger answer {other:?} to a read of {index}");
+                log::warn!("miroir: unexpected ledger answer {} to a read of {index}", other.summary());
             }
             (Awaiting::ForceUnfrozen { context_id, index }, answer) => self.on_force_unfrozen(host, context_id, &index, answer),
             (Awaiting::Converged { index, lift_freeze }, answer) => {
@@ -170,7 +170,7 @@ impl Engine {
                 self.on_next_replay(host, &index, pos, from, job.map(|j| *j));
             }
             (Awaiting::Replay { index, pos }, other) => {
-                log::warn!("miroir: index {index}: catch-up read failed: {other:?}");
+                log::warn!("miroir: index {index}: catch-up read failed: {}", other.summary());
                 self.on_next_replay_failed(host, &index, pos);
             }
             (Awaiting::Rejoin { index, pos }, answer) => self.on_rejoin(host, &index, pos, matches!(answer, Answer::Claimed(true))),
@@ -179,12 +179,12 @@ impl Engine {
                     self.follow(host, &index, o);
                 }
             }
-            (Awaiting::Adopt { index }, other) => log::warn!("miroir: index {index}: reading its open writes failed: {other:?}"),
+            (Awaiting::Adopt { index }, other) => log::warn!("miroir: index {index}: reading its open writes failed: {}", other.summary()),
             (Awaiting::SwapReady { index, uid }, answer) => self.on_swap_ready(host, &index, uid, matches!(answer, Answer::Claimed(true))),
             (Awaiting::FollowRenew { index }, answer) => self.on_follow_renewed(&index, matches!(answer, Answer::Renewed(true))),
             (Awaiting::VerifyRead { index }, Answer::Verify(view)) => self.on_verify_read(host, &index, view.map(|v| *v)),
             (Awaiting::VerifyRead { index }, other) => {
-                log::warn!("miroir: unexpected ledger answer {other:?} to the check of {index}");
+                log::warn!("miroir: unexpected ledger answer {} to the check of {index}", other.summary());
                 self.on_verify_read(host, &index, None);
             }
         }
@@ -192,5 +192,5 @@ impl Engine {
 }
 
 fn unexpected(answer: &Answer) -> StoreError {
-    StoreError::Host(format!("unexpected ledger answer {answer:?}"))
+    StoreError::Host(format!("unexpected ledger answer: {}", answer.summary()))
 }

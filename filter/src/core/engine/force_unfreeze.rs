@@ -33,7 +33,7 @@ impl Engine {
                 tasks::error_reply(&MeiliError::state_unavailable())
             }
             other => {
-                log::error!("miroir: unfreezing {index} failed: {other:?}");
+                log::error!("miroir: unfreezing {index} failed: {}", other.summary());
                 tasks::error_reply(&MeiliError::new(
                     503,
                     "miroir_unavailable",

@@ -179,6 +179,30 @@ pub enum Answer {
     Open(Vec<OpenTask>),
 }
 
+impl Answer {
+    /// What the answer is, for a log line or an error: its kind and, for a failure, the store's
+    /// error. Never the records it carries: a job holds the client's body and Authorization.
+    pub fn summary(&self) -> String {
+        let kind = match self {
+            Answer::Done => "done",
+            Answer::Failed(e) => return format!("failed ({e})"),
+            Answer::Active(_) => "active indexes",
+            Answer::Head(_) => "queue head",
+            Answer::Renewed(_) => "lease renewal",
+            Answer::Committed(_) => "commit",
+            Answer::Next(_) => "next job",
+            Answer::Tasks(_) => "tasks",
+            Answer::Claimed(_) => "claim",
+            Answer::IndexState { .. } => "index state",
+            Answer::Enqueued(_) => "enqueued",
+            Answer::Verify(_) => "verify result",
+            Answer::Replay { .. } => "catch-up write",
+            Answer::Open(_) => "open writes",
+        };
+        kind.to_string()
+    }
+}
+
 /// Operations take effect in the order they are submitted (the shared-data ledger runs each one
 /// as it comes; a remote store must keep one worker's operations in order), whatever order their
 /// answers come back in.
@@ -212,5 +236,34 @@ pub trait Ledger {
     /// The last call to the store failed.
     fn unavailable(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::state::records::{JobRecord, OpenTask};
+
+    #[test]
+    fn an_answers_summary_never_carries_the_clients_secrets() {
+        let job = JobRecord {
+            body: Some(r#"{"embedders":{"e":{"apiKey":"sk-embedder-secret"}}}"#.into()),
+            authorization: Some("Bearer client-secret".into()),
+            ..JobRecord::default()
+        };
+        let open = OpenTask {
+            uid: 1,
+            nodes: Default::default(),
+            authorization: Some("Bearer client-secret".into()),
+            kind: String::new(),
+            deletes_later: Vec::new(),
+        };
+        for answer in [Answer::Replay { from: Some(3), job: Some(Box::new(job)) }, Answer::Open(vec![open])] {
+            let summary = answer.summary();
+            assert!(!summary.contains("secret"), "{summary}");
+            assert!(!summary.is_empty());
+        }
+        let failed = Answer::Failed(StoreError::Unavailable("etcd: no leader".into())).summary();
+        assert!(failed.contains("etcd: no leader"), "a failure says why: {failed}");
     }
 }
