@@ -85,7 +85,7 @@ impl Gateway {
         self.ledger.take(OpId(id))
     }
 
-    fn view<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+    fn view<T: super::state::from_json::FromJson>(&self, key: &str) -> Option<T> {
         store::read(&self.host, key).expect("readable view")
     }
 }

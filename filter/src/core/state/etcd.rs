@@ -655,7 +655,7 @@ fn apply_to_view(host: &mut dyn Host, key: &str, value: &[u8]) {
     }
     let older = |current: &[u8]| -> bool {
         if key.starts_with(keys::INDEX_PREFIX) {
-            let rev = |b: &[u8]| serde_json::from_slice::<IndexRecord>(b).map(|r| r.rev).unwrap_or(0);
+            let rev = |b: &[u8]| super::from_json::decode::<IndexRecord>(b).map_or(0, |r| r.rev);
             return rev(value) < rev(current);
         }
         if key.starts_with(keys::HOT_PREFIX) {

@@ -1,13 +1,18 @@
 //! The records kept in shared data. Serialized as JSON so an operator reading a dump (or a
 //! test) can make sense of them; none of them is on the search hot path except `HotRecord`.
+//! They are written with serde's derive and read back by hand (`from_json.rs`, which says why);
+//! the derived `Deserialize` is compiled for tests only, where it checks the hand-written one.
 
 use crate::core::sorted_map::SortedMap;
 
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use serde::Deserialize;
+use serde::Serialize;
 use serde_json::Value;
 
 /// Broadcast phase of an index, also exported as the `miroir_settings_broadcast_phase` gauge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     #[default]
@@ -44,13 +49,15 @@ impl Phase {
 
 /// Who runs an index's jobs, until when. Renewed by the owner while it works; a worker whose VM
 /// is gone stops renewing and another one takes over after expiry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct Lease {
     pub owner: String,
     pub expires_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct FrozenRecord {
     pub reason: String,
     /// Ids of the nodes that disagreed.
@@ -63,7 +70,8 @@ pub struct FrozenRecord {
 
 /// Per index: versions, fingerprints, phase, freeze, and the job queue with its lease. One key,
 /// so that "commit only if I still own the lease" is a single CAS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct IndexRecord {
     /// Bumped by every write of the record (`index_store::update_index`): orders the hot-record
     /// projections, so a slow writer never puts back an older view.
@@ -98,7 +106,8 @@ pub struct IndexRecord {
 }
 
 /// A node out of sync for an index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct NodeLag {
     pub why: String,
     /// The next write (filter task uid) to replay to it from the catch-up log. None: the log no
@@ -108,7 +117,8 @@ pub struct NodeLag {
 }
 
 /// One write kept in an index's catch-up log (its job record is kept with it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct LogEntry {
     pub uid: u64,
     pub bytes: u64,
@@ -176,7 +186,8 @@ impl HotRecord {
 
 /// A settings write waiting for or under broadcast. Holds the client's body and Authorization
 /// (secrets): it lives only in shared memory, is never logged and never returned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct JobRecord {
     pub task_uid: u64,
     pub index: String,
@@ -223,7 +234,8 @@ pub struct JobRecord {
 
 /// A mirrored write the nodes accepted whose node tasks have not all finished: the filter task
 /// follows them (`engine/mirror_tasks.rs`). Kept per index so that another worker can take over.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct OpenTask {
     pub uid: u64,
     /// Node id → that node's task uid.
@@ -240,7 +252,8 @@ pub struct OpenTask {
 }
 
 /// What the propose round told the client-facing side.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProposeOutcome {
     Accepted,
@@ -251,7 +264,8 @@ pub enum ProposeOutcome {
     Rejected { status: u16, body: String, content_type: Option<String> },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct NodeTaskInfo {
     pub node: String,
     pub task_uid: Option<u64>,
@@ -259,7 +273,8 @@ pub struct NodeTaskInfo {
     pub fingerprint: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct TaskMiroir {
     pub phase: String,
     pub settings_version: Option<u64>,
@@ -269,7 +284,8 @@ pub struct TaskMiroir {
 }
 
 /// A task as clients see it through `GET /tasks/{uid}`, plus bookkeeping.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct TaskRecord {
     pub uid: u64,
     /// Empty for instance-wide tasks (dumps, snapshots), shown as `null`.
@@ -293,12 +309,13 @@ pub struct TaskRecord {
     pub custom_metadata: Option<String>,
 }
 
-fn settings_update() -> String {
+pub(super) fn settings_update() -> String {
     "settingsUpdate".into()
 }
 
 /// Outcome of the last check of one index, read by the admin API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct VerifyResult {
     pub at_ms: u64,
     pub converged: bool,
@@ -311,7 +328,8 @@ pub struct VerifyResult {
 }
 
 /// The drift check's lease and schedule, shared by every worker (`engine/drift.rs`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[cfg_attr(test, derive(Deserialize))]
 pub struct DriftSchedule {
     pub lease: Option<Lease>,
     pub next_run_ms: u64,

@@ -8,7 +8,9 @@
 //! only if it is still missing; everyone else then goes through CAS. Update closures may run more
 //! than once and must be idempotent for their own effect ("push X unless X is there").
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::Serialize;
+
+use super::from_json::{decode, FromJson};
 
 use super::keys::CREATE_LOCK_KEY;
 use crate::core::host::{Host, SharedError};
@@ -56,12 +58,10 @@ pub fn read_raw(host: &dyn Host, key: &str) -> Result<(Option<Vec<u8>>, Option<u
     Ok((value.filter(|v| !v.is_empty()), cas))
 }
 
-pub fn read<T: DeserializeOwned>(host: &dyn Host, key: &str) -> Result<Option<T>, StoreError> {
+pub fn read<T: FromJson>(host: &dyn Host, key: &str) -> Result<Option<T>, StoreError> {
     match read_raw(host, key)?.0 {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|_| StoreError::Corrupt(key.to_string())),
+        Some(bytes) => decode(&bytes).map(Some).ok_or_else(|| StoreError::Corrupt(key.to_string())),
     }
 }
 
@@ -83,14 +83,14 @@ pub fn clear(host: &mut dyn Host, key: &str) -> Result<(), StoreError> {
 /// in the module rather than once per (record, closure) pair (33 copies, 65 KB of the module).
 pub fn update<T, F>(host: &mut dyn Host, key: &str, mut f: F) -> Result<Option<T>, StoreError>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + FromJson,
     F: FnMut(Option<&T>) -> Option<T>,
 {
     let mut stored: Option<T> = None;
     update_bytes(host, key, &mut |raw| {
         let current: Option<T> = match raw {
             None => None,
-            Some(bytes) => Some(serde_json::from_slice(bytes).map_err(|_| StoreError::Corrupt(key.to_string()))?),
+            Some(bytes) => Some(decode(bytes).ok_or_else(|| StoreError::Corrupt(key.to_string()))?),
         };
         let next = f(current.as_ref());
         let bytes = match &next {
