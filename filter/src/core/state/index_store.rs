@@ -20,6 +20,16 @@ pub fn update_index<F>(host: &mut dyn Host, index: &str, mut change: F) -> Resul
 where
     F: FnMut(Option<&IndexRecord>) -> Option<IndexRecord>,
 {
+    update_index_with(host, index, &mut change)
+}
+
+/// `update_index` once in the module: the caller's change is called through a pointer (two
+/// dozen callers, each of which used to get its own copy of the update and the hot sync).
+fn update_index_with(
+    host: &mut dyn Host,
+    index: &str,
+    change: &mut dyn FnMut(Option<&IndexRecord>) -> Option<IndexRecord>,
+) -> Result<Option<IndexRecord>, StoreError> {
     let mut wrote = false;
     let stored = store::update::<IndexRecord, _>(host, &keys::index_key(index), |current| {
         let mut next = change(current);

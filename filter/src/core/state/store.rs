@@ -86,6 +86,16 @@ where
     T: Serialize + FromJson,
     F: FnMut(Option<&T>) -> Option<T>,
 {
+    update_typed(host, key, &mut f)
+}
+
+/// `update` once per record type, not once per closure: the closure is called through a
+/// pointer, so each caller's closure is its own code and the decoding around it is shared.
+fn update_typed<T: Serialize + FromJson>(
+    host: &mut dyn Host,
+    key: &str,
+    f: &mut dyn FnMut(Option<&T>) -> Option<T>,
+) -> Result<Option<T>, StoreError> {
     let mut stored: Option<T> = None;
     update_bytes(host, key, &mut |raw| {
         let current: Option<T> = match raw {
