@@ -1,10 +1,12 @@
-"""The shape of a built wasm module, read from its binary format: bytes per section kind and the
-size of every function body. Shared by the tests and the benchmark's footprint section."""
+"""The shape of a built wasm module, read from its binary format: bytes per section kind, the
+size of every function body and the names it exports. Shared by the tests and the benchmark's
+footprint section."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+EXPORT_SECTION = 7
 CODE_SECTION = 10
 SECTION_NAMES = {CODE_SECTION: "code", 11: "data", 0: "custom"}
 
@@ -55,3 +57,18 @@ def function_sizes(path: Path) -> list[int]:
             sizes.append(size)
             at += size
     return sizes
+
+
+def export_names(path: Path) -> list[str]:
+    """The names the module exports, in order."""
+    raw = Path(path).read_bytes()
+    names: list[str] = []
+    for kind, start, _ in _sections(raw):
+        if kind != EXPORT_SECTION:
+            continue
+        count, at = _leb128(raw, start)
+        for _ in range(count):
+            size, at = _leb128(raw, at)
+            names.append(raw[at:at + size].decode())
+            _, at = _leb128(raw, at + size + 1)  # the export's kind byte, then its index
+    return names
