@@ -102,16 +102,19 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-V8_HEAP = "V8 heap"
+ARENA = "allocator arena"
 
 
 def memory_by_kind_kib(pid: int, module: Path | None = None) -> tuple[dict[str, int], int]:
     """Resident memory of a process by kind of mapping, from /proc/<pid>/smaps (KiB), and how many
-    copies of `module`'s bytes the V8 heap holds:
+    copies of `module`'s bytes the allocator arena holds:
     `jit code` — anonymous executable mappings (V8's compiled wasm and its own code);
-    `V8 heap` — the largest anonymous mapping when it holds copies of `module` (V8's heap: each
-    module's bytes and what V8 decoded from them);
-    `other anonymous` — the rest of the anonymous memory (Envoy's heap, the VMs' linear memories);
+    `allocator arena` — the largest anonymous mapping: Envoy's allocator's (tcmalloc's; its size
+    follows the heap size Envoy's admin `/memory` reports), where Envoy's heap is, and where V8
+    keeps what it allocates with malloc: the module's bytes, what it decoded and compiled from
+    them, and the memory its compiler freed;
+    `other anonymous` — the rest of the anonymous memory (V8's own heap pages, the VMs' linear
+    memories, thread stacks);
     `files` — mapped files (the Envoy binary, libraries)."""
     maps: list[list[Any]] = []  # start, end, kind, resident KiB
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
@@ -125,16 +128,16 @@ def memory_by_kind_kib(pid: int, module: Path | None = None) -> tuple[dict[str, 
         elif head and head[0] == "Rss:" and maps:
             maps[-1][3] += int(head[1])
     anonymous = [m for m in maps if m[2] == "other anonymous"]
-    heap = max(anonymous, key=lambda m: m[3]) if anonymous else None
+    arena = max(anonymous, key=lambda m: m[3]) if anonymous else None
     copies = 0
-    if module is not None and heap is not None:
-        probe = module.read_bytes()[:4096]
-        with open(f"/proc/{pid}/mem", "rb") as memory:
-            memory.seek(heap[0])
-            copies = memory.read(heap[1] - heap[0]).count(probe)
-        if copies:  # the module's bytes are there: it is V8's heap
-            heap[2] = V8_HEAP
-    kinds = {"jit code": 0, V8_HEAP: 0, "other anonymous": 0, "files": 0}
+    if arena is not None:
+        arena[2] = ARENA
+        if module is not None:
+            probe = module.read_bytes()[:4096]
+            with open(f"/proc/{pid}/mem", "rb") as memory:
+                memory.seek(arena[0])
+                copies = memory.read(arena[1] - arena[0]).count(probe)
+    kinds = {"jit code": 0, ARENA: 0, "other anonymous": 0, "files": 0}
     for m in maps:
         kinds[m[2]] += m[3]
     return kinds, copies

@@ -31,7 +31,7 @@ class FootprintResult:
     rss_warm_kib: dict[str, int] = field(default_factory=dict)
     hwm_kib: dict[str, int] = field(default_factory=dict)
     # After the warm-up: resident KiB by kind of mapping (`common.memory_by_kind_kib`), and how many
-    # copies of the module's bytes V8's heap holds.
+    # copies of the module's bytes the allocator arena holds.
     by_kind_kib: dict[str, dict[str, int]] = field(default_factory=dict)
     module_copies: dict[str, int] = field(default_factory=dict)
     # After the warm-up: Envoy's allocator (tcmalloc) as its admin `/memory` reports it, in bytes:
