@@ -1,9 +1,6 @@
 #!/usr/bin/env bash
-# Makes the release module what ships, in place: first keeps only the exports of the callbacks
-# the filter handles (`keep-exports.py`: Envoy then never crosses into the VM for the others,
-# such as every response body chunk), then runs binaryen's wasm-opt over it when wasm-opt is
-# installed (Debian: `apt-get install binaryen`), which also drops the code only the removed
-# exports reached; without it the module is otherwise shipped as cargo built it.
+# Runs binaryen's wasm-opt over the release module in place, when wasm-opt is installed
+# (Debian: `apt-get install binaryen`); without it the module cargo built is shipped as it is.
 #
 # -O3 without binaryen's inlining. Measured with `make bench ARGS="--only footprint"` (Envoy's
 # RSS at --concurrency 2, over no filter): cargo's module +67 MiB; -O3, -O2, -Os or -Oz +75 to
@@ -22,24 +19,15 @@ set -euo pipefail
 module=${1:?usage: optimize-wasm.sh MODULE.wasm}
 optimized="${module%.wasm}.optimized.wasm"
 source_sum="$optimized.from"
-here=$(dirname "$0")
-
-# The callbacks the filter handles (glue/): the ABI's entry points, the root's, the request's.
-exports=(memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_allocate proxy_on_vm_start
-         proxy_on_configure proxy_on_context_create proxy_on_tick proxy_on_queue_ready
-         proxy_on_http_call_response proxy_on_request_headers proxy_on_request_body
-         proxy_on_request_trailers proxy_on_response_headers proxy_on_log proxy_on_done
-         proxy_on_delete)
 
 if ! command -v wasm-opt >/dev/null; then
-    python3 "$here/keep-exports.py" "$module" "${exports[@]}"
-    echo "   wasm-opt not found (Debian: binaryen): module otherwise left as cargo built it"
+    echo "   wasm-opt not found (Debian: binaryen): module left as cargo built it"
     exit 0
 fi
 passes=(-O3 --always-inline-max-function-size 0 --flexible-inline-max-function-size 0
         --one-caller-inline-max-function-size 0)
-# The build's SHA-256, the exports and the passes: any of them changing means optimizing again.
-sum="$(sha256sum "$module" | cut -d' ' -f1) ${exports[*]} ${passes[*]}"
+# The build's SHA-256 and the passes: either changing means optimizing again.
+sum="$(sha256sum "$module" | cut -d' ' -f1) ${passes[*]}"
 if [[ -f $optimized && -f $source_sum && $(cat "$source_sum") == "$sum" ]]; then
     cp "$optimized" "$module.tmp"
     mv "$module.tmp" "$module"
@@ -47,13 +35,10 @@ if [[ -f $optimized && -f $source_sum && $(cat "$source_sum") == "$sum" ]]; then
     exit 0
 fi
 before=$(stat -c %s "$module")
-cp "$module" "$optimized.in"
-python3 "$here/keep-exports.py" "$optimized.in" "${exports[@]}"
 wasm-opt "${passes[@]}" \
     --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
     --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types \
-    "$optimized.in" -o "$optimized"
-rm -f "$optimized.in"
+    "$module" -o "$optimized"
 echo "$sum" > "$source_sum"
 # A new file, not a write into the old one: cargo hard-links the module from its deps directory.
 cp "$optimized" "$module.tmp"

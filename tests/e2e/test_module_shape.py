@@ -27,9 +27,10 @@ def test_no_function_is_large_enough_to_swell_envoys_memory(filter_wasm: Path) -
 
 
 def test_only_the_callbacks_the_filter_handles_are_exported(filter_wasm: Path) -> None:
-    """Envoy calls every callback a module exports: the SDK exports them all, so without
-    `scripts/keep-exports.py` every response would cross into the VM once per body chunk (and
-    once for its trailers) for nothing, and the network and gRPC callbacks' code would ship."""
+    """Envoy calls every callback a module exports. The proxy-wasm SDK exports them all, so with
+    it every response crossed into the VM once per body chunk (and once for its trailers) for
+    nothing, and the network and gRPC callbacks' code shipped; the filter's own `glue/exports.rs`
+    exports the callbacks it handles and no other."""
     exports = set(export_names(filter_wasm))
     assert {"proxy_on_request_headers", "proxy_on_request_body", "proxy_on_response_headers",
             "proxy_on_http_call_response", "proxy_on_tick", "proxy_on_queue_ready"} <= exports

@@ -2,15 +2,10 @@
 //! turned into a value the core handles, never a panic.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::time::{Duration, UNIX_EPOCH};
 
-use proxy_wasm::hostcalls;
-
-use super::abi;
-use proxy_wasm::types::MetricType;
-
+use super::abi::{self, MetricKind};
 use crate::core::host::{Callout, Host, LocalReply, SharedError};
+use crate::core::sorted_map::SortedMap;
 
 /// Name of the shared queue a worker's root context listens on to be woken.
 pub fn wake_queue_name(worker: &str) -> String {
@@ -24,43 +19,45 @@ pub struct WasmHost {
     pub vm_id: String,
     pub own_worker: String,
     pub own_queue: Option<u32>,
-    metrics: RefCell<HashMap<String, u32>>,
+    metrics: RefCell<SortedMap<String, u32>>,
 }
 
 impl WasmHost {
     pub fn new(root_id: u32, vm_id: String, own_worker: String, own_queue: Option<u32>) -> WasmHost {
-        WasmHost { root_id, vm_id, own_worker, own_queue, metrics: RefCell::new(HashMap::new()) }
+        WasmHost { root_id, vm_id, own_worker, own_queue, metrics: RefCell::new(SortedMap::new()) }
     }
 
-    fn metric(&self, kind: MetricType, name: &str) -> Option<u32> {
-        if let Some(id) = self.metrics.borrow().get(name) {
+    fn metric(&self, kind: MetricKind, name: &str) -> Option<u32> {
+        if let Some(id) = self.metrics.try_borrow().ok()?.get(name) {
             return Some(*id);
         }
-        match hostcalls::define_metric(kind, name) {
+        match abi::define_metric(kind, name) {
             Ok(id) => {
-                self.metrics.borrow_mut().insert(name.to_string(), id);
+                if let Ok(mut metrics) = self.metrics.try_borrow_mut() {
+                    metrics.insert(name.to_string(), id);
+                }
                 Some(id)
             }
-            Err(e) => {
-                log::warn!("miroir: defining metric {name} failed: {e:?}");
+            Err(status) => {
+                log::warn!("miroir: defining metric {name} failed: host status {status}");
                 None
             }
         }
     }
 }
 
-/// Envoy's wall clock (nanosecond resolution); zero if the host cannot tell the time.
-fn since_epoch() -> Duration {
-    hostcalls::get_current_time().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default()
+/// Envoy's wall clock in nanoseconds; zero if the host cannot tell the time.
+fn since_epoch_ns() -> u64 {
+    abi::now_ns().unwrap_or(0)
 }
 
 impl Host for WasmHost {
     fn now_ms(&self) -> u64 {
-        since_epoch().as_millis() as u64
+        since_epoch_ns() / 1_000_000
     }
 
     fn now_us(&self) -> u64 {
-        since_epoch().as_micros() as u64
+        since_epoch_ns() / 1_000
     }
 
     fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), SharedError> {
@@ -76,29 +73,21 @@ impl Host for WasmHost {
     }
 
     fn dispatch(&mut self, call: &Callout) -> Result<u32, String> {
-        let mut headers: Vec<(&str, &str)> = vec![
-            (":method", call.method.as_str()),
-            (":path", call.path.as_str()),
-            (":authority", call.authority.as_str()),
+        let mut headers: Vec<(String, String)> = vec![
+            (":method".into(), call.method.clone()),
+            (":path".into(), call.path.clone()),
+            (":authority".into(), call.authority.clone()),
         ];
-        for (k, v) in &call.headers {
-            headers.push((k.as_str(), v.as_str()));
-        }
-        hostcalls::dispatch_http_call(
-            &call.cluster,
-            headers,
-            call.body.as_deref(),
-            vec![],
-            Duration::from_millis(call.timeout_ms),
-        )
-        .map_err(|s| format!("{s:?}"))
+        headers.extend(call.headers.iter().cloned());
+        let timeout_ms = u32::try_from(call.timeout_ms).unwrap_or(u32::MAX);
+        abi::http_call(&call.cluster, &headers, call.body.as_deref(), timeout_ms).map_err(|status| format!("host status {status}"))
     }
 
     fn reply(&mut self, http_context_id: u32, reply: &LocalReply) -> Result<(), String> {
-        hostcalls::set_effective_context(http_context_id).map_err(|s| format!("{s:?}"))?;
+        abi::set_effective_context(http_context_id).map_err(|status| format!("host status {status}"))?;
         let sent = abi::send_local_response(reply.status, &reply.headers, &reply.body).map_err(|status| format!("host status {status}"));
         // Back to the root, so later callouts in this callback stay root-owned.
-        let _ = hostcalls::set_effective_context(self.root_id);
+        let _ = abi::set_effective_context(self.root_id);
         sent
     }
 
@@ -106,29 +95,29 @@ impl Host for WasmHost {
         let queue = if worker == self.own_worker {
             self.own_queue
         } else {
-            hostcalls::resolve_shared_queue(&self.vm_id, &wake_queue_name(worker)).ok().flatten()
+            abi::resolve_queue(&self.vm_id, &wake_queue_name(worker)).ok().flatten()
         };
         if let Some(q) = queue {
             // Best effort: the root's tick picks the work up anyway.
-            let _ = hostcalls::enqueue_shared_queue(q, Some(b"w"));
+            let _ = abi::enqueue(q, b"w");
         }
     }
 
     fn counter_add(&mut self, name: &str, delta: u64) {
-        if let Some(id) = self.metric(MetricType::Counter, name) {
-            let _ = hostcalls::increment_metric(id, delta as i64);
+        if let Some(id) = self.metric(MetricKind::Counter, name) {
+            let _ = abi::increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX));
         }
     }
 
     fn gauge_set(&mut self, name: &str, value: u64) {
-        if let Some(id) = self.metric(MetricType::Gauge, name) {
-            let _ = hostcalls::record_metric(id, value);
+        if let Some(id) = self.metric(MetricKind::Gauge, name) {
+            let _ = abi::record_metric(id, value);
         }
     }
 
     fn histogram_record(&mut self, name: &str, value: u64) {
-        if let Some(id) = self.metric(MetricType::Histogram, name) {
-            let _ = hostcalls::record_metric(id, value);
+        if let Some(id) = self.metric(MetricKind::Histogram, name) {
+            let _ = abi::record_metric(id, value);
         }
     }
 

@@ -1,12 +1,9 @@
-//! One client request: binds the proxy-wasm HTTP callbacks to the core's `HttpFlow`, which decides
-//! everything. Header and body reads go through `abi` (bytes, every host status a value).
+//! One client request: binds the proxy-wasm HTTP callbacks (`exports.rs`) to the core's `HttpFlow`,
+//! which decides everything. Header and body reads go through `abi` (bytes, every host status a value).
 
 use std::cell::OnceCell;
 
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType, MapType};
-
-use super::abi;
+use super::abi::{self, Buffer, Headers};
 use super::shared::SharedRef;
 use crate::core::header_map::Pairs;
 use crate::core::host::LocalReply;
@@ -36,7 +33,7 @@ struct EnvoyRequest {
 
 impl EnvoyRequest {
     fn headers(&self) -> Option<&Pairs> {
-        self.headers.get_or_init(|| abi::header_pairs(MapType::HttpRequestHeaders).ok()).as_ref()
+        self.headers.get_or_init(|| abi::header_pairs(Headers::Request).ok()).as_ref()
     }
 }
 
@@ -44,7 +41,7 @@ impl RequestIo for EnvoyRequest {
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
         match self.headers() {
             Some(headers) => headers.iter().find(|(n, _)| n.as_slice() == name.as_bytes()).map(|(_, v)| v.clone()),
-            None => abi::header_bytes(MapType::HttpRequestHeaders, name).ok().flatten(),
+            None => abi::header_bytes(Headers::Request, name).ok().flatten(),
         }
     }
 
@@ -53,7 +50,7 @@ impl RequestIo for EnvoyRequest {
         if value.is_none() && present == Some(false) {
             return; // nothing to remove
         }
-        let _ = abi::set_header(MapType::HttpRequestHeaders, name, value);
+        let _ = abi::set_header(Headers::Request, name, value);
         if let Some(Some(headers)) = self.headers.get_mut() {
             headers.retain(|(n, _)| n.as_slice() != name.as_bytes());
             if let Some(v) = value {
@@ -63,11 +60,11 @@ impl RequestIo for EnvoyRequest {
     }
 
     fn request_body(&self, max: usize) -> Vec<u8> {
-        abi::buffer_bytes(BufferType::HttpRequestBody, max).ok().flatten().unwrap_or_default()
+        abi::buffer_bytes(Buffer::RequestBody, max).ok().flatten().unwrap_or_default()
     }
 
     fn set_response_header(&mut self, name: &str, value: &str) {
-        let _ = abi::set_header(MapType::HttpResponseHeaders, name, Some(value));
+        let _ = abi::set_header(Headers::Response, name, Some(value));
     }
 
     fn send_reply(&mut self, reply: &LocalReply) {
@@ -77,50 +74,40 @@ impl RequestIo for EnvoyRequest {
     }
 }
 
-fn action(next: Next) -> Action {
-    match next {
-        Next::Continue => Action::Continue,
-        Next::Pause => Action::Pause,
-    }
-}
-
-impl Context for Http {}
-
-impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let Ok(mut guard) = self.shared.try_borrow_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
-        let Some(s) = guard.as_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
-        action(self.flow.on_request_headers(&mut s.engine, &mut s.host, &mut EnvoyRequest::default(), end_of_stream))
+impl Http {
+    pub fn on_request_headers(&mut self, end_of_stream: bool) -> Next {
+        let Ok(mut guard) = self.shared.try_borrow_mut() else { return self.flow.on_state_unavailable(&mut EnvoyRequest::default()) };
+        let Some(s) = guard.as_mut() else { return self.flow.on_state_unavailable(&mut EnvoyRequest::default()) };
+        self.flow.on_request_headers(&mut s.engine, &mut s.host, &mut EnvoyRequest::default(), end_of_stream)
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    pub fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Next {
         if !self.flow.holds_a_write() {
-            return Action::Continue;
+            return Next::Continue;
         }
-        let Ok(mut guard) = self.shared.try_borrow_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
-        let Some(s) = guard.as_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
-        action(self.flow.on_request_body(&mut s.engine, &mut s.host, &mut EnvoyRequest::default(), body_size, end_of_stream))
+        let Ok(mut guard) = self.shared.try_borrow_mut() else { return self.flow.on_state_unavailable(&mut EnvoyRequest::default()) };
+        let Some(s) = guard.as_mut() else { return self.flow.on_state_unavailable(&mut EnvoyRequest::default()) };
+        self.flow.on_request_body(&mut s.engine, &mut s.host, &mut EnvoyRequest::default(), body_size, end_of_stream)
     }
 
-    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+    pub fn on_request_trailers(&mut self) -> Next {
         if !self.flow.holds_a_write() {
-            return Action::Continue;
+            return Next::Continue;
         }
-        let Ok(mut guard) = self.shared.try_borrow_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
-        let Some(s) = guard.as_mut() else { return action(self.flow.on_state_unavailable(&mut EnvoyRequest::default())) };
-        action(self.flow.on_request_trailers(&mut s.engine, &mut s.host, &mut EnvoyRequest::default()))
+        let Ok(mut guard) = self.shared.try_borrow_mut() else { return self.flow.on_state_unavailable(&mut EnvoyRequest::default()) };
+        let Some(s) = guard.as_mut() else { return self.flow.on_state_unavailable(&mut EnvoyRequest::default()) };
+        self.flow.on_request_trailers(&mut s.engine, &mut s.host, &mut EnvoyRequest::default())
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    pub fn on_response_headers(&mut self) {
         if let Ok(guard) = self.shared.try_borrow() {
             if let Some(s) = guard.as_ref() {
                 self.flow.on_response_headers(&s.engine, &s.host, &mut EnvoyRequest::default());
             }
         }
-        Action::Continue
     }
 
-    fn on_log(&mut self) {
+    pub fn on_log(&mut self) {
         if let Ok(mut guard) = self.shared.try_borrow_mut() {
             if let Some(s) = guard.as_mut() {
                 self.flow.on_log(&mut s.engine);

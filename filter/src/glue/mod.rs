@@ -1,20 +1,32 @@
-//! Thin glue between the proxy-wasm ABI and the host-free core: a root context per worker VM that
-//! owns the broadcast engine and its callouts, and an HTTP context per request that asks the core
-//! what to do. All logic lives in `crate::core`.
+//! Thin glue between the proxy-wasm ABI and the host-free core: the functions Envoy calls
+//! (`exports`), the hostcalls the filter makes (`abi`), a root context per VM that owns the
+//! engine and its callouts, and an HTTP context per request that asks the core what to do. All
+//! logic lives in `crate::core`.
 
 mod abi;
+mod exports;
 mod host;
 mod http;
+mod logger;
 mod root;
 mod shared;
 
-use proxy_wasm::types::LogLevel;
+#[cfg(target_os = "wasi")]
+extern "C" {
+    fn __wasm_call_ctors();
+}
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Debug);
+/// The VM's start (a WASI reactor's entry point, called once before any callback).
+#[no_mangle]
+pub extern "C" fn _initialize() {
+    // SAFETY: the linker's constructors, run once, first, as a reactor must.
+    #[cfg(target_os = "wasi")]
+    unsafe {
+        __wasm_call_ctors();
+    }
+    logger::install();
     std::panic::set_hook(Box::new(|info| {
         // A panic traps the VM; say where before it goes.
-        let _ = proxy_wasm::hostcalls::log(LogLevel::Critical, &format!("miroir: panic: {info}"));
+        abi::log(5, &format!("miroir: panic: {info}"));
     }));
-    proxy_wasm::set_root_context(|context_id| Box::new(root::Root::new(context_id)));
-}}
+}

@@ -5,13 +5,8 @@ use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::rc::Rc;
-use std::time::Duration;
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType, MapType};
-
-use super::abi;
+use super::abi::{self, Buffer, Headers};
 use super::host::{wake_queue_name, WasmHost};
 use super::http::Http;
 use super::shared::{Shared, SharedRef};
@@ -19,7 +14,7 @@ use crate::core::config::Config;
 use crate::core::engine::Engine;
 use crate::core::host::CalloutResponse;
 
-
+/// The root context: the VM's engine, shared with its requests' contexts.
 pub struct Root {
     id: u32,
     shared: SharedRef,
@@ -36,7 +31,8 @@ impl Root {
             Ok(s) => s.as_ref().map(|s| s.engine.tick_ms_at(crate::core::host::Host::now_ms(&s.host))).unwrap_or(0),
             Err(_) => return,
         };
-        if want != 0 && want != self.tick_ms && hostcalls::set_tick_period(Duration::from_millis(want)).is_ok() {
+        let period = u32::try_from(want).unwrap_or(u32::MAX);
+        if want != 0 && want != self.tick_ms && abi::set_tick_period_ms(period).is_ok() {
             self.tick_ms = want;
         }
     }
@@ -49,26 +45,17 @@ impl Root {
         }
         self.retick();
     }
-}
 
-/// A random id per VM: the host gives none (proxy-wasm-cpp-host#135). WASI `random_get` seeds
-/// std's `RandomState`.
-fn new_worker_id(context_id: u32) -> String {
-    let h = RandomState::new().hash_one(context_id);
-    format!("w{h:016x}")
-}
-
-impl Context for Root {
-    fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
+    pub fn on_http_call_response(&mut self, token_id: u32, body_size: usize) {
         // A callout that failed (reset, response over the buffer limit, cluster gone) has no
         // response headers at all: Envoy answers BadArgument, which is "no status" (unreachable)
         // here, never a panic. Bytes, since a status line is not ours to trust either.
-        let status = abi::header_bytes(MapType::HttpCallResponseHeaders, ":status")
+        let status = abi::header_bytes(Headers::CallResponse, ":status")
             .ok()
             .flatten()
             .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
         let body = if body_size > 0 {
-            abi::buffer_bytes(BufferType::HttpCallResponseBody, body_size).ok().flatten().unwrap_or_default()
+            abi::buffer_bytes(Buffer::CallResponseBody, body_size).ok().flatten().unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -79,14 +66,10 @@ impl Context for Root {
         }
         self.retick();
     }
-}
 
-impl RootContext for Root {
-    fn on_configure(&mut self, size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, size) {
-            Ok(Some(b)) => b,
-            _ => Vec::new(),
-        };
+    pub fn on_configure(&mut self, size: usize) -> bool {
+        super::logger::follow_envoys_level();
+        let bytes = abi::buffer_bytes(Buffer::PluginConfiguration, size).ok().flatten().unwrap_or_default();
         let cfg = match Config::parse(&bytes) {
             Ok(c) => c,
             Err(e) => {
@@ -95,12 +78,12 @@ impl RootContext for Root {
             }
         };
         let worker = new_worker_id(self.id);
-        let vm_id = hostcalls::get_property(vec!["plugin_vm_id"])
+        let vm_id = abi::property(&["plugin_vm_id"])
             .ok()
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        let queue = hostcalls::register_shared_queue(&wake_queue_name(&worker)).ok();
+        let queue = abi::register_queue(&wake_queue_name(&worker)).ok();
         let mut host = WasmHost::new(self.id, vm_id, worker.clone(), queue);
         let engine = Engine::new(cfg, worker.clone());
         engine.seed(&mut host);
@@ -117,14 +100,15 @@ impl RootContext for Root {
         true
     }
 
-    fn on_tick(&mut self) {
+    pub fn on_tick(&mut self) {
+        super::logger::follow_envoys_level();
         self.pump();
     }
 
-    fn on_queue_ready(&mut self, queue_id: u32) {
+    pub fn on_queue_ready(&mut self, queue_id: u32) {
         // Drain the wake-up tokens (bounded: a queue holds at most what was enqueued).
         for _ in 0..1024 {
-            match hostcalls::dequeue_shared_queue(queue_id) {
+            match abi::dequeue(queue_id) {
                 Ok(Some(_)) => continue,
                 _ => break,
             }
@@ -132,11 +116,15 @@ impl RootContext for Root {
         self.pump();
     }
 
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http::new(context_id, self.shared.clone())))
+    /// A request's context, sharing this root's engine.
+    pub fn new_http(&self, context_id: u32) -> Http {
+        Http::new(context_id, self.shared.clone())
     }
+}
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
+/// A random id per VM: the host gives none (proxy-wasm-cpp-host#135). WASI `random_get` seeds
+/// std's `RandomState`.
+fn new_worker_id(context_id: u32) -> String {
+    let h = RandomState::new().hash_one(context_id);
+    format!("w{h:016x}")
 }
