@@ -1,6 +1,6 @@
 //! miroir-envoy: a proxy-wasm filter that makes Meilisearch settings changes safe across a fleet.
 //!
-//! `core` is host-free (never imports `proxy_wasm`) and is tested natively; `glue` binds it to the
+//! `core` is host-free (never touches the proxy-wasm ABI) and is tested natively; `glue` binds it to the
 //! proxy-wasm ABI and is compiled only for wasm targets.
 
 pub mod core;
