@@ -15,7 +15,8 @@ use crate::core::sorted_map::SortedMap;
 #[derive(Default)]
 struct Contexts {
     roots: SortedMap<u32, Root>,
-    requests: SortedMap<u32, Http>,
+    /// Boxed: a request's entry moves when an older one is removed, so it is a pointer.
+    requests: SortedMap<u32, Box<Http>>,
 }
 
 thread_local! {
@@ -60,7 +61,7 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, root_id: u32) {
         if root_id == 0 {
             c.roots.insert(context_id, Root::new(context_id));
         } else if let Some(root) = c.roots.get(&root_id) {
-            let http = root.new_http(context_id);
+            let http = Box::new(root.new_http(context_id));
             c.requests.insert(context_id, http);
         }
     });
