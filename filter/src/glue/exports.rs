@@ -32,6 +32,16 @@ fn with<T>(otherwise: T, f: impl FnOnce(&mut Contexts) -> T) -> T {
     })
 }
 
+/// Runs `f` on request `context_id`'s context; `otherwise` when there is none.
+fn on_request<T>(context_id: u32, otherwise: T, f: impl FnOnce(&mut Http) -> T) -> T {
+    with(None, |c| c.requests.get_mut(&context_id).map(|h| f(h))).unwrap_or(otherwise)
+}
+
+/// Runs `f` on root context `root_id`; `otherwise` when there is none.
+fn on_root<T>(root_id: u32, otherwise: T, f: impl FnOnce(&mut Root) -> T) -> T {
+    with(None, |c| c.roots.get_mut(&root_id).map(f)).unwrap_or(otherwise)
+}
+
 const CONTINUE: u32 = 0;
 const PAUSE: u32 = 1;
 
@@ -74,25 +84,17 @@ pub extern "C" fn proxy_on_vm_start(_root_id: u32, _vm_configuration_size: usize
 
 #[no_mangle]
 pub extern "C" fn proxy_on_configure(root_id: u32, plugin_configuration_size: usize) -> u32 {
-    with(0, |c| c.roots.get_mut(&root_id).map_or(0, |root| u32::from(root.on_configure(plugin_configuration_size))))
+    on_root(root_id, 0, |root| u32::from(root.on_configure(plugin_configuration_size)))
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_tick(root_id: u32) {
-    with((), |c| {
-        if let Some(root) = c.roots.get_mut(&root_id) {
-            root.on_tick();
-        }
-    });
+    on_root(root_id, (), Root::on_tick);
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_queue_ready(root_id: u32, queue_id: u32) {
-    with((), |c| {
-        if let Some(root) = c.roots.get_mut(&root_id) {
-            root.on_queue_ready(queue_id);
-        }
-    });
+    on_root(root_id, (), |root| root.on_queue_ready(queue_id));
 }
 
 /// The filter's calls all go out on a root context; an answer named for another context (never
@@ -112,38 +114,28 @@ pub extern "C" fn proxy_on_http_call_response(context_id: u32, token: u32, _head
 
 #[no_mangle]
 pub extern "C" fn proxy_on_request_headers(context_id: u32, _headers: usize, end_of_stream: u32) -> u32 {
-    with(CONTINUE, |c| c.requests.get_mut(&context_id).map_or(CONTINUE, |h| action(h.on_request_headers(end_of_stream != 0))))
+    on_request(context_id, CONTINUE, |h| action(h.on_request_headers(end_of_stream != 0)))
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_request_body(context_id: u32, body_size: usize, end_of_stream: u32) -> u32 {
-    with(CONTINUE, |c| {
-        c.requests.get_mut(&context_id).map_or(CONTINUE, |h| action(h.on_request_body(body_size, end_of_stream != 0)))
-    })
+    on_request(context_id, CONTINUE, |h| action(h.on_request_body(body_size, end_of_stream != 0)))
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_request_trailers(context_id: u32, _trailers: usize) -> u32 {
-    with(CONTINUE, |c| c.requests.get_mut(&context_id).map_or(CONTINUE, |h| action(h.on_request_trailers())))
+    on_request(context_id, CONTINUE, |h| action(h.on_request_trailers()))
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_response_headers(context_id: u32, _headers: usize, _end_of_stream: u32) -> u32 {
-    with(CONTINUE, |c| {
-        if let Some(h) = c.requests.get_mut(&context_id) {
-            h.on_response_headers();
-        }
-        CONTINUE
-    })
+    on_request(context_id, (), Http::on_response_headers);
+    CONTINUE
 }
 
 #[no_mangle]
 pub extern "C" fn proxy_on_log(context_id: u32) {
-    with((), |c| {
-        if let Some(h) = c.requests.get_mut(&context_id) {
-            h.on_log();
-        }
-    });
+    on_request(context_id, (), Http::on_log);
 }
 
 /// A context may go: nothing of it outlives its callbacks (a root's calls are the engine's,
