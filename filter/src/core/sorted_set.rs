@@ -1,40 +1,28 @@
-//! An ordered set on a sorted `Vec`, for the small sets the engine keeps (indexes to kick, nodes
-//! left out of a round). Why not `BTreeSet`: see `sorted_map.rs`.
+//! An ordered set for the small sets the engine keeps (indexes to kick, nodes left out of a round):
+//! a `SortedMap` with nothing in its values. Why not `BTreeSet`: see `sorted_map.rs`.
 
 use std::borrow::Borrow;
 
+use super::sorted_map::SortedMap;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortedSet<K> {
-    items: Vec<K>,
+    map: SortedMap<K, ()>,
 }
 
 impl<K> Default for SortedSet<K> {
     fn default() -> Self {
-        SortedSet { items: Vec::new() }
+        SortedSet { map: SortedMap::default() }
     }
 }
 
 impl<K: Ord> SortedSet<K> {
     pub fn new() -> Self {
-        SortedSet { items: Vec::new() }
+        SortedSet::default()
     }
-
-    /// Where `item` is (Ok) or would go (Err); the end is checked first, as in `SortedMap`.
-    fn find<Q>(&self, item: &Q) -> Result<usize, usize>
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        match self.items.last() {
-            None => Err(0),
-            Some(last) if last.borrow() < item => Err(self.items.len()),
-            Some(_) => self.items.binary_search_by(|k| k.borrow().cmp(item)),
-        }
-    }
-
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.map.is_empty()
     }
 
     pub fn contains<Q>(&self, item: &Q) -> bool
@@ -42,18 +30,12 @@ impl<K: Ord> SortedSet<K> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.find(item).is_ok()
+        self.map.contains_key(item)
     }
 
     /// Adds `item`; false when it was there already.
     pub fn insert(&mut self, item: K) -> bool {
-        match self.find(&item) {
-            Ok(_) => false,
-            Err(at) => {
-                self.items.insert(at, item);
-                true
-            }
-        }
+        self.map.insert(item, ()).is_none()
     }
 
     /// Takes `item` out; false when it was not there.
@@ -62,56 +44,44 @@ impl<K: Ord> SortedSet<K> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        match self.find(item) {
-            Ok(at) => {
-                self.items.remove(at);
-                true
-            }
-            Err(_) => false,
-        }
+        self.map.remove(item).is_some()
     }
-
 
     /// Moves every item of `other` into this set, leaving `other` empty.
     pub fn append(&mut self, other: &mut SortedSet<K>) {
-        self.extend(std::mem::take(&mut other.items));
+        self.extend(std::mem::take(other).map.into_keys());
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, K> {
-        self.items.iter()
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator {
+        self.map.keys()
     }
-
 }
 
 impl<K: Ord> FromIterator<K> for SortedSet<K> {
     fn from_iter<I: IntoIterator<Item = K>>(items: I) -> Self {
-        let mut set = SortedSet::new();
-        set.extend(items);
-        set
+        SortedSet { map: items.into_iter().map(|k| (k, ())).collect() }
     }
 }
 
 impl<K: Ord> Extend<K> for SortedSet<K> {
     fn extend<I: IntoIterator<Item = K>>(&mut self, items: I) {
-        for item in items {
-            self.insert(item);
-        }
+        self.map.extend(items.into_iter().map(|k| (k, ())));
     }
 }
 
 impl<K> IntoIterator for SortedSet<K> {
     type Item = K;
-    type IntoIter = std::vec::IntoIter<K>;
+    type IntoIter = std::iter::Map<std::vec::IntoIter<(K, ())>, fn((K, ())) -> K>;
     fn into_iter(self) -> Self::IntoIter {
-        self.items.into_iter()
+        self.map.into_iter().map(|(k, ())| k)
     }
 }
 
-impl<'a, K> IntoIterator for &'a SortedSet<K> {
+impl<'a, K: Ord> IntoIterator for &'a SortedSet<K> {
     type Item = &'a K;
-    type IntoIter = std::slice::Iter<'a, K>;
+    type IntoIter = std::iter::Map<<&'a SortedMap<K, ()> as IntoIterator>::IntoIter, fn((&'a K, &'a ())) -> &'a K>;
     fn into_iter(self) -> Self::IntoIter {
-        self.items.iter()
+        (&self.map).into_iter().map(|(k, ())| k)
     }
 }
 
