@@ -44,18 +44,24 @@ def section_sizes(path: Path) -> dict[str, int]:
     return sizes
 
 
+def _vector(raw: bytes, section: int) -> tuple[int, int]:
+    """The entry count of the first `section` of that kind (a vector) and where its entries start;
+    (0, 0) when the module has none."""
+    for kind, start, _ in _sections(raw):
+        if kind == section:
+            return _leb128(raw, start)
+    return 0, 0
+
+
 def function_sizes(path: Path) -> list[int]:
     """Bytes of every function body in the code section, in index order."""
     raw = Path(path).read_bytes()
     sizes: list[int] = []
-    for kind, start, _ in _sections(raw):
-        if kind != CODE_SECTION:
-            continue
-        count, at = _leb128(raw, start)
-        for _ in range(count):
-            size, at = _leb128(raw, at)
-            sizes.append(size)
-            at += size
+    count, at = _vector(raw, CODE_SECTION)
+    for _ in range(count):
+        size, at = _leb128(raw, at)
+        sizes.append(size)
+        at += size
     return sizes
 
 
@@ -63,12 +69,9 @@ def export_names(path: Path) -> list[str]:
     """The names the module exports, in order."""
     raw = Path(path).read_bytes()
     names: list[str] = []
-    for kind, start, _ in _sections(raw):
-        if kind != EXPORT_SECTION:
-            continue
-        count, at = _leb128(raw, start)
-        for _ in range(count):
-            size, at = _leb128(raw, at)
-            names.append(raw[at:at + size].decode())
-            _, at = _leb128(raw, at + size + 1)  # the export's kind byte, then its index
+    count, at = _vector(raw, EXPORT_SECTION)
+    for _ in range(count):
+        size, at = _leb128(raw, at)
+        names.append(raw[at:at + size].decode())
+        _, at = _leb128(raw, at + size + 1)  # the export's kind byte, then its index
     return names
