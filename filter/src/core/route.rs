@@ -161,11 +161,13 @@ const MAX_INDEX_UID_LEN: usize = 400;
 /// Classifies a request. `method` is taken as sent (methods are case-sensitive); `path` is the
 /// `:path` header, query included.
 pub fn classify(method: &str, path: &str) -> Route {
-    let path = match path.find(['?', '#']) {
+    // A byte search: '?' and '#' are ASCII, so never inside a multi-byte character, and a search
+    // by `char` decoded every character of the path (half of a search's classification).
+    let path = match path.bytes().position(|b| b == b'?' || b == b'#') {
         Some(end) => path.get(..end).unwrap_or(path),
         None => path,
     };
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let mut segments = segments(path);
     let Some(first) = segments.next() else {
         return Route::Other;
     };
@@ -241,6 +243,34 @@ fn classify_batches<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -
             None => Route::Other,
         },
         _ => Route::Other,
+    }
+}
+
+/// The path's non-empty segments, split at each `/` by a byte search, like the `?` above (the
+/// `char` searcher of `str::split` was a fifth of a search's classification).
+struct Segments<'a> {
+    rest: &'a str,
+}
+
+fn segments(path: &str) -> Segments<'_> {
+    Segments { rest: path }
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    // One copy, called from each classifier: inlined, it grew the module by 2 KB.
+    #[inline(never)]
+    fn next(&mut self) -> Option<&'a str> {
+        while !self.rest.is_empty() {
+            let end = self.rest.bytes().position(|b| b == b'/').unwrap_or(self.rest.len());
+            let segment = self.rest.get(..end).unwrap_or_default();
+            self.rest = self.rest.get(end.saturating_add(1)..).unwrap_or_default();
+            if !segment.is_empty() {
+                return Some(segment);
+            }
+        }
+        None
     }
 }
 
@@ -392,8 +422,8 @@ fn decode_index_uid(raw: &str) -> Option<String> {
     {
         return None;
     }
-    // Every byte is ASCII, so each maps to exactly one char.
-    Some(uid.iter().map(|&b| char::from(b)).collect())
+    // Every byte is ASCII, so the bytes are the text.
+    String::from_utf8(uid.into_owned()).ok()
 }
 
 /// Decoded ASCII digits fitting u64, after at most one `+`: what `str::parse::<u32>` (Meilisearch's

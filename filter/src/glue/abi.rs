@@ -146,12 +146,12 @@ pub fn header_bytes(map: Headers, name: &str) -> Result<Option<Vec<u8>>, u32> {
 
 /// Every header of a map, in one host call: names and values as bytes. `Err(status)` when the
 /// map cannot be read, or its encoding is not what it should be (`u32::MAX`).
-pub fn header_pairs(map: Headers) -> Result<header_map::Pairs, u32> {
+pub fn header_pairs(map: Headers) -> Result<header_map::HeaderMap, u32> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: as for `header_bytes`.
     status(unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) })?;
-    header_map::decode(&unsafe { take(data, size) }).ok_or(u32::MAX)
+    header_map::HeaderMap::decode(unsafe { take(data, size) }).ok_or(u32::MAX)
 }
 
 /// Up to `max_size` bytes of a buffer from its start: `Ok(None)` when there is no such buffer.

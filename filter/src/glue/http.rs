@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 
 use super::abi::{self, Buffer, Headers};
 use super::shared::SharedRef;
-use crate::core::header_map::Pairs;
+use crate::core::header_map::HeaderMap;
 use crate::core::host::LocalReply;
 use crate::core::http_flow::{HttpFlow, Next, RequestIo};
 
@@ -24,15 +24,15 @@ impl Http {
 /// in one host call, the first time one is needed: a search reads three or four and removes two
 /// that are nearly always absent, and every host call is a crossing out of the VM and back (a
 /// value read, one more into it to allocate). Made afresh for each callback, so it never holds
-/// headers another filter may have changed since.
+/// headers another filter may have changed since; read again after the filter changes one.
 #[derive(Default)]
 struct EnvoyRequest {
     /// None: not read yet. Some(None): the map could not be read as a whole; one header at a time.
-    headers: OnceCell<Option<Pairs>>,
+    headers: OnceCell<Option<HeaderMap>>,
 }
 
 impl EnvoyRequest {
-    fn headers(&self) -> Option<&Pairs> {
+    fn headers(&self) -> Option<&HeaderMap> {
         self.headers.get_or_init(|| abi::header_pairs(Headers::Request).ok()).as_ref()
     }
 }
@@ -40,23 +40,18 @@ impl EnvoyRequest {
 impl RequestIo for EnvoyRequest {
     fn request_header(&self, name: &str) -> Option<Vec<u8>> {
         match self.headers() {
-            Some(headers) => headers.iter().find(|(n, _)| n.as_slice() == name.as_bytes()).map(|(_, v)| v.clone()),
+            Some(headers) => headers.get(name.as_bytes()).map(<[u8]>::to_vec),
             None => abi::header_bytes(Headers::Request, name).ok().flatten(),
         }
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
-        let present = self.headers().map(|h| h.iter().any(|(n, _)| n.as_slice() == name.as_bytes()));
+        let present = self.headers().map(|h| h.get(name.as_bytes()).is_some());
         if value.is_none() && present == Some(false) {
             return; // nothing to remove
         }
         let _ = abi::set_header(Headers::Request, name, value);
-        if let Some(Some(headers)) = self.headers.get_mut() {
-            headers.retain(|(n, _)| n.as_slice() != name.as_bytes());
-            if let Some(v) = value {
-                headers.push((name.as_bytes().to_vec(), v.as_bytes().to_vec()));
-            }
-        }
+        self.headers = OnceCell::new();
     }
 
     fn request_body(&self, max: usize) -> Vec<u8> {
