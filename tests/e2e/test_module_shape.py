@@ -34,6 +34,9 @@ def test_only_the_callbacks_the_filter_handles_are_exported(filter_wasm: Path) -
     exports = set(export_names(filter_wasm))
     assert {"proxy_on_request_headers", "proxy_on_request_body", "proxy_on_response_headers",
             "proxy_on_http_call_response", "proxy_on_tick", "proxy_on_queue_ready"} <= exports
+    # A request's end is handled in proxy_on_delete: on_log and on_done would be two more crossings.
+    assert "proxy_on_delete" in exports
     for unused in ("proxy_on_response_body", "proxy_on_response_trailers", "proxy_on_grpc_receive",
-                   "proxy_on_downstream_data", "proxy_on_new_connection", "proxy_on_foreign_function"):
+                   "proxy_on_downstream_data", "proxy_on_new_connection", "proxy_on_foreign_function",
+                   "proxy_on_log", "proxy_on_done"):
         assert unused not in exports, f"{filter_wasm} exports {unused}, which the filter does not handle"

@@ -340,6 +340,15 @@ impl Engine {
         self.hot.read(host, index)
     }
 
+    /// Whether anything of the engine waits on HTTP context `context_id`.
+    #[cfg(test)]
+    pub fn waits_on(&self, context_id: u32) -> bool {
+        self.waiting.values().any(|w| w.context_id == context_id)
+            || self.verify_waiters.iter().any(|w| w.context_id == context_id)
+            || self.queueing_later.contains(&context_id)
+            || self.view_waiters.iter().any(|w| w.context_id() == context_id)
+    }
+
     pub fn client_gone(&mut self, context_id: u32) {
         self.waiting.retain(|_, w| w.context_id != context_id);
         self.verify_waiters.retain(|w| w.context_id != context_id);

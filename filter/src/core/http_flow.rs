@@ -189,7 +189,8 @@ impl HttpFlow {
         }
     }
 
-    pub fn on_log(&mut self, engine: &mut Engine) {
+    /// The request is over and its context deleted: nothing may wait on it any more.
+    pub fn on_gone(&mut self, engine: &mut Engine) {
         engine.client_gone(self.context_id);
     }
 

@@ -85,6 +85,10 @@ fn a_settings_write_is_held_then_queued_when_its_body_ends() {
     assert_eq!(flow.on_request_body(&mut engine, &mut host, &mut req, size, true), Next::Pause);
     assert_eq!(queued(&host, "m"), 1);
     assert!(req.replies.is_empty(), "the engine answers once the nodes have");
+    assert!(engine.waits_on(7), "the client waits for its write's outcome");
+    // The client hangs up before the answer: its context is deleted, and nothing waits on it.
+    flow.on_gone(&mut engine);
+    assert!(!engine.waits_on(7));
 }
 
 #[test]

@@ -102,10 +102,10 @@ impl Http {
         }
     }
 
-    pub fn on_log(&mut self) {
+    pub fn on_gone(&mut self) {
         if let Ok(mut guard) = self.shared.try_borrow_mut() {
             if let Some(s) = guard.as_mut() {
-                self.flow.on_log(&mut s.engine);
+                self.flow.on_gone(&mut s.engine);
             }
         }
     }
