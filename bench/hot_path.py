@@ -8,6 +8,7 @@ shows how much of the machine the upstream itself leaves to Envoy."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import requests
 
 from common import Envoy, cpu_seconds, median, noop_wasm, paths, poll_task, start_envoy
 from loadgen import LoadRun, run_load
+from vm_profile import VM, Profiler, available as profiler_available
 from search_fleet import INDEX, SEARCH_BODY, SEARCH_PATH, start_search_fleet
 
 NO_FILTER, NOOP, MIROIR, DIRECT = "no filter", "no-op wasm", "miroir", "direct to node (no Envoy)"
@@ -32,6 +34,9 @@ class HotPathResult:
     runs: dict[str, list[LoadRun]] = field(default_factory=dict)
     # Envoy's CPU time per request served (all its threads: main, workers, wasm VMs), µs, per run.
     envoy_cpu_us: dict[str, list[float]] = field(default_factory=dict)
+    # The same runs' CPU by kind of code (vm_profile.KINDS), µs per request, per run; empty
+    # without perf.
+    envoy_profile_us: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
     def medians(self, config: str) -> dict[str, float]:
         runs = self.runs[config]
@@ -46,6 +51,7 @@ class HotPathResult:
         return {"connections": self.connections, "seconds_per_run": self.seconds_per_run, "rounds": self.rounds,
                 "runs": {k: [r.as_dict() for r in v] for k, v in self.runs.items()},
                 "envoy_cpu_us_per_request": self.envoy_cpu_us,
+                "envoy_profile_us_per_request": self.envoy_profile_us,
                 "medians": {k: self.medians(k) for k in self.runs}}
 
 
@@ -96,17 +102,29 @@ def run(workdir: Path, wrk: str, *, rounds: int, seconds: int, connections: int,
             run_load(wrk, urls[config], SEARCH_BODY, connections=connections, seconds=WARMUP_SECONDS)
         result.runs = {config: [] for config in order}
         result.envoy_cpu_us = {config: [] for config in ENVOY_CONFIGS}
+        profiling = profiler_available()
+        if profiling:
+            result.envoy_profile_us = {config: [] for config in ENVOY_CONFIGS}
+        else:
+            log("  perf is not available: Envoy's CPU is reported without its split by kind of code")
         for round_number in range(1, rounds + 1):
             for config in order:
                 pid = envoys[config].process.pid if config in envoys else None
+                # Every Envoy configuration is profiled alike, so the sampling costs each the same.
+                profiler = Profiler(pid, workdir / "hot.perf.data") if profiling and pid else None
                 cpu_before = cpu_seconds(pid)
-                load = run_load(wrk, urls[config], SEARCH_BODY, connections=connections, seconds=seconds)
+                with profiler or nullcontext():
+                    load = run_load(wrk, urls[config], SEARCH_BODY, connections=connections, seconds=seconds)
                 cpu = cpu_seconds(pid) - cpu_before
                 result.runs[config].append(load)
                 per_request = ""
                 if config in envoys and load.requests > 0:
                     result.envoy_cpu_us[config].append(cpu / load.requests * 1e6)
                     per_request = f"  Envoy CPU {result.envoy_cpu_us[config][-1]:5.1f} µs/request"
+                    split = profiler.per_request_us(load.requests) if profiler else {}
+                    if split:
+                        result.envoy_profile_us[config].append(split)
+                        per_request += f" (VM code {split[VM]:.1f})"
                 log(f"  round {round_number}/{rounds} {config:>26}: {load.rps:9.0f} req/s  "
                     f"p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms{per_request}")
         # The answers under load were the filter's too: the version stamp is still there.
