@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from common import Fleet, epoch_ms, median, paths, poll_task, start_envoy
+from common import Envoy, Fleet, cpu_seconds, epoch_ms, median, paths, poll_task, start_envoy
 
 DELAY_MS = 20
 TASK_MS = 50
@@ -46,10 +46,22 @@ class StrategyRuns:
     cold_ms: float
     warm_ms: list[float] = field(default_factory=list)
     seen_by_client_ms: list[float] = field(default_factory=list)
+    # Over the warm commits, per commit: requests Envoy sent the nodes (its clusters' own count),
+    # and Envoy's CPU (every thread; the client's task polls through it included).
+    node_requests_per_commit: float = 0.0
+    envoy_cpu_ms_per_commit: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"cold_ms": self.cold_ms, "warm_ms": self.warm_ms, "seen_by_client_ms": self.seen_by_client_ms,
-                "median_ms": median(self.warm_ms) if self.warm_ms else None}
+                "median_ms": median(self.warm_ms) if self.warm_ms else None,
+                "node_requests_per_commit": self.node_requests_per_commit,
+                "envoy_cpu_ms_per_commit": self.envoy_cpu_ms_per_commit}
+
+
+def _node_requests(envoy: Envoy) -> float:
+    """Requests Envoy has sent to the dev nodes' clusters so far."""
+    stats = envoy.stats(r"cluster\.meili_node_\d+\.upstream_rq_total")
+    return float(sum(v for v in stats.values() if isinstance(v, (int, float))))
 
 
 @dataclass
@@ -99,10 +111,13 @@ def run(workdir: Path, *, sizes: list[int], warm_max: int, sequential_budget_s: 
                     cold_ms, _ = _one_commit(envoy.url, index, 100)
                     runs = StrategyRuns(cold_ms=cold_ms)
                     repetitions = _warm_repetitions(strategy, cold_ms, warm_max, sequential_budget_s)
+                    requests_before, cpu_before = _node_requests(envoy), cpu_seconds(envoy.process.pid)
                     for k in range(repetitions):
                         finished_ms, seen_ms = _one_commit(envoy.url, index, 101 + k)
                         runs.warm_ms.append(finished_ms)
                         runs.seen_by_client_ms.append(seen_ms)
+                    runs.node_requests_per_commit = (_node_requests(envoy) - requests_before) / repetitions
+                    runs.envoy_cpu_ms_per_commit = (cpu_seconds(envoy.process.pid) - cpu_before) * 1000 / repetitions
                     result.by_size[nodes][strategy] = runs
                     log(f"  N={nodes:>3} {strategy:>10}: cold {cold_ms:8.0f} ms, median of {repetitions} "
                         f"{median(runs.warm_ms):8.0f} ms")
