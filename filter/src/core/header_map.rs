@@ -2,6 +2,8 @@
 //! lengths (u32, little-endian), then each name and value followed by a NUL byte. Envoy hands a
 //! whole request's headers over in it in one host call; a local reply's headers go out in it.
 
+use std::ops::Range;
+
 /// Encode `headers` for the host.
 pub fn encode(headers: &[(String, String)]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -20,13 +22,16 @@ pub fn encode(headers: &[(String, String)]) -> Vec<u8> {
     out
 }
 
-/// A map from the host, read where it lies: a search looks up three or four of its request
+/// A map from the host, read where it lies: a search looks up four or five of its request
 /// headers, and copying every name and value out first cost two allocations a header, about
-/// twenty a search, for values never read.
+/// twenty a search, for values never read. Where each name and value lies is found once, when
+/// the map is decoded, so a lookup compares lengths before bytes and never reads the encoding
+/// again (re-reading it was the VM's largest cost on a search).
 #[derive(Debug)]
 pub struct HeaderMap {
     raw: Vec<u8>,
-    count: usize,
+    /// Each pair's name and value as ranges of `raw`, in order.
+    pairs: Vec<(Range<usize>, Range<usize>)>,
 }
 
 /// The little-endian u32 at `at`, as a length.
@@ -39,35 +44,39 @@ impl HeaderMap {
     /// The map in `raw`, when the bytes hold what their lengths say (never trusted, never a panic).
     pub fn decode(raw: Vec<u8>) -> Option<HeaderMap> {
         let count = word(&raw, 0)?;
-        let map = HeaderMap { raw, count };
-        let whole = map.walk().all(|pair| pair.is_some());
-        whole.then_some(map)
+        let mut data = count.checked_mul(8)?.checked_add(4)?;
+        if data > raw.len() {
+            return None; // before reserving room for `count` pairs
+        }
+        let mut pairs = Vec::with_capacity(count);
+        for i in 0..count {
+            let lengths = 4 + 8 * i; // within `data`, checked above
+            let (name_len, value_len) = (word(&raw, lengths)?, word(&raw, lengths + 4)?);
+            let name = data..data.checked_add(name_len)?;
+            let value = name.end.checked_add(1)?..name.end.checked_add(1)?.checked_add(value_len)?;
+            data = value.end.checked_add(1)?;
+            if value.end > raw.len() {
+                return None;
+            }
+            pairs.push((name, value));
+        }
+        Some(HeaderMap { raw, pairs })
     }
 
     /// Every pair, names and values as bytes, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.walk().map_while(|pair| pair)
+        self.pairs.iter().map(|(name, value)| (self.bytes(name), self.bytes(value)))
     }
 
     /// The first value of header `name` (names as the host gives them: lower case).
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        let (_, value) = self.pairs.iter().find(|(n, _)| n.len() == name.len() && self.bytes(n) == name)?;
+        Some(self.bytes(value))
     }
 
-    /// Pair after pair: None inside once the bytes stop matching their lengths.
-    fn walk(&self) -> impl Iterator<Item = Option<(&[u8], &[u8])>> {
-        let raw = self.raw.as_slice();
-        let mut data = self.count.checked_mul(8).and_then(|n| n.checked_add(4));
-        (0..self.count).map(move |i| {
-            let lengths = 4 + 8 * i; // i < count, and count * 8 + 4 did not overflow
-            let (name_len, value_len) = (word(raw, lengths)?, word(raw, lengths + 4)?);
-            let at = data?;
-            let name = raw.get(at..at.checked_add(name_len)?)?;
-            let at = at.checked_add(name_len)?.checked_add(1)?;
-            let value = raw.get(at..at.checked_add(value_len)?)?;
-            data = at.checked_add(value_len)?.checked_add(1);
-            Some((name, value))
-        })
+    /// Bytes of `raw` that `decode` found there (never out of bounds; empty if they were).
+    fn bytes(&self, range: &Range<usize>) -> &[u8] {
+        self.raw.get(range.clone()).unwrap_or_default()
     }
 }
 

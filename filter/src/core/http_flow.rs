@@ -64,13 +64,14 @@ impl HttpFlow {
         // A client must never pick an Envoy cluster by header, nor the hold route.
         io.set_request_header(&engine.config().routing_header, None);
         io.set_request_header(HOLD_HEADER, None);
-        let raw_path = io.request_header(":path").unwrap_or_default();
-        let path = String::from_utf8_lossy(&raw_path);
+        // The bytes become the path as they are when they are UTF-8 (the rule: no second copy).
+        let (path, path_is_utf8) = match String::from_utf8(io.request_header(":path").unwrap_or_default()) {
+            Ok(path) => (path, true),
+            Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
+        };
         if !may_be_routed(&path) {
             return Next::Continue;
         }
-        let path_is_utf8 = matches!(path, std::borrow::Cow::Borrowed(_));
-        let path = path.into_owned();
         let method = lossy(io.request_header(":method")).unwrap_or_default();
         let route = classify(&method, &path);
         // A write the filter replays to the nodes itself: its headers must be replayable.
