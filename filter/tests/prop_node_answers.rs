@@ -290,7 +290,7 @@ proptest! {
         proposal.merge_into(&mut desired);
         // A read-back equal to the defaults after a full reset is what a node returns.
         prop_assert_eq!(
-            Proposal::ResetAll.mismatches(&Value::Object(default_settings())),
+            Proposal::ResetAll.mismatches(&Value::Object(default_settings().clone())),
             Vec::<String>::new()
         );
     }

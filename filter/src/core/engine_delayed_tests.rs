@@ -261,7 +261,7 @@ fn an_index_missing_on_one_node_is_recreated_when_answers_come_late() {
         w.send(0, "PUT", "/indexes/m/settings/synonyms", Some(json!({"a": ["b"]})));
         w.run(20, 10);
         w.nodes[1].index = None;
-        w.nodes[1].settings = super::proposal::default_settings();
+        w.nodes[1].settings = super::proposal::default_settings().clone();
         w.envoy.borrow_mut().now_ms += 1_000;
         w.run(40, 10);
         assert_eq!(w.nodes[1].index.as_deref(), Some("m"), "{order:?}");

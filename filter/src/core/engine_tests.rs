@@ -255,7 +255,7 @@ fn an_index_missing_on_one_node_is_recreated() {
     w.send(0, "PUT", "/indexes/m/settings/synonyms", Some(json!({"a": ["b"]})));
     settle(&mut w, 20);
     w.nodes[1].index = None;
-    w.nodes[1].settings = default_settings();
+    w.nodes[1].settings = default_settings().clone();
     w.envoy.borrow_mut().now_ms += 1_000;
     settle(&mut w, 40);
     assert_eq!(w.nodes[1].index.as_deref(), Some("m"));

@@ -8,10 +8,19 @@
 //! normalization by the tokenizer), and locales outside the known ISO-639-1 → 639-3 table.
 
 use super::canonical_text::ReadText;
+use std::sync::OnceLock;
+
 use serde_json::{json, Map, Value};
 
 /// The settings keys of Meilisearch v1.50 with their defaults (features off), in GET order.
-pub fn default_settings() -> Map<String, Value> {
+/// Built once per VM: every check of a node's read-back consults them, and building them was
+/// most of the check of a small read-back (a map of 23 keys and their nested values).
+pub fn default_settings() -> &'static Map<String, Value> {
+    static DEFAULTS: OnceLock<Map<String, Value>> = OnceLock::new();
+    DEFAULTS.get_or_init(build_default_settings)
+}
+
+fn build_default_settings() -> Map<String, Value> {
     let v = json!({
         "displayedAttributes": ["*"], "searchableAttributes": ["*"], "filterableAttributes": [],
         "sortableAttributes": [], "rankingRules": ["words","typo","proximity","attributeRank","sort","wordPosition","exactness"],
@@ -61,13 +70,9 @@ impl Proposal {
         if !read.is_object() {
             return false;
         }
-        let defaults;
         let keys: Vec<&str> = match self {
             Proposal::Patch(m) => m.keys().map(String::as_str).collect(),
-            Proposal::ResetAll => {
-                defaults = default_settings();
-                defaults.keys().map(String::as_str).collect()
-            }
+            Proposal::ResetAll => default_settings().keys().map(String::as_str).collect(),
         };
         let mut members = Map::new();
         for key in keys.into_iter().filter(|k| !AGREEMENT_ONLY_KEYS.contains(k)) {
@@ -87,23 +92,24 @@ impl Proposal {
             return vec!["(body)".into()];
         };
         let defaults = default_settings();
-        let proposed: Vec<(String, Value)> = match self {
-            Proposal::ResetAll => defaults.iter().map(|(k, _)| (k.clone(), Value::Null)).collect(),
-            Proposal::Patch(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        let null = Value::Null;
+        let proposed: Vec<(&String, &Value)> = match self {
+            Proposal::ResetAll => defaults.keys().map(|k| (k, &null)).collect(),
+            Proposal::Patch(m) => m.iter().collect(),
         };
         let mut bad = Vec::new();
         for (key, value) in proposed {
             if AGREEMENT_ONLY_KEYS.contains(&key.as_str()) {
                 continue;
             }
-            let got = read.get(&key).unwrap_or(&Value::Null);
-            let ok = match expected(&key, &value, &defaults) {
+            let got = read.get(key).unwrap_or(&Value::Null);
+            let ok = match expected(key, value, defaults) {
                 Expect::Exact(want) => &want == got,
                 Expect::Partial(fields) => fields.iter().all(|(path, want)| lookup(got, path) == Some(want)),
                 Expect::Unpredictable => true,
             };
             if !ok {
-                bad.push(key);
+                bad.push(key.clone());
             }
         }
         bad
@@ -113,7 +119,7 @@ impl Proposal {
     /// (Once a node's task is read, its own details replace this.)
     pub fn details(&self) -> Value {
         let mut out = match self {
-            Proposal::ResetAll => default_settings().into_iter().map(|(k, _)| (k, Value::Null)).collect(),
+            Proposal::ResetAll => default_settings().keys().map(|k| (k.clone(), Value::Null)).collect(),
             Proposal::Patch(m) => m.clone(),
         };
         for key in ["displayedAttributes", "searchableAttributes"] {
@@ -418,7 +424,7 @@ mod tests {
     use super::*;
 
     fn readback(patch: Value) -> Value {
-        let mut d = default_settings();
+        let mut d = default_settings().clone();
         if let Value::Object(p) = patch {
             for (k, v) in p {
                 d.insert(k, v);
@@ -458,7 +464,7 @@ mod tests {
 
     #[test]
     fn reset_all_expects_defaults() {
-        assert!(Proposal::ResetAll.mismatches(&Value::Object(default_settings())).is_empty());
+        assert!(Proposal::ResetAll.mismatches(&Value::Object(default_settings().clone())).is_empty());
         assert_eq!(Proposal::ResetAll.mismatches(&readback(json!({"stopWords": ["x"]}))), vec!["stopWords"]);
     }
 

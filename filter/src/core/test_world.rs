@@ -48,7 +48,7 @@ pub struct SimNode {
 
 impl SimNode {
     pub fn new() -> SimNode {
-        SimNode { settings: default_settings(), ..SimNode::default() }
+        SimNode { settings: default_settings().clone(), ..SimNode::default() }
     }
 
     /// Apply a finished task (None: it failed): a settings patch, or `{"__documents": n}` for a
@@ -131,7 +131,7 @@ impl SimNode {
         }
         let uid = call.path.trim_start_matches("/indexes/").split('/').next().unwrap_or_default().to_string();
         if call.method == "GET" && self.others.contains(&uid) {
-            return ok(200, Value::Object(default_settings()));
+            return ok(200, Value::Object(default_settings().clone()));
         }
         if call.method == "GET" {
             let node_key = call.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer node-key");
@@ -152,7 +152,7 @@ impl SimNode {
         let patch = match (sub, call.method.as_str()) {
             (Some(r), "DELETE") => [(r.key.to_string(), Value::Null)].into_iter().collect(),
             (Some(r), _) => [(r.key.to_string(), body)].into_iter().collect(),
-            (None, "DELETE") => default_settings().into_iter().map(|(k, _)| (k, Value::Null)).collect(),
+            (None, "DELETE") => default_settings().keys().map(|k| (k.clone(), Value::Null)).collect(),
             (None, _) => body.as_object().cloned().unwrap(),
         };
         let uid = self.next_task;
