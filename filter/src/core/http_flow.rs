@@ -64,7 +64,7 @@ impl HttpFlow {
         // A client must never pick an Envoy cluster by header, nor the hold route.
         io.set_request_header(&engine.config().routing_header, None);
         io.set_request_header(HOLD_HEADER, None);
-        // The bytes become the path as they are when they are UTF-8 (the rule: no second copy).
+        // UTF-8 bytes become the path without a copy; any others are read lossily, and flagged.
         let (path, path_is_utf8) = match String::from_utf8(io.request_header(":path").unwrap_or_default()) {
             Ok(path) => (path, true),
             Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
