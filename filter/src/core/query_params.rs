@@ -12,7 +12,7 @@
 //! The messages are deserr's query-parameter messages as Meilisearch words them; clients and
 //! SDKs show them, and tests match on them.
 
-use std::collections::HashMap;
+use super::sorted_map::SortedMap;
 
 use super::errors::{ErrorType, MeiliError};
 
@@ -138,7 +138,7 @@ fn damerau_levenshtein(a: &str, b: &str) -> usize {
         table.set(1, j + 1, j);
     }
     // Char → last row (1-based) of `a` holding it.
-    let mut last_row: HashMap<char, usize> = HashMap::new();
+    let mut last_row: SortedMap<char, usize> = SortedMap::new();
     for (i, &ca) in a.iter().enumerate().map(|(i, c)| (i + 1, c)) {
         // Last column (1-based) of `b`, in this row, whose char equals `ca`.
         let mut last_col = 0;

@@ -7,12 +7,12 @@
 //! written, exactly as without the copy.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use super::index_store;
 use super::keys::HOT_GENERATION_KEY;
 use super::records::HotRecord;
 use crate::core::host::Host;
+use crate::core::sorted_map::SortedMap;
 
 /// Index names a copy holds at most: a client can ask for any name (most of them no index at all),
 /// and the copy must not grow with them.
@@ -27,7 +27,7 @@ pub struct HotCache {
 struct Cached {
     /// The hot generation key's CAS token the records were read under (None: never written).
     generation: Option<u32>,
-    records: HashMap<String, HotRecord>,
+    records: SortedMap<String, HotRecord>,
 }
 
 impl HotCache {
