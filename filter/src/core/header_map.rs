@@ -53,7 +53,8 @@ impl HeaderMap {
             let lengths = 4 + 8 * i; // within `data`, checked above
             let (name_len, value_len) = (word(&raw, lengths)?, word(&raw, lengths + 4)?);
             let name = data..data.checked_add(name_len)?;
-            let value = name.end.checked_add(1)?..name.end.checked_add(1)?.checked_add(value_len)?;
+            let value_at = name.end.checked_add(1)?; // after the name's NUL
+            let value = value_at..value_at.checked_add(value_len)?;
             data = value.end.checked_add(1)?;
             if value.end > raw.len() {
                 return None;

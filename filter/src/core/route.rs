@@ -167,7 +167,7 @@ pub fn classify(method: &str, path: &str) -> Route {
         Some(end) => path.get(..end).unwrap_or(path),
         None => path,
     };
-    let mut segments = segments(path);
+    let mut segments = Segments { rest: path };
     let Some(first) = segments.next() else {
         return Route::Other;
     };
@@ -250,10 +250,6 @@ fn classify_batches<'a>(method: &str, mut rest: impl Iterator<Item = &'a str>) -
 /// `char` searcher of `str::split` was a fifth of a search's classification).
 struct Segments<'a> {
     rest: &'a str,
-}
-
-fn segments(path: &str) -> Segments<'_> {
-    Segments { rest: path }
 }
 
 impl<'a> Iterator for Segments<'a> {
