@@ -54,7 +54,7 @@ fn write_object(out: &mut String, members: &Map<String, Value>) {
     // serde_json's map iterates in code-point order (or insertion order with `preserve_order`);
     // JCS wants UTF-16 code-unit order, so sort explicitly whatever the map's own order is.
     let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-    sorted.sort_by(|(left, _), (right, _)| utf16_order(left, right));
+    super::sort::sort_by(&mut sorted, |(left, _), (right, _)| utf16_order(left, right));
     out.push('{');
     for (position, (key, member)) in sorted.into_iter().enumerate() {
         if position > 0 {

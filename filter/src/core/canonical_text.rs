@@ -14,6 +14,7 @@
 //! that must pair, numbers that must be finite doubles, and the last of duplicate keys winning.
 
 use super::canonical::{es_number_string, utf16_order, write_string};
+use super::sort;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -230,7 +231,7 @@ impl<'a> Reader<'a> {
         if !in_order {
             let written = out.split_off(body_start);
             // Stable, so equal keys stay in text order and the last of each run is the one kept.
-            members.sort_by(|left, right| utf16_order(&left.key, &right.key));
+            sort::sort_by(&mut members, |left, right| utf16_order(&left.key, &right.key));
             let mut first = true;
             for (position, member) in members.iter().enumerate() {
                 if members.get(position + 1).is_some_and(|next| next.key == member.key) {

@@ -112,8 +112,7 @@ fn swapped_indexes(body: &[u8]) -> Vec<String> {
         .filter(|u| super::route::is_valid_index_uid(u))
         .map(str::to_string)
         .collect();
-    named.sort();
-    named.dedup();
+    super::sort::sort_dedup(&mut named);
     named
 }
 

@@ -13,6 +13,7 @@ pub mod state;
 /// The records' old path, kept for the property tests (`filter/tests/prop_node_answers.rs`).
 pub use state::records;
 pub mod time;
+pub mod sort;
 pub mod sorted_map;
 pub mod sorted_set;
 pub mod query_params;

@@ -119,7 +119,11 @@ impl Proposal {
     /// (Once a node's task is read, its own details replace this.)
     pub fn details(&self) -> Value {
         let mut out = match self {
-            Proposal::ResetAll => default_settings().keys().map(|k| (k.clone(), Value::Null)).collect(),
+            // Inserted one by one: `collect` into a map would compile in a sort of its own.
+            Proposal::ResetAll => default_settings().keys().fold(Map::new(), |mut all, k| {
+                all.insert(k.clone(), Value::Null);
+                all
+            }),
             Proposal::Patch(m) => m.clone(),
         };
         for key in ["displayedAttributes", "searchableAttributes"] {
@@ -266,8 +270,7 @@ fn sorted_set(value: &Value) -> Expect {
             None => return Expect::Unpredictable,
         }
     }
-    strings.sort_unstable();
-    strings.dedup();
+    super::sort::sort_dedup(&mut strings);
     Expect::Exact(Value::Array(strings.into_iter().map(|s| Value::String(s.into())).collect()))
 }
 

@@ -17,6 +17,7 @@
 
 use super::errors::MeiliError;
 use super::host::LocalReply;
+use super::sort;
 use super::state::records::TaskRecord;
 use super::tasks::{auth_hash, batch_uid, error_reply, json_reply, task_view_json, visible_to};
 use super::time::{iso8601_duration_ms, rfc3339_from_ms};
@@ -47,9 +48,9 @@ fn page_reply(
         .filter(|t| keep(t) && visible_to(t, caller.as_deref()) && query.matches(t))
         .collect();
     if query.reverse() {
-        hits.sort_by_key(|t| t.uid);
+        sort::sort_by_key(&mut hits, |t| t.uid);
     } else {
-        hits.sort_by_key(|t| std::cmp::Reverse(t.uid));
+        sort::sort_by_key(&mut hits, |t| std::cmp::Reverse(t.uid));
     }
     let total = hits.len();
     let page = Page::of(&hits, query);

@@ -337,8 +337,7 @@ impl Engine {
             }
             run.listing = false;
             let mut all: Vec<String> = run.lists.iter().flatten().flatten().cloned().collect();
-            all.sort();
-            all.dedup();
+            crate::core::sort::sort_dedup(&mut all);
             run.pending.extend(all);
         }
         let done: Vec<String> = run

@@ -175,8 +175,8 @@ impl EtcdLedger {
     /// the gateways' commit markers.
     fn view_ranges(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let prefix = self.etcd.prefix.as_bytes().to_vec();
-        let mut left_out = [self.remote(keys::COMMIT_MARKER_PREFIX), self.remote(keys::JOB_PREFIX)];
-        left_out.sort();
+        let mut left_out = vec![self.remote(keys::COMMIT_MARKER_PREFIX), self.remote(keys::JOB_PREFIX)];
+        crate::core::sort::sort_by(&mut left_out, Vec::cmp);
         let mut ranges = Vec::new();
         let mut start = prefix.clone();
         for skipped in left_out {
