@@ -184,10 +184,9 @@ impl HttpFlow {
 
     pub fn on_response_headers(&mut self, engine: &Engine, host: &dyn Host, io: &mut dyn RequestIo) {
         let Some(index) = self.stamp_index.as_deref() else { return };
-        let stamped = headers::for_hot(self.stamp_hot.unwrap_or_else(|| engine.hot(host, index)));
-        for (name, value) in stamped {
-            io.set_response_header(name, &value);
-        }
+        headers::stamp_hot(self.stamp_hot.unwrap_or_else(|| engine.hot(host, index)), |name, value| {
+            io.set_response_header(name, value);
+        });
     }
 
     /// The request is over and its context deleted: nothing may wait on it any more.
