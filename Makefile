@@ -1,7 +1,8 @@
 # miroir-envoy — build, run and test.
 #
 #   make build     the filter (.wasm, release) and the dev node (release)
-#   make test      everything: core tests (native), core on wasm, end to end with the real Envoy
+#   make test      everything: lints, core tests (native), core on wasm, end to end with the real Envoy
+#   make lint      clippy over the filter: no panic paths outside tests (part of make test)
 #   make e2e       only the end-to-end suite (builds what it needs)
 #   make fuzz      the property tests (filter/tests/prop_*.rs) with many more cases (FUZZ_CASES)
 #   make run       3 dev nodes (or real Meilisearch: MEILISEARCH_BIN=...) behind Envoy on :7700
@@ -45,7 +46,7 @@ COMPOSE_ENV := deploy/.env
 # docker compose v2 plugin when present, else Debian's docker-compose (v1).
 COMPOSE = $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; else echo docker-compose; fi)
 
-.PHONY: help toolchain build build-filter build-devnode venv test test-core test-wasm e2e fuzz run bench \
+.PHONY: help toolchain build build-filter build-devnode venv test lint test-core test-wasm e2e fuzz run bench \
 	deploy-tools e2e-tools build-tools compose-up compose-down clean
 
 help:
@@ -82,9 +83,19 @@ $(VENV_STAMP): $(REQUIREMENTS)
 # `make test` installs the deployment validators and requires them (a missing one fails the
 # deployment tests instead of skipping them, as it would on a developer's `make e2e`).
 # build-tools first: the suite then runs the module as it ships, wasm-opt included.
-test: build-tools test-core test-wasm deploy-tools e2e-tools
+test: build-tools lint test-core test-wasm deploy-tools e2e-tools
 	@MIROIR_REQUIRE_DEPLOY_VALIDATORS=1 $(MAKE) e2e
 	$(call say,all tests passed)
+
+# The filter's lints (Cargo.toml, clippy.toml): no unwrap, expect, panic or unchecked indexing
+# outside tests (a panic kills the VM and the traffic through it), no standard sort in the
+# shipped code. The shipped build is checked as it ships; the tests may sort as they like.
+lint: toolchain
+	$(call say,lints (clippy))
+	@if $(CARGO) clippy --version >/dev/null 2>&1; then \
+		$(CARGO) clippy -q -p miroir-filter --target $(WASM_TARGET) --release -- -D warnings && \
+		$(CARGO) clippy -q -p miroir-filter --tests -- -D warnings -A clippy::disallowed_methods; \
+	else echo "cargo clippy not installed (rustup component add clippy): lints not checked"; fi
 
 test-core:
 	$(call say,core tests (native))
