@@ -557,10 +557,13 @@ def goals_section(sections: dict[str, Any]) -> str:
                    "of each generic record update (−66 KB), the filter's own ABI exports and hostcalls instead "
                    "of the proxy-wasm SDK (−62 KB), one small stable sort of the filter's own instead of the "
                    "standard library's, which was compiled anew for each type it sorted (−33 KB): 1,139,866 → "
-                   "713,148 B. opt-level \"z\" fingerprints at 77–80 MB/s, and under node's V8 a search "
-                   "took 0.5 µs (17 %) longer in the filter at \"z\" (2026-12-03). What would move it further "
-                   "is structural: a JSON reader and writer of the "
-                   "filter's own in place of serde_json, and fewer record types in the ledger")
+                   "713,148 B. The whole filter at opt-level \"z\" is 619,455 B, but "
+                   "fingerprints at 77–80 MB/s, and under node's V8 a search took 0.5 µs (17 %) longer in the "
+                   "filter (2026-12-03); serde and serde_json alone at \"z\" saved 13 KB and cost the fingerprint "
+                   "too (74–76 MB/s, one run). What would move it: the canonical JSON reader (with its sort and "
+                   "SHA-256) and the request path in crates built for speed, the rest at \"z\" (about −90 KB); "
+                   "beyond that it is structural: a JSON reader and writer of the filter's own in place of "
+                   "serde_json, and fewer record types in the ledger")
         rows.append(("module size", "≤ 450 KiB", f"{size:,} B ({size / 1024:.0f} KiB)", _verdict(-size, -450 * 1024), why))
         kinds = getattr(footprint, "by_kind_kib", {})
         delta = (footprint.rss_warm_kib[MIROIR] - footprint.rss_warm_kib[NOOP]) / 1024
@@ -576,8 +579,10 @@ def goals_section(sections: dict[str, Any]) -> str:
                    "request, cost the same: +19.0 to +20.3 MiB over the no-op, full filter +19.3 to +20.1, two "
                    "alternating runs of the 794,904 B module on 2026-12-03), and it follows the module's code. "
                    "Measured as the module shrank (over the no-op): 1,139,817 B +23.3 and +23.9 MiB; 949,646 B "
-                   "+21.3; 794,904 B +20.3 to +21.0; 746,621–746,903 B +17.4, +18.3 and +18.1; 713,148 B +16.7 — about 15 KiB of RSS per "
-                   "KiB of module, so +10 MiB needs a module of ~200 KB, under half the 450 KiB goal. V8 "
+                   "+21.3; 794,904 B +20.3 to +21.0; 746,621–746,903 B +17.4, +18.3 and +18.1; 713,148 B +16.7, +17.8 and +18.1; the same "
+                   "filter at opt-level \"z\", 619,455 B, +14.6 and +15.5 (alternating with the last two) — "
+                   "about 15–30 KiB of RSS per "
+                   "KiB of module, so +10 MiB needs a module of about 200–480 KB, at or under the 450 KiB goal. V8 "
                    "compiles every function at load with its optimizing compiler and keeps what it compiled; "
                    "that is not a setting Envoy exposes. Large functions "
                    "cost most: Envoy compiles every function with V8's optimizing compiler at load, and "
