@@ -664,14 +664,16 @@ fn apply_to_view(host: &mut dyn Host, key: &str, value: &[u8]) {
         }
         false
     };
-    if let Ok((Some(current), _)) = host.shared_get(key) {
-        if !current.is_empty() && older(&current) {
-            return;
-        }
+    let current = host.shared_get(key).ok().and_then(|(current, _)| current).filter(|c| !c.is_empty());
+    if current.as_deref().is_some_and(older) {
+        return;
     }
     if let Err(e) = host.shared_set(key, value, None) {
         log::warn!("miroir: updating the local view of {key} failed: {e:?}");
     } else if key.starts_with(keys::HOT_PREFIX) {
-        super::index_store::hot_changed(host);
+        let view = |b: Option<&[u8]>| b.and_then(HotRecord::decode).unwrap_or_default();
+        if !view(Some(value)).reads_as(&view(current.as_deref())) {
+            super::index_store::hot_changed(host);
+        }
     }
 }

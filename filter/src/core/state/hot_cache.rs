@@ -111,4 +111,36 @@ mod tests {
         assert!(hot.frozen && hot.inconsistent, "{hot:?}");
         assert_eq!(hot.version, 3);
     }
+
+    #[test]
+    fn writes_that_leave_what_searches_read_keep_the_copies_and_any_change_reaches_them() {
+        let (mut writer, reader, cache) = two_vms();
+        commit_version(&mut writer, 5);
+        assert_eq!(cache.read(&reader, "m").version, 5);
+        let generation = |host: &FakeHost| host.shared_get(HOT_GENERATION_KEY).unwrap().1;
+        let before = generation(&reader);
+        // A queue and a lease change, as every mirrored write makes: the record's rev moves,
+        // the hot record follows it, and what a search reads stays the same.
+        for owner in ["w1", "w2"] {
+            update_index(&mut writer, "m", |rec| {
+                let mut next = rec.cloned().unwrap_or_default();
+                next.queue.push(7);
+                next.lease = Some(crate::core::state::records::Lease { owner: owner.into(), expires_ms: 1 });
+                Some(next)
+            })
+            .expect("index written");
+        }
+        assert_eq!(generation(&reader), before, "the VMs' copies were not invalidated");
+        assert!(index_store::read_hot(&reader, "m").rev > cache.read(&reader, "m").rev, "the copy holds an older rev");
+        assert_eq!(cache.read(&reader, "m").version, 5);
+        // A node out of sync splits reads: seen by the next search.
+        update_index(&mut writer, "m", |rec| {
+            let mut next = rec.cloned().unwrap_or_default();
+            next.out_of_sync.insert("n1".into(), Default::default());
+            Some(next)
+        })
+        .expect("index written");
+        assert_ne!(generation(&reader), before);
+        assert!(cache.read(&reader, "m").split);
+    }
 }

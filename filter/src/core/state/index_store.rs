@@ -52,7 +52,9 @@ pub fn read_hot(host: &dyn Host, index: &str) -> HotRecord {
     }
 }
 
-/// A hot record was written: every VM's copy of the hot records (`hot_cache.rs`) is out of date.
+/// A hot record now reads otherwise: every VM's copy of the hot records (`hot_cache.rs`) is out
+/// of date. A write that only moved its `rev` (most writes of an index record: a queue, a lease)
+/// leaves the copies as good as they were, so searches keep them through a run of writes.
 pub fn hot_changed(host: &mut dyn Host) {
     if let Err(e) = host.shared_set(keys::HOT_GENERATION_KEY, b"", None) {
         log::warn!("miroir: bumping the hot generation failed: {e:?}");
@@ -92,6 +94,7 @@ fn write_hot_if(host: &mut dyn Host, index: &str, decide: impl Fn(HotRecord) -> 
             },
         };
         match written {
+            Ok(true) if next.reads_as(&current) => return,
             Ok(true) => return hot_changed(host),
             Ok(false) => continue,
             Err(e) => {

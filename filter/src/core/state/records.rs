@@ -162,6 +162,12 @@ impl HotRecord {
             split: !rec.out_of_sync.is_empty(),
         }
     }
+    /// Whether a search reads `other` as it reads this: everything but `rev`, which only orders
+    /// the writes. Each write of an index record moves `rev`; only a change of what searches see
+    /// invalidates the VMs' copies (`index_store::hot_changed`).
+    pub fn reads_as(&self, other: &HotRecord) -> bool {
+        HotRecord { rev: 0, ..*self } == HotRecord { rev: 0, ..*other }
+    }
     pub fn encode(&self) -> String {
         format!(
             "{} {} {} {} {}",
