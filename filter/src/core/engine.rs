@@ -173,6 +173,11 @@ pub struct Engine {
     jobs: SortedMap<String, Running>,
     callouts: SortedMap<u32, Tag>,
     waiting: SortedMap<u64, Waiter>,
+    /// Whether an outcome may have been recorded for any waiting client since their tasks were
+    /// last read (another worker woke this one, or a client just started waiting), and when
+    /// they were all last read: see `serve_waiters`.
+    waiters_due: bool,
+    waiters_read_ms: u64,
     kicked: SortedSet<String>,
     drift: Option<drift::DriftRun>,
     /// One counter for every round of every job and drift run of this VM, so a late answer of a
@@ -233,6 +238,8 @@ impl Engine {
             jobs: SortedMap::new(),
             callouts: SortedMap::new(),
             waiting: SortedMap::new(),
+            waiters_due: false,
+            waiters_read_ms: 0,
             kicked: SortedSet::new(),
             drift: None,
             last_epoch: 0,
@@ -328,6 +335,13 @@ impl Engine {
     /// A paused HTTP context waits for the propose outcome of `task_uid`.
     pub fn wait_for_outcome(&mut self, task_uid: u64, context_id: u32, now_ms: u64) {
         self.waiting.insert(task_uid, Waiter { context_id, since_ms: now_ms });
+        self.waiters_due = true;
+    }
+
+    /// Another worker woke this one (its shared queue): it may have recorded the outcome a
+    /// client here waits for.
+    pub fn woken(&mut self) {
+        self.waiters_due = true;
     }
 
     /// New work was queued on `index` by this VM: try to run it now rather than at the next scan.

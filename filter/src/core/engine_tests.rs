@@ -712,3 +712,37 @@ fn a_run_of_short_jobs_keeps_its_lease_past_the_ttl() {
         assert_eq!(n.next_task, JOBS, "every write proposed once");
     }
 }
+
+#[test]
+fn waiting_clients_tasks_are_read_when_an_outcome_may_be_there_not_on_every_pump() {
+    let mut w = World::new(3, 1, json!({}));
+    let first = w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"stopWords": ["a"]})));
+    let worker = &mut w.workers[0];
+    worker.engine.pump(&mut worker.host);
+    assert!(!worker.host.callouts.is_empty(), "the first write is at the nodes, unanswered");
+    // Three more clients queue behind it and wait.
+    let queued: Vec<u32> = (0..3).map(|i| w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"stopWords": [format!("b{i}")]})))).collect();
+    let pump = |w: &mut World, ms: u64| {
+        w.envoy.borrow_mut().now_ms += ms;
+        let worker = &mut w.workers[0];
+        worker.engine.pump(&mut worker.host);
+        worker.host.task_reads.replace(0)
+    };
+    w.workers[0].host.task_reads.set(0);
+    assert_eq!(pump(&mut w, 0), 4, "new waiters: every waiting client's task is read");
+    // Ticks with nothing new: no task read at all (each used to read all four).
+    for _ in 0..5 {
+        assert_eq!(pump(&mut w, 10), 0);
+    }
+    // A wake is best effort: at least every 100 ms they are read anyway.
+    assert_eq!(pump(&mut w, 50), 4);
+    // A wake from another worker may mean an outcome is there: all are read.
+    w.workers[0].engine.woken();
+    assert_eq!(pump(&mut w, 1), 4);
+    assert_eq!(pump(&mut w, 1), 0);
+    // The nodes answer: every client gets its answer.
+    w.run(40, 10);
+    for ctx in std::iter::once(first).chain(queued) {
+        assert_eq!(w.reply(0, ctx).map(|(status, _)| status), Some(202), "client {ctx}");
+    }
+}

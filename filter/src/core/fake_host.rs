@@ -52,6 +52,8 @@ pub struct FakeHost {
     pub replies: Vec<(u32, LocalReply)>,
     /// HTTP contexts that no longer exist (client went away).
     pub gone: Vec<u32>,
+    /// Task records this worker read from shared data.
+    pub task_reads: std::cell::Cell<u64>,
 }
 
 impl FakeHost {
@@ -63,6 +65,7 @@ impl FakeHost {
             history: Vec::new(),
             replies: Vec::new(),
             gone: Vec::new(),
+            task_reads: Default::default(),
         }
     }
 }
@@ -77,6 +80,9 @@ impl Host for FakeHost {
     }
 
     fn shared_get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), SharedError> {
+        if key.starts_with("miroir/v1/task/") {
+            self.task_reads.set(self.task_reads.get() + 1);
+        }
         Ok(match self.envoy.borrow().shared.map.get(key) {
             Some((v, cas)) => (Some(v.clone()), Some(*cas)),
             None => (None, None),

@@ -291,7 +291,16 @@ impl World {
     pub fn run(&mut self, rounds: usize, step_ms: u64) {
         for _ in 0..rounds {
             for w in 0..self.workers.len() {
+                // Wake-ups sent to this worker since its last turn (Envoy's `on_queue_ready`).
+                let me = self.workers[w].engine.worker().to_string();
+                let mut envoy = self.envoy.borrow_mut();
+                let before = envoy.wakes.len();
+                envoy.wakes.retain(|to| *to != me);
+                drop(envoy);
                 let worker = &mut self.workers[w];
+                if self.envoy.borrow().wakes.len() != before {
+                    worker.engine.woken();
+                }
                 worker.engine.pump(&mut worker.host);
                 // A delayed ledger's answers need more turns: each one can lead to the next op.
                 let turns = if self.delayed.is_some() || self.by_callout { 200 } else { 50 };

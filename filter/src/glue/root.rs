@@ -113,6 +113,11 @@ impl Root {
                 _ => break,
             }
         }
+        if let Ok(mut guard) = self.shared.try_borrow_mut() {
+            if let Some(s) = guard.as_mut() {
+                s.engine.woken();
+            }
+        }
         self.pump();
     }
 
