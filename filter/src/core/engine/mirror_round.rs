@@ -31,9 +31,10 @@ impl Engine {
                     .iter()
                     .map(|(id, uid)| NodeTaskInfo { node: id.clone(), task_uid: Some(*uid), status: Some("enqueued".into()), fingerprint: None })
                     .collect();
-                self.update_task(host, job.task_uid, TaskChange::Mirrored { kind: kind.clone(), nodes: infos });
-                if !client_answered {
-                    self.record_outcome(host, &job, ProposeOutcome::Accepted);
+                let accepted = !client_answered;
+                self.update_task(host, job.task_uid, TaskChange::Mirrored { kind: kind.clone(), nodes: infos, accepted });
+                if accepted {
+                    self.outcome_recorded(host, &job);
                 }
                 // A node that did not answer missed the write: it replays it (and every later
                 // one) from the log when it answers again. One that refused what the others

@@ -17,8 +17,10 @@ pub enum TaskChange {
     /// Every node refused synchronously: never a task (hidden from clients).
     Rejected,
     Frozen,
-    /// Mirror mode: the nodes enqueued the write as these tasks, of this type.
-    Mirrored { kind: String, nodes: Vec<NodeTaskInfo> },
+    /// Mirror mode: the nodes enqueued the write as these tasks, of this type; and, when its
+    /// client has not been answered yet, that it was accepted (`Propose`, in the same write of
+    /// the record).
+    Mirrored { kind: String, nodes: Vec<NodeTaskInfo>, accepted: bool },
     Close(Box<TaskClose>),
 }
 
@@ -47,7 +49,10 @@ impl TaskChange {
             TaskChange::Propose(outcome) => t.propose = Some(outcome),
             TaskChange::Rejected => t.status = "rejected".into(),
             TaskChange::Frozen => t.miroir.frozen = true,
-            TaskChange::Mirrored { kind, nodes } => {
+            TaskChange::Mirrored { kind, nodes, accepted } => {
+                if accepted {
+                    t.propose = Some(ProposeOutcome::Accepted);
+                }
                 t.kind = kind;
                 t.miroir.phase = "mirrored".into();
                 t.miroir.nodes = nodes;
