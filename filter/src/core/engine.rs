@@ -16,7 +16,7 @@ use super::config::{Config, Strategy};
 use super::errors::MeiliError;
 use super::canonical_text::read_text;
 use super::fingerprint::{fingerprint, fingerprint_canonical};
-use super::host::{Callout, CalloutResponse, Host, LocalReply};
+use super::host::{Callout, CalloutResponse, Host, LocalReply, Wake};
 use super::mirror::NodeAnswer;
 use super::job::{self, NodeTask, ProposeResult};
 use super::metrics;
@@ -173,10 +173,10 @@ pub struct Engine {
     jobs: SortedMap<String, Running>,
     callouts: SortedMap<u32, Tag>,
     waiting: SortedMap<u64, Waiter>,
-    /// Whether an outcome may have been recorded for any waiting client since their tasks were
-    /// last read (another worker woke this one, or a client just started waiting), and when
-    /// they were all last read: see `serve_waiters`.
-    waiters_due: bool,
+    /// Waiting clients whose outcome may have been recorded since their task was last read
+    /// (another worker's wake named it, or the client just began to wait), and when every
+    /// waiter's was last read: see `serve_waiters`.
+    waiters_due: SortedSet<u64>,
     waiters_read_ms: u64,
     kicked: SortedSet<String>,
     drift: Option<drift::DriftRun>,
@@ -238,7 +238,7 @@ impl Engine {
             jobs: SortedMap::new(),
             callouts: SortedMap::new(),
             waiting: SortedMap::new(),
-            waiters_due: false,
+            waiters_due: SortedSet::new(),
             waiters_read_ms: 0,
             kicked: SortedSet::new(),
             drift: None,
@@ -335,13 +335,15 @@ impl Engine {
     /// A paused HTTP context waits for the propose outcome of `task_uid`.
     pub fn wait_for_outcome(&mut self, task_uid: u64, context_id: u32, now_ms: u64) {
         self.waiting.insert(task_uid, Waiter { context_id, since_ms: now_ms });
-        self.waiters_due = true;
+        self.waiters_due.insert(task_uid);
     }
 
-    /// Another worker woke this one (its shared queue): it may have recorded the outcome a
-    /// client here waits for.
-    pub fn woken(&mut self) {
-        self.waiters_due = true;
+    /// Another worker recorded the propose outcome of `task_uid` and woke this one (its shared
+    /// queue): if its client waits here, its task is read on this pump.
+    pub fn outcome_for(&mut self, task_uid: u64) {
+        if self.waiting.contains_key(&task_uid) {
+            self.waiters_due.insert(task_uid);
+        }
     }
 
     /// New work was queued on `index` by this VM: try to run it now rather than at the next scan.

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::host::{Callout, Host, LocalReply, SharedError};
+use super::host::{Callout, Host, LocalReply, SharedError, Wake};
 
 /// Envoy's shared data for one vm_id: value and CAS token per key; tokens from one global
 /// counter that skips 0 (proxy-wasm-cpp-host `shared_data.cc`).
@@ -35,8 +35,8 @@ pub struct FakeEnvoy {
     pub histograms: BTreeMap<String, Vec<u64>>,
     pub now_ms: u64,
     pub env: BTreeMap<String, String>,
-    /// Worker ids woken through their shared queue, in order.
-    pub wakes: Vec<String>,
+    /// Workers woken through their shared queue, and why, in order.
+    pub wakes: Vec<(String, Wake)>,
 }
 
 pub type EnvoyRef = Rc<RefCell<FakeEnvoy>>;
@@ -117,8 +117,8 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn wake(&mut self, worker_id: &str) {
-        self.envoy.borrow_mut().wakes.push(worker_id.to_string());
+    fn wake(&mut self, worker_id: &str, why: Wake) {
+        self.envoy.borrow_mut().wakes.push((worker_id.to_string(), why));
     }
 
     fn counter_add(&mut self, name: &str, delta: u64) {
@@ -214,8 +214,8 @@ impl Host for HookedHost {
     fn reply(&mut self, http_context_id: u32, reply: &LocalReply) -> Result<(), String> {
         self.inner.reply(http_context_id, reply)
     }
-    fn wake(&mut self, worker_id: &str) {
-        self.inner.wake(worker_id)
+    fn wake(&mut self, worker_id: &str, why: Wake) {
+        self.inner.wake(worker_id, why)
     }
     fn counter_add(&mut self, name: &str, delta: u64) {
         self.inner.counter_add(name, delta)

@@ -40,6 +40,14 @@ pub struct LocalReply {
     pub body: Vec<u8>,
 }
 
+/// Why a worker is woken: work of its own to start, or the propose outcome of a write whose
+/// client waits on it (`Engine::outcome_for`: that client's task is read then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    Work,
+    Outcome { task_uid: u64 },
+}
+
 pub trait Host {
     /// Wall-clock milliseconds since the Unix epoch (shared by every worker).
     fn now_ms(&self) -> u64;
@@ -57,8 +65,8 @@ pub trait Host {
     fn dispatch(&mut self, call: &Callout) -> Result<u32, String>;
     /// Deliver a reply to a paused HTTP context of this VM. Err when the context is gone.
     fn reply(&mut self, http_context_id: u32, reply: &LocalReply) -> Result<(), String>;
-    /// Wake the root context of the worker `worker_id` (possibly this one) soon.
-    fn wake(&mut self, worker_id: &str);
+    /// Wake the root context of the worker `worker_id` (possibly this one) soon, for `why`.
+    fn wake(&mut self, worker_id: &str, why: Wake);
     fn counter_add(&mut self, name: &str, delta: u64);
     fn gauge_set(&mut self, name: &str, value: u64);
     fn histogram_record(&mut self, name: &str, value: u64);

@@ -9,7 +9,7 @@ use super::errors::{ErrorType, MeiliError};
 use super::front::{self, HeadersDecision};
 use super::pending_write::{BodyDecision, PendingWrite};
 use super::headers;
-use super::host::{Host, LocalReply};
+use super::host::{Host, LocalReply, Wake};
 use super::request::{RequestHead, HEADER_MIN_VERSION};
 use super::state::records::HotRecord;
 use super::route::{classify, may_be_routed, Route};
@@ -136,7 +136,7 @@ impl HttpFlow {
             HeadersDecision::AdminVerify { index, purpose } => {
                 engine.request_verify(&index, self.context_id, purpose, host.now_ms());
                 let me = engine.worker().to_string();
-                host.wake(&me);
+                host.wake(&me, Wake::Work);
                 Next::Pause
             }
             HeadersDecision::Buffer(pending) => {

@@ -11,7 +11,7 @@ use super::fake_host::{new_envoy, EnvoyRef, FakeHost};
 use super::front::{self, HeadersDecision};
 use super::pending_write::BodyDecision;
 use super::request::RequestHead;
-use super::host::{Callout, CalloutResponse};
+use super::host::{Callout, CalloutResponse, Wake};
 use super::proposal::default_settings;
 use super::state::keys;
 use super::state::records::{IndexRecord, TaskRecord};
@@ -293,13 +293,17 @@ impl World {
             for w in 0..self.workers.len() {
                 // Wake-ups sent to this worker since its last turn (Envoy's `on_queue_ready`).
                 let me = self.workers[w].engine.worker().to_string();
-                let mut envoy = self.envoy.borrow_mut();
-                let before = envoy.wakes.len();
-                envoy.wakes.retain(|to| *to != me);
-                drop(envoy);
+                let mut outcomes = Vec::new();
+                self.envoy.borrow_mut().wakes.retain(|(to, why)| match why {
+                    Wake::Outcome { task_uid } if *to == me => {
+                        outcomes.push(*task_uid);
+                        false
+                    }
+                    _ => *to != me,
+                });
                 let worker = &mut self.workers[w];
-                if self.envoy.borrow().wakes.len() != before {
-                    worker.engine.woken();
+                for task_uid in outcomes {
+                    worker.engine.outcome_for(task_uid);
                 }
                 worker.engine.pump(&mut worker.host);
                 // A delayed ledger's answers need more turns: each one can lead to the next op.

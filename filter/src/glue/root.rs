@@ -7,7 +7,7 @@ use std::hash::BuildHasher;
 use std::rc::Rc;
 
 use super::abi::{self, Buffer, Headers};
-use super::host::{wake_queue_name, WasmHost};
+use super::host::{wake_queue_name, woken_for, WasmHost};
 use super::http::Http;
 use super::shared::{Shared, SharedRef};
 use crate::core::config::Config;
@@ -107,15 +107,18 @@ impl Root {
 
     pub fn on_queue_ready(&mut self, queue_id: u32) {
         // Drain the wake-up tokens (bounded: a queue holds at most what was enqueued).
+        let mut outcomes = Vec::new();
         for _ in 0..1024 {
             match abi::dequeue(queue_id) {
-                Ok(Some(_)) => continue,
+                Ok(Some(token)) => outcomes.extend(woken_for(&token)),
                 _ => break,
             }
         }
         if let Ok(mut guard) = self.shared.try_borrow_mut() {
             if let Some(s) = guard.as_mut() {
-                s.engine.woken();
+                for task_uid in outcomes {
+                    s.engine.outcome_for(task_uid);
+                }
             }
         }
         self.pump();

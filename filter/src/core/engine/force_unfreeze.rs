@@ -6,7 +6,7 @@ use super::answers::Awaiting;
 use super::Engine;
 use crate::core::admin;
 use crate::core::errors::{ErrorType, MeiliError};
-use crate::core::host::Host;
+use crate::core::host::{Host, Wake};
 use crate::core::metrics;
 use crate::core::state::ledger::{Answer, Op};
 use crate::core::state::records::Phase;
@@ -18,7 +18,7 @@ impl Engine {
         let op = Op::LiftFreeze { index: index.to_string() };
         self.submit(host, op, Awaiting::ForceUnfrozen { context_id, index: index.to_string() });
         let me = self.worker.clone();
-        host.wake(&me);
+        host.wake(&me, Wake::Work);
     }
 
     pub(super) fn on_force_unfrozen(&mut self, host: &mut dyn Host, context_id: u32, index: &str, answer: Answer) {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::answers::Awaiting;
 use super::Engine;
 use crate::core::errors::MeiliError;
-use crate::core::host::Host;
+use crate::core::host::{Host, Wake};
 use crate::core::state::ledger::Op;
 use crate::core::state::records::JobRecord;
 use crate::core::state::store::StoreError;
@@ -39,7 +39,7 @@ impl Engine {
                 self.queueing_later.insert(context_id);
                 // A store reached by calls sends them from the root's pump.
                 let me = self.worker.clone();
-                host.wake(&me);
+                host.wake(&me, Wake::Work);
                 Queued::Later
             }
         }
@@ -51,7 +51,7 @@ impl Engine {
             self.wait_for_outcome(task_uid, context_id, host.now_ms());
             self.kick(index);
             let me = self.worker.clone();
-            host.wake(&me);
+            host.wake(&me, Wake::Work);
         }
         if !self.queueing_later.remove(&context_id) {
             // Answered at once: `queue_write` tells the front door.

@@ -57,6 +57,6 @@ impl Engine {
         let op = Op::Unfence { indexes: holds, uid: job.task_uid };
         self.submit(host, op, Awaiting::Logged(format!("swap task {}: lifting its fences failed", job.task_uid)));
         let me = self.worker.clone();
-        host.wake(&me);
+        host.wake(&me, Wake::Work);
     }
 }

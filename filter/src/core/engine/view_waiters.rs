@@ -5,7 +5,7 @@
 
 use super::Engine;
 use crate::core::errors::MeiliError;
-use crate::core::host::Host;
+use crate::core::host::{Host, Wake};
 use crate::core::state::{keys, store};
 use crate::core::tasks;
 
@@ -30,7 +30,7 @@ impl Engine {
         self.view_waiters.push(ViewWaiter { context_id, task_uid, authorization, ticket });
         // The refresh starts on the root (its next pump), never from a client's callback.
         let me = self.worker.clone();
-        host.wake(&me);
+        host.wake(&me, Wake::Work);
         true
     }
 

@@ -16,7 +16,7 @@ impl Engine {
     /// worker it waits on.
     pub(super) fn outcome_recorded(&mut self, host: &mut dyn Host, job: &JobRecord) {
         if job.origin_worker != self.worker {
-            host.wake(&job.origin_worker);
+            host.wake(&job.origin_worker, Wake::Outcome { task_uid: job.task_uid });
         } else if self.waiting.contains_key(&job.task_uid) {
             self.read_waiters(host, vec![job.task_uid]);
         }
@@ -25,25 +25,28 @@ impl Engine {
     /// Answer paused clients whose propose outcome is known, or who waited past the propose
     /// timeout behind another job (they get `202 enqueued`; the task tells the rest).
     ///
-    /// Called on every pump, so it reads no more than it must: every waiter's task when one may
-    /// have changed unseen (a wake, a new waiter) and at least every `WAITERS_REREAD_MS` (a wake
-    /// is best effort), otherwise only those past the timeout. An outcome recorded on this worker
-    /// reads its own task at once (`outcome_recorded`). Reading them all on every pump cost a
-    /// mirrored write 14 task reads with 8 clients writing (every pump read every waiter's).
-    /// With etcd another gateway may record the outcome, and nothing wakes this one: all, always.
+    /// Called on every pump, so it reads no more than it must: the tasks whose outcome may be
+    /// there (another worker's wake named it, or its client just began to wait), those past the
+    /// timeout, and every waiter's at least every `WAITERS_REREAD_MS` (a wake is best effort).
+    /// An outcome recorded on this worker reads its own task at once (`outcome_recorded`).
+    /// Reading them all on every pump cost a mirrored write 14 task reads (each a ~600 B record
+    /// decoded) with 8 clients writing. With etcd another gateway may record the outcome, and
+    /// nothing wakes this one: all, always.
     pub fn serve_waiters(&mut self, host: &mut dyn Host) {
         if self.waiting.is_empty() {
             return;
         }
         let now = host.now_ms();
-        let all = self.waiters_due
-            || self.cfg.state.etcd().is_some()
-            || now >= self.waiters_read_ms.saturating_add(WAITERS_REREAD_MS);
+        let all = self.cfg.state.etcd().is_some() || now >= self.waiters_read_ms.saturating_add(WAITERS_REREAD_MS);
         let patience = self.cfg.settings_broadcast.propose_timeout_ms + 1000;
-        let uids: Vec<u64> =
-            self.waiting.iter().filter(|(_, w)| all || now >= w.since_ms + patience).map(|(uid, _)| *uid).collect();
+        let due = std::mem::take(&mut self.waiters_due);
+        let uids: Vec<u64> = self
+            .waiting
+            .iter()
+            .filter(|(uid, w)| all || due.contains(*uid) || now >= w.since_ms + patience)
+            .map(|(uid, _)| *uid)
+            .collect();
         if all {
-            self.waiters_due = false;
             self.waiters_read_ms = now;
         }
         self.read_waiters(host, uids);

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use super::keys::CREATE_LOCK_KEY;
 use crate::core::sorted_map::SortedMap;
 use crate::core::sorted_set::SortedSet;
-use crate::core::host::{Callout, Host, LocalReply, SharedError};
+use crate::core::host::{Callout, Host, LocalReply, SharedError, Wake};
 
 /// One key as last seen in etcd: its value (None: no such key) and the revision it was written at
 /// (0 for a missing key).
@@ -106,7 +106,7 @@ impl Host for TxnHost<'_> {
         Err("no replies from inside a ledger operation".into())
     }
 
-    fn wake(&mut self, _worker_id: &str) {}
+    fn wake(&mut self, _worker_id: &str, _why: Wake) {}
 
     fn counter_add(&mut self, name: &str, delta: u64) {
         self.outer.counter_add(name, delta);
