@@ -749,3 +749,30 @@ fn waiting_clients_tasks_are_read_when_an_outcome_may_be_there_not_on_every_pump
         assert_eq!(w.reply(0, ctx).map(|(status, _)| status), Some(202), "client {ctx}");
     }
 }
+
+#[test]
+fn a_mirrored_write_whose_node_tasks_ended_by_the_first_poll_is_closed_in_one_task_update() {
+    let mut w = World::new(3, 1, json!({"writes": "mirror"}));
+    let ctx = w.send(0, "POST", "/indexes/m/documents", Some(json!([{"id": 1}])));
+    // The propose round: every node enqueues, the client gets the filter's task.
+    let worker = &mut w.workers[0];
+    worker.engine.pump(&mut worker.host);
+    let calls: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
+    for (token, call) in calls {
+        let node: usize = call.cluster.trim_start_matches("meili_node_").parse().unwrap();
+        let resp = w.nodes[node].answer(&call);
+        let worker = &mut w.workers[0];
+        worker.engine.on_callout_response(&mut worker.host, token, resp);
+    }
+    let (status, body) = w.reply(0, ctx).expect("answered");
+    assert_eq!(status, 202);
+    let uid = body["taskUid"].as_u64().unwrap();
+    // The first poll round finds every node's task done (each node's answer settles on its
+    // own): one read-modify-write of the task records both its start and its end.
+    w.workers[0].host.task_reads.set(0);
+    w.run(10, 10);
+    assert_eq!(w.workers[0].host.task_reads.get(), 1, "task record reads while following the write");
+    let task = w.task(uid);
+    assert_eq!(task.status, "succeeded");
+    assert_eq!(task.started_ms, task.finished_ms);
+}

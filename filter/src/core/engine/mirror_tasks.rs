@@ -19,6 +19,8 @@ pub(super) struct Followed {
     /// Node position → its task's last known state.
     states: SortedMap<usize, NodeTaskState>,
     started: bool,
+    /// When a node was first seen working on it, while its start is not recorded yet.
+    start_seen_ms: Option<u64>,
     since_ms: u64,
 }
 
@@ -102,7 +104,7 @@ impl Engine {
         if following.tasks.iter().any(|t| t.open.uid == open.uid) {
             return;
         }
-        following.tasks.push(Followed { open, states: SortedMap::new(), started: false, since_ms: now });
+        following.tasks.push(Followed { open, states: SortedMap::new(), started: false, start_seen_ms: None, since_ms: now });
         following.next_poll_ms = following.next_poll_ms.min(now + BUSY_POLL_MS).max(now);
         following.quiet_polls = 0;
     }
@@ -221,13 +223,20 @@ impl Engine {
     fn settle_followed(&mut self, host: &mut dyn Host, index: &str, now: u64) {
         let timeout_ms = self.cfg.settings_broadcast.task_timeout_s * 1000;
         let Some(f) = self.following.get_mut(index) else { return };
+        // A start is recorded once the poll round is in (or a poll period after it was seen):
+        // each node's answer settles on its own, and a task the round finds both started and
+        // ended — most of them under load — is then closed in one update of its record.
+        let round_in = f.in_flight.is_empty();
         let mut started = Vec::new();
         let mut ended = Vec::new();
         let mut kept = Vec::new();
         for mut t in std::mem::take(&mut f.tasks) {
             if !t.started && t.states.values().any(|s| s.status != "enqueued") {
-                t.started = true;
-                started.push(t.open.uid);
+                let seen = *t.start_seen_ms.get_or_insert(now);
+                if round_in || now >= seen + BUSY_POLL_MS {
+                    t.started = true;
+                    started.push(t.open.uid);
+                }
             }
             let node_positions: Vec<usize> =
                 t.open.nodes.keys().filter_map(|id| self.cfg.nodes.iter().position(|n| &n.id == id)).collect();
@@ -248,7 +257,8 @@ impl Engine {
             }
         }
         f.tasks = kept;
-        for uid in started {
+        // The close of a task that ends now sets its start too.
+        for uid in started.into_iter().filter(|uid| !ended.iter().any(|(t, _)| t.open.uid == *uid)) {
             self.update_task(host, uid, TaskChange::Start { now_ms: now });
         }
         for (t, positions) in ended {

@@ -112,13 +112,12 @@ pub fn uid_of(cfg: &Config, seq: u64) -> u64 {
 fn evict_if_finished(cfg: &Config, host: &mut dyn Host, seq: u64) -> Result<(), StoreError> {
     let uid = uid_of(cfg, seq);
     let key = keys::task_key(uid);
-    let finished = match store::read::<TaskRecord>(host, &key) {
-        Ok(Some(task)) => task.finished_ms.is_some() || task.status == "rejected",
-        Ok(None) | Err(StoreError::Corrupt(_)) => true,
+    let (finished, index) = match store::read::<TaskRecord>(host, &key) {
+        Ok(Some(task)) => (task.finished_ms.is_some() || task.status == "rejected", Some(task.index_uid)),
+        Ok(None) | Err(StoreError::Corrupt(_)) => (true, None),
         Err(e) => return Err(e),
     };
     if finished {
-        let index = store::read::<TaskRecord>(host, &key).ok().flatten().map(|t| t.index_uid);
         store::clear(host, &key)?;
         // A write a lagging node still has to replay keeps its record (the log lets it go).
         let logged = index.is_some_and(|i| {
