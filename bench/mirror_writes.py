@@ -40,7 +40,7 @@ from typing import Any
 
 import requests
 
-from common import BENCH_DIR, Fleet, cpu_seconds, median, paths, start_envoy, wait_until
+from common import BENCH_DIR, Fleet, cpu_seconds, median, paths, start_envoy, thread_cpu_seconds, wait_until
 from loadgen import LoadRun, run_load
 
 NODES = 3
@@ -75,7 +75,9 @@ class WriteRun:
     batch: int
     index: str
     load: LoadRun
-    cpu_cores: dict[str, float]  # CPU seconds of each process / wall seconds of the run
+    # CPU seconds of each process / wall seconds of the run; "envoy_thread": Envoy's busiest thread
+    # (the worker that runs the index's writes), the same way.
+    cpu_cores: dict[str, float]
     check: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -260,6 +262,7 @@ def run(workdir: Path, wrk: str, *, rounds: int, seconds: int, connections: int,
             index = f"writes-{batch}-{'gw' if config == GATEWAY else 'direct'}-{label}-{serial}"
             _create_index(session, base[config], index, through_filter=config == GATEWAY)
             prefix, suffix = bodies[batch]
+            threads_before = thread_cpu_seconds(envoy_pid)
             before = {"wrk": children_cpu_seconds(), "envoy": cpu_seconds(envoy_pid),
                       "nodes": cpu_seconds(node_pid[config])}
             load = run_load(wrk, f"{base[config]}/indexes/{index}/documents", "", connections=connections,
@@ -268,6 +271,10 @@ def run(workdir: Path, wrk: str, *, rounds: int, seconds: int, connections: int,
             after = {"wrk": children_cpu_seconds(), "envoy": cpu_seconds(envoy_pid),
                      "nodes": cpu_seconds(node_pid[config])}
             cores = {k: (after[k] - before[k]) / load.seconds for k in before}
+            threads_after = thread_cpu_seconds(envoy_pid)
+            # Direct runs: Envoy idles, and its busiest thread says so.
+            cores["envoy_thread"] = max((t - threads_before.get(tid, 0.0) for tid, t in threads_after.items()),
+                                        default=0.0) / load.seconds
             return WriteRun(config=config, batch=batch, index=index, load=load, cpu_cores=cores)
 
         for batch in batches:
@@ -293,7 +300,7 @@ def run(workdir: Path, wrk: str, *, rounds: int, seconds: int, connections: int,
                     log(f"  round {round_number}/{rounds} batch {batch:>4} {config:>34}: "
                         f"{measured.writes_per_s:8.0f} writes/s {measured.docs_per_s:9.0f} docs/s  "
                         f"p50 {measured.load.p50_ms:7.2f} ms  cpu wrk {c['wrk']:.2f} envoy {c['envoy']:.2f} "
-                        f"nodes {c['nodes']:.2f}  {verdict}")
+                        f"(busiest thread {c['envoy_thread']:.2f}) nodes {c['nodes']:.2f}  {verdict}")
                     for problem in measured.check.get("problems", []):
                         log(f"    ! {problem}")
     finally:
