@@ -503,15 +503,7 @@ fn a_late_answer_of_a_finished_job_is_not_taken_by_the_next_job() {
     let mut w = World::new(2, 1, json!({"settings_broadcast": {"task_timeout_s": 1, "repair_backoff_base_ms": 100}}));
     w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
     // Job 1 proposes; node 1's task poll goes out and its answer is held back.
-    let worker = &mut w.workers[0];
-    worker.engine.pump(&mut worker.host);
-    let proposes: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
-    for (t, c) in proposes {
-        let node: usize = c.cluster.trim_start_matches("meili_node_").parse().unwrap();
-        let r = w.nodes[node].answer(&c);
-        let worker = &mut w.workers[0];
-        worker.engine.on_callout_response(&mut worker.host, t, r);
-    }
+    w.pump_and_answer(0);
     w.envoy.borrow_mut().now_ms += 50;
     let worker = &mut w.workers[0];
     worker.engine.pump(&mut worker.host);
@@ -656,16 +648,8 @@ fn mirror_mode_open_tasks_of_a_vanished_worker_are_followed_to_their_end_by_anot
     let mut w = World::new(3, 2, json!({"writes": "mirror"}));
     let ctx = w.send(0, "POST", "/indexes/m/documents", Some(json!([{"id": 1}, {"id": 2}])));
     // Worker 0 claims and proposes; every node enqueues; the client gets the filter's task.
-    let worker = &mut w.workers[0];
-    worker.engine.pump(&mut worker.host);
-    let calls: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
-    assert_eq!(calls.iter().filter(|(_, c)| c.method == "POST").count(), 3);
-    for (token, call) in calls {
-        let node: usize = call.cluster.trim_start_matches("meili_node_").parse().unwrap();
-        let resp = w.nodes[node].answer(&call);
-        let worker = &mut w.workers[0];
-        worker.engine.on_callout_response(&mut worker.host, token, resp);
-    }
+    let calls = w.pump_and_answer(0);
+    assert_eq!(calls.iter().filter(|c| c.method == "POST").count(), 3);
     let (status, body) = w.reply(0, ctx).expect("answered");
     assert_eq!((status, body["type"].as_str()), (202, Some("documentAdditionOrUpdate")));
     let uid = body["taskUid"].as_u64().unwrap();
@@ -755,15 +739,7 @@ fn a_mirrored_write_whose_node_tasks_ended_by_the_first_poll_is_closed_in_one_ta
     let mut w = World::new(3, 1, json!({"writes": "mirror"}));
     let ctx = w.send(0, "POST", "/indexes/m/documents", Some(json!([{"id": 1}])));
     // The propose round: every node enqueues, the client gets the filter's task.
-    let worker = &mut w.workers[0];
-    worker.engine.pump(&mut worker.host);
-    let calls: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
-    for (token, call) in calls {
-        let node: usize = call.cluster.trim_start_matches("meili_node_").parse().unwrap();
-        let resp = w.nodes[node].answer(&call);
-        let worker = &mut w.workers[0];
-        worker.engine.on_callout_response(&mut worker.host, token, resp);
-    }
+    w.pump_and_answer(0);
     let (status, body) = w.reply(0, ctx).expect("answered");
     assert_eq!(status, 202);
     let uid = body["taskUid"].as_u64().unwrap();

@@ -286,6 +286,23 @@ impl World {
         ctx
     }
 
+    /// Pump worker `w` once and answer what it sent the nodes, once, with nothing further let
+    /// through: one step of a job. Returns the calls it answered.
+    pub fn pump_and_answer(&mut self, w: usize) -> Vec<Callout> {
+        let worker = &mut self.workers[w];
+        worker.engine.pump(&mut worker.host);
+        let calls: Vec<(u32, Callout)> = std::mem::take(&mut worker.host.callouts).into_iter().collect();
+        let mut answered = Vec::new();
+        for (token, call) in calls {
+            let node: usize = call.cluster.trim_start_matches("meili_node_").parse().unwrap();
+            let resp = self.nodes[node].answer(&call);
+            let worker = &mut self.workers[w];
+            worker.engine.on_callout_response(&mut worker.host, token, resp);
+            answered.push(call);
+        }
+        answered
+    }
+
     /// Answer every outstanding callout of every worker from the simulated nodes, then let
     /// `step_ms` pass and tick every worker; `rounds` times.
     pub fn run(&mut self, rounds: usize, step_ms: u64) {
