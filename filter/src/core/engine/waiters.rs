@@ -34,6 +34,8 @@ impl Engine {
     /// nothing wakes this one: all, always.
     pub fn serve_waiters(&mut self, host: &mut dyn Host) {
         if self.waiting.is_empty() {
+            // Clients that went away before their task was read leave nothing behind.
+            self.waiters_due = SortedSet::new();
             return;
         }
         let now = host.now_ms();
