@@ -42,6 +42,7 @@ import requests
 
 from common import BENCH_DIR, Fleet, cpu_seconds, median, paths, start_envoy, thread_cpu_seconds, wait_until
 from loadgen import LoadRun, run_load
+from vm_profile import VM, Profiler, available as profiler_available
 
 NODES = 3
 GATEWAY, DIRECT = "gateway (Envoy + filter, 3 nodes)", "direct to one node"
@@ -101,6 +102,10 @@ class MirrorWritesResult:
     rounds: int
     batches: list[int]
     runs: dict[int, dict[str, list[WriteRun]]] = field(default_factory=dict)
+    # Batch → Envoy's CPU per write by kind of code (vm_profile.KINDS, µs), from one more gateway
+    # run under perf after the measured rounds (not in the medians: sampling slows Envoy a little,
+    # and the direct runs have no Envoy to slow). Empty without perf.
+    profile_us: dict[int, dict[str, float]] = field(default_factory=dict)
 
     def median_of(self, batch: int, config: str, key: str) -> float:
         runs = self.runs[batch][config]
@@ -115,6 +120,7 @@ class MirrorWritesResult:
                 "batches": self.batches, "nodes": NODES,
                 "runs": {str(b): {c: [r.as_dict() for r in runs] for c, runs in by.items()}
                          for b, by in self.runs.items()},
+                "envoy_profile_us_per_write": {str(b): p for b, p in self.profile_us.items()},
                 "medians": {str(b): {c: {k: self.median_of(b, c, k) for k in ("writes_per_s", "docs_per_s",
                                                                               "p50_ms", "p99_ms")}
                                      for c in by} for b, by in self.runs.items()}}
@@ -303,6 +309,18 @@ def run(workdir: Path, wrk: str, *, rounds: int, seconds: int, connections: int,
                         f"(busiest thread {c['envoy_thread']:.2f}) nodes {c['nodes']:.2f}  {verdict}")
                     for problem in measured.check.get("problems", []):
                         log(f"    ! {problem}")
+        if profiler_available():
+            for batch in batches:
+                with Profiler(envoy_pid, workdir / "writes.perf.data") as profiler:
+                    profiled = one(GATEWAY, batch, seconds, "profile")
+                split = profiler.per_request_us(profiled.load.requests)
+                _wait_terminal(session, envoy.url, profiled.index)
+                if split:
+                    result.profile_us[batch] = split
+                    log(f"  profiled batch {batch:>4} gateway: {profiled.writes_per_s:8.0f} writes/s, "
+                        f"{split[VM]:.0f} µs of VM code per write")
+        else:
+            log("  perf is not available: no split of Envoy's CPU per write by kind of code")
     finally:
         session.close()
         if envoy is not None:

@@ -382,7 +382,24 @@ def writes_section(r: MirrorWritesResult) -> str:
         "task succeeded with `receivedDocuments` = the batch; the filter has as many tasks as wrk counted 202s "
         f"(plus at most one per connection in flight at the stop); every node ends with the same documents "
         "and the same last sequence number in document 0.",
+        *_writes_profile(r),
     ])
+
+
+def _writes_profile(r: MirrorWritesResult) -> list[str]:
+    """Envoy's CPU per mirrored write by kind of code, from the one profiled gateway run per batch."""
+    if not r.profile_us:
+        return ["", "Envoy's CPU per write by kind of code: not measured (perf is not available)."]
+    rows = [(b, *(f"{p.get(k, 0.0):,.0f}" for k in KINDS)) for b, p in sorted(r.profile_us.items())]
+    return [
+        "",
+        "Where Envoy's CPU goes per mirrored write (µs per write; one more gateway run per batch after the "
+        "rounds, under `perf record`, not in the medians above). *wasm VM code* is the filter's own code and "
+        "the stubs crossing into and out of it; *Envoy's code* holds the HTTP work of the client's request and "
+        "the node requests, and the host's side of every host call (shared data, callouts):",
+        "",
+        table(["batch", *(f"{k} µs" for k in KINDS)], rows),
+    ]
 
 
 def _paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -733,9 +750,11 @@ def _writes_explanation(r: MirrorWritesResult) -> str:
         busy = sum(r.median_of(batch, gw, k) for k in ("wrk", "envoy", "nodes"))
         worker = r.median_of(batch, gw, "envoy_thread")
         ratio = rate / r.median_of(batch, direct, "writes_per_s")
+        vm = r.profile_us.get(batch, {}).get(VM)
+        of_it = f", {vm:.0f} µs of Envoy's in the filter's VM code" if vm is not None else ""
         per_write.append(f"batch {batch}: {ratio:.2f}× direct, one write every {1000 / rate:.2f} ms, "
                          f"{busy:.2f} of 2 cores busy, the index's Envoy worker {worker:.2f} busy "
-                         f"({1e6 * r.median_of(batch, gw, 'envoy_thread') / rate:.0f} µs of its CPU per write)")
+                         f"({1e6 * worker / rate:.0f} µs of its CPU per write{of_it})")
         worker_bound.append(worker >= 0.6)
     limit = (
         "Where the index's worker is busy most of the time, its own work per write (the client's request, "
