@@ -48,6 +48,25 @@ pub enum Wake {
     Outcome { task_uid: u64 },
 }
 
+impl Wake {
+    /// The wake-up token on the worker's shared queue: `w`, or `o` and the task uid.
+    pub fn token(self) -> Vec<u8> {
+        match self {
+            Wake::Work => b"w".to_vec(),
+            Wake::Outcome { task_uid } => format!("o{task_uid}").into_bytes(),
+        }
+    }
+
+    /// A token read back from the queue; None for one this filter did not write.
+    pub fn from_token(token: &[u8]) -> Option<Wake> {
+        match token.split_first()? {
+            (b'w', []) => Some(Wake::Work),
+            (b'o', uid) => Some(Wake::Outcome { task_uid: std::str::from_utf8(uid).ok()?.parse().ok()? }),
+            _ => None,
+        }
+    }
+}
+
 pub trait Host {
     /// Wall-clock milliseconds since the Unix epoch (shared by every worker).
     fn now_ms(&self) -> u64;
@@ -72,4 +91,20 @@ pub trait Host {
     fn histogram_record(&mut self, name: &str, value: u64);
     /// An environment variable of the VM (Envoy `host_env_keys`).
     fn env(&self, name: &str) -> Option<String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Wake;
+
+    #[test]
+    fn a_wake_up_reads_back_as_it_was_sent_and_anything_else_as_nothing() {
+        for why in [Wake::Work, Wake::Outcome { task_uid: 0 }, Wake::Outcome { task_uid: u64::MAX }] {
+            assert_eq!(Wake::from_token(&why.token()), Some(why));
+        }
+        assert_eq!(Wake::Outcome { task_uid: 2130706432 }.token(), b"o2130706432");
+        for other in [&b""[..], b"wx", b"o", b"o-1", b"o1x", b"x1", b"\xff"] {
+            assert_eq!(Wake::from_token(other), None, "{other:?}");
+        }
+    }
 }

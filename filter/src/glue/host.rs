@@ -8,20 +8,6 @@ use crate::core::host::{Callout, Host, LocalReply, SharedError, Wake};
 use crate::core::sorted_map::SortedMap;
 
 /// Name of the shared queue a worker's root context listens on to be woken.
-/// What a wake-up says: why the worker was woken, `w` (work) or `o` and the task uid whose
-/// outcome is recorded (`Root::on_queue_ready` reads it back with `woken_for`).
-pub fn wake_token(why: Wake) -> Vec<u8> {
-    match why {
-        Wake::Work => b"w".to_vec(),
-        Wake::Outcome { task_uid } => format!("o{task_uid}").into_bytes(),
-    }
-}
-
-/// The task uid an outcome wake-up names; None for any other token.
-pub fn woken_for(token: &[u8]) -> Option<u64> {
-    std::str::from_utf8(token.strip_prefix(b"o")?).ok()?.parse().ok()
-}
-
 pub fn wake_queue_name(worker: &str) -> String {
     format!("miroir/v1/wake/{worker}")
 }
@@ -113,7 +99,7 @@ impl Host for WasmHost {
         };
         if let Some(q) = queue {
             // Best effort: the root's tick picks the work up anyway.
-            let _ = abi::enqueue(q, &wake_token(why));
+            let _ = abi::enqueue(q, &why.token());
         }
     }
 

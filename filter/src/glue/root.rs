@@ -7,12 +7,12 @@ use std::hash::BuildHasher;
 use std::rc::Rc;
 
 use super::abi::{self, Buffer, Headers};
-use super::host::{wake_queue_name, woken_for, WasmHost};
+use super::host::{wake_queue_name, WasmHost};
 use super::http::Http;
 use super::shared::{Shared, SharedRef};
 use crate::core::config::Config;
 use crate::core::engine::Engine;
-use crate::core::host::CalloutResponse;
+use crate::core::host::{CalloutResponse, Wake};
 
 /// The root context: the VM's engine, shared with its requests' contexts.
 pub struct Root {
@@ -110,7 +110,11 @@ impl Root {
         let mut outcomes = Vec::new();
         for _ in 0..1024 {
             match abi::dequeue(queue_id) {
-                Ok(Some(token)) => outcomes.extend(woken_for(&token)),
+                Ok(Some(token)) => {
+                    if let Some(Wake::Outcome { task_uid }) = Wake::from_token(&token) {
+                        outcomes.push(task_uid);
+                    }
+                }
                 _ => break,
             }
         }
