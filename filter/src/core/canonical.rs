@@ -105,12 +105,13 @@ fn write_number(out: &mut String, number: &Number) {
 /// ECMAScript `Number.prototype.toString(x)` for a finite double (ECMA-262 Number::toString).
 ///
 /// The spec wants the fewest digits `k` that round-trip to `x` and, among the k-digit strings
-/// that do, the one closest to `x` (ties to even). Rust's shortest `{:e}` gives the right `k`
-/// but not always the closest string: for 0x43143ff3c1cb0959 (exactly ...206.25) it prints
-/// ...206.3 where ECMAScript prints ...206.2. So `k` comes from `{:e}` and the digits from the
-/// exact `{:.N$e}` mode, which rounds the exact binary value to `k` digits, half to even.
-/// The digits are then laid out as ECMAScript does: plain integers up to 21 digits, plain
-/// fractions down to 1e-6, exponent form otherwise.
+/// that do, the one closest to `x`, the even one on a tie (0x43143ff3c1cb0959, exactly
+/// ...206.25, is ...206.2). That is what Schubfach computes, and `zmij` (serde_json's own
+/// float printer, so already in the module) is Schubfach, in one pass. Rust's `{:e}` gives the
+/// right `k` but not always that string; its exact mode at `k` digits does, at the price of a
+/// second formatting and a re-parse (and of core's exponent-form printers in the module).
+/// Only the layout is ECMAScript's own: plain integers up to 21 digits, plain fractions down to
+/// 1e-6, exponent form otherwise.
 pub(crate) fn es_number_string(double: f64) -> String {
     if double == 0.0 {
         // Covers -0 as well: ECMAScript prints both zeros as "0".
@@ -128,28 +129,36 @@ pub(crate) fn es_number_string(double: f64) -> String {
         };
     }
     let sign = if double < 0.0 { "-" } else { "" };
-    let magnitude = double.abs();
-    let Some((shortest, _)) = split_scientific(&format!("{magnitude:e}")) else {
-        // `{:e}` always writes an exponent; fall back to Rust's plain form rather than panic.
-        return format!("{double}");
-    };
-    let fraction_digits = shortest.len().saturating_sub(1);
-    let Some((digits, exponent)) = split_scientific(&format!("{magnitude:.fraction_digits$e}"))
-    else {
-        return format!("{double}");
-    };
-    // Rounding to k digits never leaves trailing zeros when k is minimal; trimming them anyway
-    // keeps `layout`'s "no trailing zeros" precondition true by construction.
-    let trimmed = digits.trim_end_matches('0');
-    let significant = if trimmed.is_empty() { "0" } else { trimmed };
-    format!("{sign}{}", layout(significant, exponent + 1))
+    let mut buffer = zmij::Buffer::new();
+    match significant_digits(buffer.format_finite(double.abs())) {
+        Some((digits, point)) => format!("{sign}{}", layout(&digits, point)),
+        // zmij writes plain decimals or `d.ddde±x`; anything else is kept as written.
+        None => format!("{sign}{}", buffer.format_finite(double.abs())),
+    }
 }
 
-/// Splits Rust's `d.ddde±x` output into its digit string (point removed) and exponent.
-fn split_scientific(scientific: &str) -> Option<(String, i32)> {
-    let (mantissa, exponent) = scientific.split_once('e')?;
-    let digits = mantissa.chars().filter(|c| *c != '.').collect();
-    Some((digits, exponent.parse().ok()?))
+/// A decimal `123.45`, `0.0012`, `1.5e-7` or `1e21` as its significant digits (no leading or
+/// trailing zeros) and the spec's `n`: the value is `0.digits × 10^n`. None for a zero or for
+/// text that is not such a decimal.
+fn significant_digits(decimal: &str) -> Option<(String, i32)> {
+    let (mantissa, exponent) = match decimal.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().ok()?),
+        None => (decimal, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = whole.bytes().chain(fraction.bytes());
+    if !digits.clone().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let leading_zeros = digits.clone().take_while(|&b| b == b'0').count();
+    let significant: String = digits.skip(leading_zeros).map(char::from).collect();
+    let significant = significant.trim_end_matches('0');
+    if significant.is_empty() {
+        return None;
+    }
+    let whole_len = i32::try_from(whole.len()).ok()?;
+    let leading = i32::try_from(leading_zeros).ok()?;
+    Some((significant.to_string(), whole_len.checked_sub(leading)?.checked_add(exponent)?))
 }
 
 /// Lays out the significant `digits` (no leading or trailing zeros) of a value equal to

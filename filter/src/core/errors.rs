@@ -287,8 +287,9 @@ fn binary_size(bytes: u64) -> String {
     if divisor == 1 {
         format!("{bytes} B")
     } else {
-        // Same arithmetic as byte_unit: an f64 division, printed with `Display`.
-        format!("{} {unit}", bytes as f64 / divisor as f64)
+        // Same arithmetic as byte_unit: an f64 division, printed as `Display` prints it (the
+        // quotient is in [1, 1024), where ECMAScript's spelling is the same: no exponent).
+        format!("{} {unit}", super::canonical::es_number_string(bytes as f64 / divisor as f64))
     }
 }
 
