@@ -795,8 +795,10 @@ impl Engine {
 
 enum Outcome {
     Failed(Value),
-    /// Every node refused synchronously: the client got the refusal, there is no task.
-    Rejected,
+    /// The nodes answered at once (refused alike with `error`, applied without a task when
+    /// None, or unreachable): the client got their answer and there is no task — unless the
+    /// client was answered `202` while it waited (`TaskChange::EndedWithoutTask`).
+    Rejected { error: Option<Value> },
     /// The job's record vanished (e.g. retention overran it): nothing to report.
     Dropped,
     /// A mirrored write the nodes enqueued: its task follows their tasks (`mirror_tasks.rs`).

@@ -752,3 +752,94 @@ fn a_mirrored_write_whose_node_tasks_ended_by_the_first_poll_is_closed_in_one_ta
     assert_eq!(task.status, "succeeded");
     assert_eq!(task.started_ms, task.finished_ms);
 }
+
+/// A client that waited behind another write past its patience holds its task's uid (`202`).
+/// Whatever the nodes say when its write goes out, that task must end where the client looks
+/// for it: refused by every node, it ends failed with their error, not hidden (a hidden task
+/// answers `GET /tasks/{uid}` with `task_not_found`, and an SDK's `wait_for_task` throws).
+fn answered_while_waiting(w: &mut World, method: &str, path: &str, body: Option<serde_json::Value>) -> u64 {
+    // The first write goes out and the nodes take it; its task polls stay unanswered for now.
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"rankingRules": ["typo"]})));
+    w.pump_and_answer(0);
+    let waiting = w.send(0, method, path, body);
+    w.envoy.borrow_mut().now_ms += super::config::DEFAULT_PROPOSE_TIMEOUT_MS + 1_000;
+    for _ in 0..3 {
+        let worker = &mut w.workers[0];
+        worker.engine.pump(&mut worker.host);
+        w.envoy.borrow_mut().now_ms += 150;
+    }
+    let (status, body) = w.reply(0, waiting).expect("answered once past its patience");
+    assert_eq!(status, 202, "{body}");
+    let uid = body["taskUid"].as_u64().unwrap();
+    assert_eq!(w.task(uid).propose, Some(super::records::ProposeOutcome::Accepted), "recorded before it was given");
+    uid
+}
+
+#[test]
+fn a_settings_write_answered_while_it_waited_then_refused_by_every_node_ends_failed_and_visible() {
+    let mut w = World::new(3, 1, json!({}));
+    let uid = answered_while_waiting(&mut w, "PATCH", "/indexes/m/settings", Some(json!({"stopWords": ["x"]})));
+    let refusal = json!({"message": "bad words", "code": "invalid_settings_stop_words", "type": "invalid_request", "link": "x"});
+    for n in &mut w.nodes {
+        n.reject = Some((400, refusal.to_string()));
+    }
+    settle(&mut w, 40);
+    let task = w.task(uid);
+    assert_eq!((task.status.as_str(), task.error.as_ref()), ("failed", Some(&refusal)), "{task:?}");
+    assert!(task.finished_ms.is_some());
+    let rec = w.index("m");
+    assert_eq!((rec.version, rec.frozen.is_none(), rec.queue.is_empty()), (1, true, true), "{rec:?}");
+    assert!(w.nodes.iter().all(|n| n.settings.get("stopWords") == Some(&json!([]))));
+}
+
+#[test]
+fn a_mirrored_write_answered_while_it_waited_then_refused_by_every_node_ends_failed_and_visible() {
+    let mut w = World::new(3, 1, json!({"writes": "mirror"}));
+    let uid = answered_while_waiting(&mut w, "POST", "/indexes/m/documents/delete-batch", Some(json!([1, 2])));
+    let refusal = json!({"message": "bad ids", "code": "invalid_document_id", "type": "invalid_request", "link": "x"});
+    for n in &mut w.nodes {
+        n.reject = Some((400, refusal.to_string()));
+    }
+    settle(&mut w, 40);
+    let task = w.task(uid);
+    assert_eq!((task.status.as_str(), task.error.as_ref()), ("failed", Some(&refusal)), "{task:?}");
+}
+
+#[test]
+fn a_write_the_nodes_answer_without_a_task_is_not_given_a_task_uid_while_it_waits() {
+    // `POST /keys` is answered 201 with the key, not a task: a client still waiting for the
+    // nodes' answer past its patience keeps waiting for it rather than get a `202`.
+    let mut w = World::new(3, 1, json!({"writes": "mirror"}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"rankingRules": ["typo"]})));
+    w.pump_and_answer(0);
+    let waiting = w.send(0, "POST", "/keys", Some(json!({"actions": ["*"], "indexes": ["*"], "expiresAt": null})));
+    w.envoy.borrow_mut().now_ms += super::config::DEFAULT_PROPOSE_TIMEOUT_MS + 2_000;
+    for _ in 0..3 {
+        let worker = &mut w.workers[0];
+        worker.engine.pump(&mut worker.host);
+        w.envoy.borrow_mut().now_ms += 150;
+    }
+    assert_eq!(w.reply(0, waiting), None, "no 202 for a key");
+}
+
+#[test]
+fn a_mirrored_write_whose_node_tasks_outlive_the_task_timeout_fails_with_a_meilisearch_shaped_error() {
+    let mut w = World::new(2, 1, json!({"writes": "mirror", "settings_broadcast": {"task_timeout_s": 1}}));
+    let ctx = w.send(0, "POST", "/indexes/m/documents", Some(json!([{"id": 1}])));
+    w.pump_and_answer(0);
+    let uid = w.reply(0, ctx).expect("enqueued").1["taskUid"].as_u64().unwrap();
+    // The nodes took it, then stop answering: their tasks are never seen to end.
+    for n in &mut w.nodes {
+        n.down = true;
+    }
+    w.run(100, 100);
+    let task = w.task(uid);
+    let error = task.error.clone().unwrap_or_default();
+    assert_eq!(task.status, "failed", "{task:?}");
+    assert_eq!(
+        (error["code"].as_str(), error["type"].as_str(), error["link"].as_str()),
+        (Some("miroir_task_timeout"), Some("system"), Some("https://docs.meilisearch.com/errors#miroir_task_timeout")),
+        "{error}"
+    );
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("task_timeout_s")), "{error}");
+}

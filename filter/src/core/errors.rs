@@ -123,6 +123,17 @@ impl MeiliError {
         )
     }
 
+    /// A node's task that did not end within `settings_broadcast.task_timeout_s`: the task's
+    /// `error` on that node, shaped like every Meilisearch error (message, code, type, link).
+    pub fn task_timeout() -> Self {
+        Self::new(
+            504,
+            "miroir_task_timeout",
+            ErrorType::System,
+            "The node did not finish this task in time (`settings_broadcast.task_timeout_s`).",
+        )
+    }
+
     pub fn write_not_queued() -> Self {
         Self::new(
             503,

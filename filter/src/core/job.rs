@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::errors::{ErrorType, MeiliError};
 use super::host::CalloutResponse;
 
 /// A node's answer to the proposed settings write.
@@ -54,6 +55,19 @@ pub fn unanimous_rejection(results: &[ProposeResult]) -> Option<(u16, String)> {
         }
     }
     first.map(|(s, b, _)| (s, b.to_string()))
+}
+
+/// The nodes' refusal (`status`, their body) as a task's `error`: their own error object, as
+/// Meilisearch shapes it, or — from something that is not Meilisearch — one that quotes it.
+pub fn refusal_error(status: u16, body: &str) -> Value {
+    match serde_json::from_str::<Value>(body) {
+        Ok(error @ Value::Object(_)) => error,
+        _ => {
+            let quoted: String = body.chars().take(200).collect();
+            let message = format!("The nodes refused the write with HTTP {status}: {quoted}");
+            MeiliError::new(status, "miroir_node_refusal", ErrorType::System, message).to_json()
+        }
+    }
 }
 
 /// A 404 whose body says the index does not exist (not a 404 from a proxy or a wrong path).

@@ -92,22 +92,23 @@ impl Engine {
                     }
                     self.mark_out_of_sync(host, index, lags);
                 }
-                let result = if (200..300).contains(&status) { "answered" } else { "refused" };
-                count_write(host, index, result);
+                let applied = (200..300).contains(&status);
+                count_write(host, index, if applied { "answered" } else { "refused" });
+                let error = (!applied).then(|| job::refusal_error(status, &body));
                 if !client_answered {
                     let outcome = ProposeOutcome::Answered { status, body, content_type: Some("application/json".into()) };
                     self.record_outcome(host, &job, outcome);
                 }
-                self.finish(host, index, job.task_uid, Outcome::Rejected);
+                self.finish(host, index, job.task_uid, Outcome::Rejected { error });
             }
             Verdict::Unreachable => {
                 count_write(host, index, "unreachable");
+                let err = mirror::unreachable_error();
                 if !client_answered {
-                    let err = mirror::unreachable_error();
                     let outcome = ProposeOutcome::Answered { status: err.status, body: err.body(), content_type: Some("application/json".into()) };
                     self.record_outcome(host, &job, outcome);
                 }
-                self.finish(host, index, job.task_uid, Outcome::Rejected);
+                self.finish(host, index, job.task_uid, Outcome::Rejected { error: Some(err.to_json()) });
             }
         }
     }

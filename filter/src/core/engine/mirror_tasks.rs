@@ -194,6 +194,9 @@ impl Engine {
                 host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &node_id), 1);
             }
             f.quiet_polls += 1;
+            // Nothing was learned, but time went on: a task whose nodes stay silent past
+            // `task_timeout_s` ends (failed) like one they never finish.
+            self.settle_followed(host, &tag.index, now);
             return;
         };
         let mut progressed = false;
@@ -244,8 +247,7 @@ impl Engine {
             if timed_out {
                 for pos in &node_positions {
                     if !t.states.get(pos).is_some_and(NodeTaskState::is_final) {
-                        let timeout = serde_json::json!({"code": "miroir_task_timeout", "type": "system",
-                            "message": "The node did not finish this task in time (`settings_broadcast.task_timeout_s`)."});
+                        let timeout = MeiliError::task_timeout().to_json();
                         t.states.insert(*pos, NodeTaskState { status: "failed".into(), error: Some(timeout), details: None });
                     }
                 }

@@ -135,13 +135,18 @@ impl Engine {
             .collect();
         let first_round = run.repair_attempt == 0
             && run.seq.as_ref().is_none_or(|s| s.current == 0 && !s.rolling_back);
-        if first_round && !run.client_answered {
+        // A refusal ends the write even when its client was already answered `202` (it waited
+        // behind another write): the task then ends failed with the nodes' error.
+        if first_round {
             if let Some((status, body)) = job::unanimous_rejection(&results) {
                 let job = run.job.clone();
+                let error = Some(job::refusal_error(status, &body));
                 self.record_outcome(host, &job, ProposeOutcome::Rejected { status, body, content_type: Some("application/json".into()) });
-                self.finish(host, index, job.task_uid, Outcome::Rejected);
+                self.finish(host, index, job.task_uid, Outcome::Rejected { error });
                 return;
             }
+        }
+        if first_round && !run.client_answered {
             run.client_answered = true;
             let job = run.job.clone();
             self.record_outcome(host, &job, ProposeOutcome::Accepted);

@@ -52,7 +52,7 @@ impl Engine {
                 if timed_out {
                     if let Some(run) = self.jobs.get_mut(index) {
                         for node in run.nodes.iter_mut().filter(|n| n.in_round && n.task.is_none()) {
-                            node.task = Some(NodeTask::Failed(json!({"code": "miroir_task_timeout"})));
+                            node.task = Some(NodeTask::Failed(MeiliError::task_timeout().to_json()));
                         }
                     }
                     self.after_task_answer(host, index);

@@ -118,8 +118,8 @@ impl Engine {
                 self.close_task(host, index, task_uid, "failed", Some(error), None, now);
                 self.record_result(host, index, "failed", now);
             }
-            Outcome::Rejected => {
-                self.update_task(host, task_uid, TaskChange::Rejected);
+            Outcome::Rejected { error } => {
+                self.update_task(host, task_uid, TaskChange::EndedWithoutTask { error, now_ms: now });
                 self.record_result(host, index, "rejected", now);
             }
             Outcome::Dropped | Outcome::Tracked => {}

@@ -1,5 +1,5 @@
 //! Answering paused clients: the propose outcome of their write, or `202 enqueued` when they
-//! waited past the propose timeout behind another job.
+//! waited past the propose timeout behind another job (recorded on the task first).
 
 use super::*;
 
@@ -64,6 +64,7 @@ impl Engine {
     pub(super) fn answer_waiters(&mut self, host: &mut dyn Host, uids: Vec<u64>, tasks: Vec<Option<TaskRecord>>) {
         let now = host.now_ms();
         let patience = self.cfg.settings_broadcast.propose_timeout_ms + 1000;
+        let mut marked = Vec::new();
         for (uid, task) in uids.into_iter().zip(tasks) {
             let Some(waiter) = self.waiting.get(&uid) else { continue };
             let reply = match &task {
@@ -80,7 +81,15 @@ impl Engine {
                         body: body.as_bytes().to_vec(),
                     }),
                     Some(ProposeOutcome::Accepted) => Some(tasks::summarized_reply(t)),
-                    None if now >= waiter.since_ms + patience => Some(tasks::summarized_reply(t)),
+                    // Waited long enough behind another write: it gets its task's uid, once the
+                    // task records that it was given (the next read answers), so that whatever
+                    // the nodes say later ends the task where the client can see it. A write the
+                    // nodes answer at once (a key) has no task to give: its client waits for the
+                    // nodes' answer.
+                    None if now >= waiter.since_ms + patience && t.kind != "unknown" => {
+                        marked.push(uid);
+                        None
+                    }
                     None => None,
                 },
                 None => Some(tasks::error_reply(&MeiliError::new(
@@ -102,6 +111,10 @@ impl Engine {
                     log::debug!("miroir: client of task {uid} went away before the answer");
                 }
             }
+        }
+        for uid in marked {
+            self.update_task(host, uid, TaskChange::Propose(ProposeOutcome::Accepted));
+            self.waiters_due.insert(uid);
         }
     }
 }

@@ -453,14 +453,17 @@ fn deactivate(host: &mut dyn Host, index: &str) {
     }
 }
 
+/// Compare-and-swap: a client's worker may record on a task (`Propose`) while the job's worker
+/// closes it.
 fn update_task(host: &mut dyn Host, task_uid: u64, change: TaskChange) -> Answer {
     let key = keys::task_key(task_uid);
-    match store::read::<TaskRecord>(host, &key) {
-        Ok(Some(mut task)) => {
-            change.apply(&mut task);
-            done(store::write(host, &key, &task))
-        }
-        Ok(None) => Answer::Done,
+    let updated = store::update::<TaskRecord, _>(host, &key, |task| {
+        let mut task = task?.clone();
+        change.clone().apply(&mut task);
+        Some(task)
+    });
+    match updated {
+        Ok(_) => Answer::Done,
         Err(e) => Answer::Failed(e),
     }
 }

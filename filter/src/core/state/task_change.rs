@@ -12,10 +12,18 @@ pub enum TaskChange {
     /// The job's phase, as shown in `miroir.phase`.
     Phase(String),
     RepairAttempts(u32),
-    /// What the propose round told the client.
+    /// What the propose round told the client. The first outcome recorded stands: a client
+    /// answered `202` while it waited behind another write holds the task's uid, and one told a
+    /// refusal holds no task, whatever the job records after.
     Propose(ProposeOutcome),
-    /// Every node refused synchronously: never a task (hidden from clients).
+    /// Every node forgot the task (a task deletion ran there after it ended): gone from
+    /// clients' view too, as on a node.
     Rejected,
+    /// The nodes answered the write at once — refused it alike, or applied it without a task
+    /// (a key), or could not be reached — with `error` (None: applied). There is no task, and it
+    /// is hidden from clients, unless the client already holds its uid (answered `202` while it
+    /// waited): then it ends as a task does, failed with that error or succeeded.
+    EndedWithoutTask { error: Option<Value>, now_ms: u64 },
     Frozen,
     /// Mirror mode: the nodes enqueued the write as these tasks, of this type; and, when its
     /// client has not been answered yet, that it was accepted (`Propose`, in the same write of
@@ -46,12 +54,26 @@ impl TaskChange {
             }
             TaskChange::Phase(phase) => t.miroir.phase = phase,
             TaskChange::RepairAttempts(n) => t.miroir.repair_attempts = n,
-            TaskChange::Propose(outcome) => t.propose = Some(outcome),
+            TaskChange::Propose(outcome) => {
+                t.propose.get_or_insert(outcome);
+            }
             TaskChange::Rejected => t.status = "rejected".into(),
+            TaskChange::EndedWithoutTask { error, now_ms } => {
+                if t.propose != Some(ProposeOutcome::Accepted) {
+                    t.status = "rejected".into();
+                    return;
+                }
+                let status = if error.is_some() { "failed" } else { "succeeded" };
+                t.miroir.phase = if status == "succeeded" { "committed".into() } else { status.into() };
+                t.status = status.into();
+                t.error = error;
+                t.finished_ms = Some(now_ms);
+                t.started_ms.get_or_insert(now_ms);
+            }
             TaskChange::Frozen => t.miroir.frozen = true,
             TaskChange::Mirrored { kind, nodes, accepted } => {
                 if accepted {
-                    t.propose = Some(ProposeOutcome::Accepted);
+                    t.propose.get_or_insert(ProposeOutcome::Accepted);
                 }
                 t.kind = kind;
                 t.miroir.phase = "mirrored".into();
