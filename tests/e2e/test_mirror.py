@@ -4,6 +4,8 @@ through real Envoy, three dev nodes behind it; what every node holds is read fro
 
 from __future__ import annotations
 
+import gzip
+import json
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -82,6 +84,26 @@ def test_a_write_every_node_refuses_is_the_nodes_error_and_no_task(client: meili
                       headers={"Authorization": f"Bearer {NODE_KEY}", "Content-Type": "application/json"})
     assert r.status_code == 400, r.text
     assert r.json()["code"] == "malformed_payload", r.json()
+    for i in range(module_fleet.size):
+        assert [t["type"] for t in node_tasks(module_fleet, i, uid)] == ["indexCreation"]
+
+
+def test_a_compressed_or_non_utf8_batch_is_refused_and_reaches_no_node(client: meilisearch.Client,
+                                                                      shared: Envoy, module_fleet: Fleet) -> None:
+    """A node takes gzip bodies; the gateway holds a write as text until every node has it, so a
+    body that is not UTF-8 would reach the nodes altered: refused, and no node is touched."""
+    uid = fresh_uid("enc")
+    done(client, client.create_index(uid, {"primaryKey": "id"}))
+    auth = {"Authorization": f"Bearer {NODE_KEY}"}
+    cases = [
+        (gzip.compress(json.dumps(BOOKS).encode()), {"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+        ("id,title\n1,Amélie\n".encode("latin-1"), {"Content-Type": "text/csv"}),
+    ]
+    for body, headers in cases:
+        r = requests.post(f"{shared.url}/indexes/{uid}/documents", data=body, timeout=10, headers={**auth, **headers})
+        assert r.status_code == 400, r.text
+        assert (r.json()["code"], r.json()["type"]) == ("malformed_payload", "invalid_request"), r.json()
+        assert "UTF-8" in r.json()["message"] and r.json()["link"].endswith("#malformed_payload"), r.json()
     for i in range(module_fleet.size):
         assert [t["type"] for t in node_tasks(module_fleet, i, uid)] == ["indexCreation"]
 

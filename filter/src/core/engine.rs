@@ -460,6 +460,13 @@ impl Engine {
             return;
         };
         log::debug!("miroir: {:?} answer from node {} on {}: {:?}", tag.purpose, tag.node, tag.index, resp.status);
+        // Every call to a node that failed counts, whatever it was for: a node that is down
+        // while nothing but drift checks and catch-up replays go to it must still show.
+        if resp.status.is_none() || resp.status.is_some_and(|s| s >= 500) {
+            if let Some(node) = self.cfg.nodes.get(tag.node) {
+                host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &node.id), 1);
+            }
+        }
         if matches!(tag.purpose, Purpose::DriftList | Purpose::DriftRead) {
             self.on_drift_response(host, &tag, &resp);
             return;
@@ -475,11 +482,6 @@ impl Engine {
         };
         if run.epoch != tag.epoch {
             return; // an answer from an abandoned round
-        }
-        if resp.status.is_none() || resp.status.is_some_and(|s| s >= 500) {
-            if let Some(node) = self.cfg.nodes.get(tag.node) {
-                host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &node.id), 1);
-            }
         }
         match tag.purpose {
             Purpose::Propose => self.on_propose(host, &tag, &resp),

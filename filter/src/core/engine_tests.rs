@@ -843,3 +843,81 @@ fn a_mirrored_write_whose_node_tasks_outlive_the_task_timeout_fails_with_a_meili
     );
     assert!(error["message"].as_str().is_some_and(|m| m.contains("task_timeout_s")), "{error}");
 }
+
+#[test]
+fn a_mirrored_write_whose_body_is_not_text_is_refused_before_any_node_is_touched() {
+    // A gzip-compressed batch (Meilisearch takes `Content-Encoding: gzip`), and a Latin-1 CSV:
+    // kept as text, either would reach the nodes altered and be taken.
+    let mut w = World::new(3, 1, json!({"writes": "mirror"}));
+    let gzip: &[u8] = &[0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x8b, 0xae, 0x05, 0x00];
+    let latin1: &[u8] = b"id,title\n1,Am\xe9lie\n";
+    for body in [gzip, latin1] {
+        let worker = &mut w.workers[0];
+        let head = RequestHead { method: "POST".into(), path: "/indexes/m/documents".into(), ..RequestHead::default() };
+        let HeadersDecision::Buffer(p) = front::on_headers(&worker.engine, &mut worker.host, &head) else { panic!() };
+        let BodyDecision::Reply(r) = front::on_write_body(&mut worker.engine, &mut worker.host, 1, &p, body) else { panic!("queued") };
+        let text = String::from_utf8(r.body).unwrap();
+        assert_eq!(r.status, 400, "{text}");
+        assert!(text.contains("\"code\":\"malformed_payload\"") && text.contains("UTF-8"), "{text}");
+    }
+    w.run(5, 10);
+    let history = &w.workers[0].host.history;
+    assert!(history.iter().all(|c| c.method == "GET"), "{history:?}");
+    assert!(w.nodes.iter().all(|n| n.documents == 0 && n.index.is_none()));
+}
+
+#[test]
+fn a_task_deletion_forgets_the_filters_tasks_only_once_the_nodes_deleted_theirs() {
+    use super::state::{keys, records::TaskRecord, store};
+    let mut w = World::new(3, 1, json!({"writes": "mirror"}));
+    let ctx = w.send(0, "POST", "/indexes/m/documents", Some(json!([{"id": 1}])));
+    settle(&mut w, 20);
+    let uid = w.reply(0, ctx).expect("enqueued").1["taskUid"].as_u64().unwrap();
+    assert_eq!(w.task(uid).status, "succeeded");
+    let store_has = |w: &World| store::read::<TaskRecord>(&w.workers[0].host, &keys::task_key(uid)).unwrap().is_some();
+    // Every node refuses the deletion (the key lacks `tasks.delete`): nothing is deleted anywhere.
+    let refusal = json!({"message": "no", "code": "invalid_api_key", "type": "auth", "link": "x"});
+    for n in &mut w.nodes {
+        n.reject = Some((403, refusal.to_string()));
+    }
+    let refused = w.send(0, "DELETE", &format!("/tasks?uids={uid}"), None);
+    settle(&mut w, 20);
+    assert_eq!(w.reply(0, refused).map(|r| r.0), Some(403));
+    assert!(store_has(&w), "the task is still there, as on every node");
+    // Taken by every node: gone through the gateway too.
+    for n in &mut w.nodes {
+        n.reject = None;
+    }
+    let deleted = w.send(0, "DELETE", &format!("/tasks?uids={uid}"), None);
+    settle(&mut w, 40);
+    let deletion = w.reply(0, deleted).expect("enqueued").1["taskUid"].as_u64().unwrap();
+    assert_eq!(w.task(deletion).status, "succeeded");
+    assert!(!store_has(&w), "forgotten once the deletion succeeded");
+}
+
+#[test]
+fn an_operator_check_of_an_index_no_node_has_is_answered_at_once() {
+    for writes in ["mirror", "passthrough"] {
+        let mut w = World::new(2, 1, json!({"writes": writes}));
+        let now = w.envoy.borrow().now_ms;
+        w.workers[0].engine.request_verify("typo", 91, VerifyPurpose::Report, now);
+        w.run(5, 10);
+        let (status, body) = w.reply(0, 91).expect("answered within the check, not by its deadline");
+        assert_eq!((status, body["converged"].clone()), (200, json!(false)), "{writes}: {body}");
+        assert!(body["detail"].as_str().unwrap().contains("on no node"), "{writes}: {body}");
+        assert!(!w.envoy.borrow().counters.contains_key(&metrics::for_index(metrics::DRIFT_DETECTED_TOTAL, "typo")));
+    }
+}
+
+#[test]
+fn a_node_that_is_down_while_only_drift_checks_go_to_it_counts_callout_errors() {
+    let mut w = World::new(3, 1, json!({"settings_drift_check": {"interval_s": 1}}));
+    w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"facetSearch": false})));
+    settle(&mut w, 20);
+    w.nodes[1].down = true;
+    let errors = |w: &World| w.envoy.borrow().counters.get(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, "node-1")).copied().unwrap_or(0);
+    let before = errors(&w);
+    w.run(40, 100);
+    assert!(errors(&w) >= before + 3, "one failed call per check at least: {} then {}", before, errors(&w));
+    assert_eq!(w.envoy.borrow().counters.get(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, "node-0")).copied().unwrap_or(0), 0);
+}

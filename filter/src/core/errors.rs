@@ -123,6 +123,17 @@ impl MeiliError {
         )
     }
 
+    /// 400 `malformed_payload`: a mirrored write whose body is not UTF-8 text. Meilisearch takes
+    /// compressed bodies (`Content-Encoding`); the gateway holds writes as text, so it cannot.
+    pub fn body_not_text() -> Self {
+        Self::new(
+            400,
+            "malformed_payload",
+            ErrorType::InvalidRequest,
+            "The request body is not UTF-8 text. The gateway mirrors write bodies as text: send it UTF-8 encoded and uncompressed (without `Content-Encoding`).",
+        )
+    }
+
     /// A node's task that did not end within `settings_broadcast.task_timeout_s`: the task's
     /// `error` on that node, shaped like every Meilisearch error (message, code, type, link).
     pub fn task_timeout() -> Self {

@@ -11,7 +11,7 @@ use super::pending_write::{job_of, queued, refuse_if_frozen, BodyDecision, Pendi
 use super::host::Host;
 use super::mirror::{self, INSTANCE_QUEUE};
 use super::request::RequestHead;
-use super::state::{keys, queue, store};
+use super::state::queue;
 use super::{task_query, tasks};
 
 /// Mirror mode: queue the write as is (the nodes validate it, and refuse it alike when it is
@@ -21,6 +21,11 @@ pub(super) fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context
     let cfg = engine.config().clone();
     if body.len() as u64 > cfg.max_body_bytes {
         return BodyDecision::Reply(tasks::error_reply(&MeiliError::payload_too_large(cfg.max_body_bytes)));
+    }
+    if std::str::from_utf8(body).is_err() {
+        // The write is kept as text until every node has it: bytes that are not UTF-8 (a
+        // compressed body, a Latin-1 CSV) would reach the nodes altered, and be taken.
+        return BodyDecision::Reply(tasks::error_reply(&MeiliError::body_not_text()));
     }
     let mut index = pending.index.clone();
     let mut body = body.to_vec();
@@ -137,8 +142,8 @@ fn translate_tasks(
     let matched_count = matched.len();
     // A cancelation is about tasks still running. A deletion goes to every node for every
     // matched task: a node deletes those it has finished when it processes the deletion, as a
-    // Meilisearch node does; the filter drops its own records of the ended ones now, and of the
-    // others if they ended by the time the deletion did (`Translated::later`).
+    // Meilisearch node does; once it succeeded, the filter drops its own records of the ended
+    // ones, and of the others if they ended by then (`Translated::later`).
     let selected: Vec<_> = matched.into_iter().filter(|t| !cancel || t.finished_ms.is_none()).collect();
     let mut later: Vec<u64> = if cancel { Vec::new() } else { selected.iter().filter(|t| t.finished_ms.is_none()).map(|t| t.uid).collect() };
     let acted = selected.len() - later.len();
@@ -157,16 +162,9 @@ fn translate_tasks(
         paths.insert(node.id.clone(), format!("{verb}?uids={list}"));
     }
     if !cancel {
-        let ended = selected.iter().filter(|t| t.finished_ms.is_some()).map(|t| t.uid);
-        if cfg.state.etcd().is_some() {
-            // This gateway's view is not the store: the ledger forgets them, for every gateway,
-            // once the deletion went out.
-            later.extend(ended);
-        } else {
-            for uid in ended {
-                let _ = store::clear(host, &keys::task_key(uid));
-            }
-        }
+        // Forgotten once the nodes' deletions succeeded, like the others: refused (a key without
+        // `tasks.delete`) or never sent (no node answered), the deletion deletes nothing.
+        later.extend(selected.iter().filter(|t| t.finished_ms.is_some()).map(|t| t.uid));
     }
     // The task's details speak of the filter's tasks, not of one node's translation.
     let original = head.path.find('?').and_then(|q| head.path.get(q..)).unwrap_or_default();
@@ -180,7 +178,6 @@ struct Translated {
     /// Node id → its path, with its own task uids.
     paths: crate::core::sorted_map::SortedMap<String, String>,
     details: Value,
-    /// Filter tasks a deletion matched while they ran: dropped if they ended by the time the
-    /// deletion did.
+    /// Filter tasks a deletion matched: dropped once it succeeded, those that ended by then.
     later: Vec<u64>,
 }

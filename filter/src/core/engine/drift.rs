@@ -245,6 +245,7 @@ impl Engine {
             }
             Err(e) => {
                 log::warn!("miroir: drift check: callout to {} refused: {e}", cfg.id);
+                host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &cfg.id), 1);
                 false
             }
         }
@@ -440,7 +441,9 @@ impl Engine {
         } else if !reachable {
             detail = "some nodes could not be read; nothing concluded".into();
         } else if reads.nodes.iter().all(|r| matches!(r, Some(NodeRead::Missing))) {
-            return; // gone everywhere: not drift
+            // Gone everywhere: not drift, and nothing to compare — said at once to an operator
+            // who asked (who would otherwise wait for a result until the check timed out).
+            detail = format!("index `{index}` is on no node: nothing to compare");
         } else {
             host.counter_add(&metrics::for_index(metrics::DRIFT_DETECTED_TOTAL, index), 1);
             let result = VerifyResult { at_ms: now, converged, fingerprints: fingerprints.clone(), detail: String::new(), repair_task: None };

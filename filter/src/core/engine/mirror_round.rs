@@ -70,7 +70,7 @@ impl Engine {
             Verdict::Relay { status, body, odd } => {
                 if !odd.is_empty() {
                     let ids: Vec<String> = odd.iter().filter_map(|p| node_id(*p)).collect();
-                    log::warn!("miroir: {} write {} answered differently by node(s) {}", job.method, job.path, ids.join(", "));
+                    log::warn!("miroir: {} write {} answered differently by node(s) {}", job.method, mirror::loggable_path(&job.path), ids.join(", "));
                     // Applied elsewhere (a key, experimental features): a node that did not
                     // answer replays it from the log like any write it missed; one that
                     // answered otherwise holds something else.

@@ -190,9 +190,6 @@ impl Engine {
         let asked = f.in_flight.remove(&tag.node).unwrap_or_default();
         let page = if resp.status == Some(200) { mirror::parse_task_page(&resp.body) } else { None };
         let Some(page) = page else {
-            if resp.status.is_none() || resp.status.is_some_and(|s| s >= 500) {
-                host.counter_add(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, &node_id), 1);
-            }
             f.quiet_polls += 1;
             // Nothing was learned, but time went on: a task whose nodes stay silent past
             // `task_timeout_s` ends (failed) like one they never finish.
