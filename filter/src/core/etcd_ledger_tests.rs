@@ -21,7 +21,8 @@ use super::state::hot_cache::HotCache;
 use super::state::index_store::read_hot;
 use super::state::keys;
 use super::state::ledger::{Answer, Freeze, Ledger, Op, OpId};
-use super::state::records::{FrozenRecord, IndexRecord, JobRecord, TaskRecord};
+use super::metrics;
+use super::state::records::{FrozenRecord, IndexRecord, JobRecord, Phase, TaskRecord};
 use super::state::store::{self, StoreError};
 use super::test_world::{config, SimNode};
 
@@ -227,6 +228,23 @@ fn another_gateway_sees_a_commit_and_a_freeze_after_one_poll() {
     let hot = b_front_door.read(&b.host, "m");
     assert!(hot.frozen && hot.inconsistent, "B's front door sees the freeze: {hot:?}");
     assert_eq!(b.view::<IndexRecord>(&index_key).and_then(|r| r.frozen), Some(record));
+    let gauges = |g: &Gateway| {
+        let envoy = g.envoy.borrow();
+        let gauge = |name: &str| envoy.gauges.get(&metrics::for_index(name, "m")).copied();
+        (gauge(metrics::DIVERGENCE), gauge(metrics::BROADCAST_PHASE))
+    };
+    assert_eq!(gauges(&b), (Some(1), Some(Phase::Frozen.gauge())), "B's alert is raised too");
+
+    // An operator lifts it through A: B's alert goes down with its next poll.
+    a.submit(3, Op::LiftFreeze { index: "m".into() });
+    a.tick();
+    pump(&mut etcd, &mut [&mut a], Order::Fifo);
+    a.advance(POLL_MS);
+    b.advance(POLL_MS);
+    b.tick();
+    pump(&mut etcd, &mut [&mut b], Order::Fifo);
+    assert!(!read_hot(&b.host, "m").frozen);
+    assert_eq!(gauges(&b), (Some(0), Some(Phase::Idle.gauge())), "B's alert is cleared");
 }
 
 #[test]

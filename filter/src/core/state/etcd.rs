@@ -32,7 +32,7 @@ use crate::core::sorted_map::SortedMap;
 use super::etcd_wire::{self, Compare, Kv};
 use super::keys;
 use super::ledger::{Answer, Ledger, Op, OpId};
-use super::records::{HotRecord, IndexRecord};
+use super::records::{HotRecord, IndexRecord, Phase};
 use super::shared_data::SharedDataLedger;
 use super::store::StoreError;
 use super::txn_host::{Run, Seen, TxnHost};
@@ -670,10 +670,31 @@ fn apply_to_view(host: &mut dyn Host, key: &str, value: &[u8]) {
     }
     if let Err(e) = host.shared_set(key, value, None) {
         log::warn!("miroir: updating the local view of {key} failed: {e:?}");
+    } else if let Some(index) = key.strip_prefix(keys::INDEX_PREFIX) {
+        follow_in_gauges(host, index, current.as_deref(), value);
     } else if key.starts_with(keys::HOT_PREFIX) {
         let view = |b: Option<&[u8]>| b.and_then(HotRecord::decode).unwrap_or_default();
         if !view(Some(value)).reads_as(&view(current.as_deref())) {
             super::index_store::hot_changed(host);
         }
+    }
+}
+
+/// What another gateway did to an index, in this gateway's gauges: a freeze or its lifting
+/// (`miroir_settings_divergence`, and the phase), and a newer committed version. The gateway
+/// that does it sets them as it goes; without this, an alert raised on one gateway kept firing
+/// there after another lifted the freeze.
+fn follow_in_gauges(host: &mut dyn Host, index: &str, before: Option<&[u8]>, after: &[u8]) {
+    let read = |b: &[u8]| super::from_json::decode::<IndexRecord>(b);
+    let before = before.and_then(read);
+    let after = read(after).unwrap_or_default();
+    let frozen = after.frozen.is_some();
+    if frozen != before.as_ref().is_some_and(|r| r.frozen.is_some()) {
+        let phase = if frozen { Phase::Frozen } else { after.phase };
+        host.gauge_set(&metrics::for_index(metrics::DIVERGENCE, index), u64::from(frozen));
+        host.gauge_set(&metrics::for_index(metrics::BROADCAST_PHASE, index), phase.gauge());
+    }
+    if after.version > before.map_or(0, |r| r.version) {
+        host.gauge_set(&metrics::for_index(metrics::SETTINGS_VERSION, index), after.version);
     }
 }
