@@ -142,6 +142,7 @@ fn tasks() -> impl Strategy<Value = Vec<TaskRecord>> {
                     miroir: TaskMiroir::default(),
                     auth_hash: auth_hash(key),
                     custom_metadata: None,
+                    canceled_by: None,
                 })
                 .collect();
             // A deterministic shuffle: the reply must not rely on the records' order.

@@ -349,6 +349,38 @@ def test_task_deletion_and_cancelation_are_translated_to_each_nodes_own_tasks(
     assert missing.value.code == "missing_task_filters"
 
 
+def test_a_write_canceled_while_it_waits_its_turn_never_reaches_a_node(
+        client: meilisearch.Client, module_fleet: Fleet) -> None:
+    """Meilisearch cancels a task still enqueued: through the gateway, a write waiting behind
+    another in the filter's queue is one no node has yet, so the filter cancels it itself."""
+    uid = fresh_uid("cancel")
+    index = client.index(uid)
+    done(client, client.create_index(uid, {"primaryKey": "id"}))
+    for i in range(module_fleet.size):
+        module_fleet.fault(i, task_ms=2000)  # the settings write below holds the index's queue
+    try:
+        settings = client.index(uid).update_settings({"stopWords": ["the"]})
+        added: dict[str, Any] = {}
+        writer = threading.Thread(target=lambda: added.update(info=index.add_documents(BOOKS)))
+        writer.start()
+        enqueued = {"indexUids": [uid], "types": ["documentAdditionOrUpdate"], "statuses": ["enqueued"]}
+        wait_until(lambda: client.get_tasks(enqueued).results, 10, "the document write waiting its turn")
+        cancel = client.cancel_tasks(enqueued)
+        writer.join(timeout=30)
+        assert "info" in added, "the writer got its task"
+        task = done(client, added["info"])
+        assert (task.status, task.canceled_by) == ("canceled", cancel.task_uid), task
+        canceled = done(client, cancel)
+        assert (canceled.status, canceled.details["canceledTasks"]) == ("succeeded", 1), canceled
+        assert done(client, settings).status == "succeeded"
+        assert [t.uid for t in client.get_tasks({"canceledBy": [str(cancel.task_uid)]}).results] == [task.uid]
+    finally:
+        module_fleet.clear_all()
+    for i in range(module_fleet.size):
+        assert [t["type"] for t in node_tasks(module_fleet, i, uid)] == ["indexCreation", "settingsUpdate"], i
+    assert module_fleet.node_documents(uid) == [[]] * module_fleet.size
+
+
 def test_batches_list_one_batch_per_task(client: meilisearch.Client, shared: Envoy) -> None:
     uid = fresh_uid("batches")
     task = done(client, client.create_index(uid))

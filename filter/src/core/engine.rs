@@ -552,6 +552,25 @@ impl Engine {
             self.finish(host, index, task_uid, Outcome::Dropped);
             return;
         };
+        if let Some(task) = task.as_ref().filter(|t| t.canceled_by.is_some()) {
+            // A cancelation reached it while it waited: it never goes out. A client still waiting
+            // gets its task (canceled), as a node would have answered `202` long before.
+            if task.propose.is_none() {
+                self.record_outcome(host, &job, ProposeOutcome::Accepted);
+            }
+            let close = TaskClose {
+                status: "canceled".into(),
+                error: None,
+                finished_ms: now,
+                details: None,
+                nodes: Vec::new(),
+                version: None,
+                repair_attempts: 0,
+            };
+            self.update_task(host, task_uid, TaskChange::Close(Box::new(close)));
+            self.finish(host, index, task_uid, Outcome::Dropped);
+            return;
+        }
         let client_answered = task.as_ref().is_some_and(|t| t.propose.is_some());
         let body: Option<Value> =
             if job.mirror.is_some() { None } else { job.body.as_deref().and_then(|b| serde_json::from_slice(b.as_bytes()).ok()) };

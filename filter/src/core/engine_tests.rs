@@ -921,3 +921,41 @@ fn a_node_that_is_down_while_only_drift_checks_go_to_it_counts_callout_errors() 
     assert!(errors(&w) >= before + 3, "one failed call per check at least: {} then {}", before, errors(&w));
     assert_eq!(w.envoy.borrow().counters.get(&metrics::for_node(metrics::CALLOUT_ERRORS_TOTAL, "node-0")).copied().unwrap_or(0), 0);
 }
+
+#[test]
+fn a_write_canceled_before_it_went_out_ends_canceled_and_reaches_no_node() {
+    let mut w = World::new(3, 1, json!({"writes": "mirror"}));
+    let settings = w.send(0, "PATCH", "/indexes/m/settings", Some(json!({"rankingRules": ["typo"]})));
+    w.pump_and_answer(0);
+    // A document write waits behind the settings write, which the nodes are still applying.
+    let waiting = w.send(0, "POST", "/indexes/m/documents", Some(json!([{"id": 1}])));
+    let first = w.reply(0, settings).expect("the settings write was taken").1["taskUid"].as_u64().unwrap();
+    let queued = first + 1;
+    assert_eq!((w.task(queued).kind.as_str(), w.task(queued).status.as_str()), ("documentAdditionOrUpdate", "enqueued"));
+    let cancel = w.send(0, "POST", &format!("/tasks/cancel?uids={queued}"), None);
+    settle(&mut w, 60);
+    let canceler = w.reply(0, cancel).expect("the cancelation was taken").1["taskUid"].as_u64().unwrap();
+    assert_eq!(w.task(canceler).status, "succeeded");
+    assert_eq!(w.task(canceler).details["canceledTasks"], json!(1), "{:?}", w.task(canceler));
+    let task = w.task(queued);
+    assert_eq!((task.status.as_str(), task.canceled_by), ("canceled", Some(canceler)), "{task:?}");
+    let view: serde_json::Value = serde_json::from_slice(&super::tasks::task_view_json(&task)).unwrap();
+    assert_eq!(view["canceledBy"], json!(canceler));
+    assert!(w.nodes.iter().all(|n| n.documents == 0), "it reached no node");
+    let (status, body) = w.reply(0, waiting).expect("its client got its task when its turn came");
+    assert_eq!((status, body["taskUid"].as_u64()), (202, Some(queued)));
+    assert_eq!(w.task(first).status, "succeeded", "the write before it is not touched");
+    assert!(w.index("m").queue.is_empty());
+}
+
+#[test]
+fn a_cancelation_that_reaches_a_write_after_it_went_out_leaves_it_to_the_nodes() {
+    use super::state::task_change::TaskChange;
+    let mut w = World::new(3, 1, json!({"writes": "mirror"}));
+    let ctx = w.send(0, "POST", "/indexes/m/documents", Some(json!([{"id": 1}])));
+    w.pump_and_answer(0);
+    let mut task = w.task(w.reply(0, ctx).expect("taken").1["taskUid"].as_u64().unwrap());
+    assert_eq!((task.status.as_str(), task.miroir.nodes.len()), ("enqueued", 3));
+    TaskChange::CancelRequested { by: 9 }.apply(&mut task);
+    assert_eq!(task.canceled_by, None, "the nodes have it: their cancelation decides");
+}

@@ -70,6 +70,7 @@ pub(super) fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context
     }
     let mut node_paths = None;
     let mut deletes_later = None;
+    let mut cancels_unsent = None;
     let mut details = Value::Object(serde_json::Map::new());
     if let WriteKind::Tasks { cancel } = pending.kind {
         match translate_tasks(&cfg, host, &pending.head, cancel) {
@@ -77,6 +78,7 @@ pub(super) fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context
                 node_paths = Some(t.paths);
                 details = t.details;
                 deletes_later = Some(t.later).filter(|l| !l.is_empty());
+                cancels_unsent = Some(t.unsent).filter(|u| !u.is_empty());
             }
             Err(e) => return BodyDecision::Reply(tasks::error_reply(&e)),
         }
@@ -91,6 +93,7 @@ pub(super) fn on_mirrored_body(engine: &mut Engine, host: &mut dyn Host, context
     job.mirror = Some(mirror::expected_task_type(&pending.head.method, &pending.head.path).to_string());
     job.node_paths = node_paths;
     job.deletes_later = deletes_later;
+    job.cancels_unsent = cancels_unsent;
     job.holds = holds;
     queued(engine.queue_write(host, context_id, job, details), &index)
 }
@@ -147,6 +150,9 @@ fn translate_tasks(
     let selected: Vec<_> = matched.into_iter().filter(|t| !cancel || t.finished_ms.is_none()).collect();
     let mut later: Vec<u64> = if cancel { Vec::new() } else { selected.iter().filter(|t| t.finished_ms.is_none()).map(|t| t.uid).collect() };
     let acted = selected.len() - later.len();
+    // No node has these yet (their write waits its turn in the filter): the filter cancels them.
+    let unsent: Vec<u64> =
+        if cancel { selected.iter().filter(|t| t.miroir.nodes.is_empty()).map(|t| t.uid).collect() } else { Vec::new() };
     let verb = if cancel { "/tasks/cancel" } else { "/tasks" };
     let mut paths = crate::core::sorted_map::SortedMap::new();
     for node in &cfg.nodes {
@@ -170,7 +176,7 @@ fn translate_tasks(
     let original = head.path.find('?').and_then(|q| head.path.get(q..)).unwrap_or_default();
     let done_key = if cancel { "canceledTasks" } else { "deletedTasks" };
     let details = serde_json::json!({"matchedTasks": matched_count, done_key: acted, "originalFilter": original});
-    Ok(Translated { paths, details, later })
+    Ok(Translated { paths, details, later, unsent })
 }
 
 /// A task cancelation or deletion, translated.
@@ -180,4 +186,6 @@ struct Translated {
     details: Value,
     /// Filter tasks a deletion matched: dropped once it succeeded, those that ended by then.
     later: Vec<u64>,
+    /// Filter tasks a cancelation matched that no node has yet.
+    unsent: Vec<u64>,
 }

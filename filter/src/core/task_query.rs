@@ -12,8 +12,9 @@
 //! - with `indexUids`, tasks of a type that is not about one index (dumps, swaps, …) are left
 //!   out even if their index matches (Meilisearch still counts those in `total`, which is an
 //!   inconsistency the filter does not copy: here `total` counts exactly what can be listed).
-//! - each filter task that started is its own batch (same uid, `tasks::batch_uid`), and none
-//!   was canceled by a filter task (`canceledBy` null), so a `canceledBy` list matches none.
+//! - each filter task that started is its own batch (same uid, `tasks::batch_uid`); `canceledBy`
+//!   matches the tasks a filter cancelation canceled before they went out (the others went
+//!   to the nodes, whose own cancelations are theirs).
 
 use super::errors::MeiliError;
 use super::query_params::{
@@ -173,7 +174,7 @@ impl TaskQuery {
     pub fn matches(&self, task: &TaskRecord) -> bool {
         any_or(&self.uids, |u| u64::from(*u) == task.uid)
             && any_or(&self.batch_uids, |b| Some(u64::from(*b)) == super::tasks::batch_uid(task))
-            && self.canceled_by.is_none()
+            && any_or(&self.canceled_by, |c| task.canceled_by == Some(u64::from(*c)) && task.status == "canceled")
             && any_or(&self.types, |t| *t == task.kind)
             && any_or(&self.statuses, |s| *s == task.status)
             && self

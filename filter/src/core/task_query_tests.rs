@@ -26,6 +26,7 @@ pub(super) fn record(uid: u64, index: &str, kind: &str, status: &str) -> TaskRec
         miroir: TaskMiroir::default(),
         auth_hash: None,
         custom_metadata: None,
+        canceled_by: None,
     }
 }
 
@@ -96,6 +97,18 @@ fn uid_lists() {
         "settingsUpdate",
         "failed"
     )));
+}
+
+#[test]
+fn a_canceler_list_matches_the_tasks_a_filter_cancelation_canceled() {
+    let mut t = record(1, "m", "documentAdditionOrUpdate", "canceled");
+    t.canceled_by = Some(2_130_706_440);
+    assert!(query("canceledBy=2130706440").matches(&t));
+    assert!(query("canceledBy=7,2130706440").matches(&t));
+    assert!(!query("canceledBy=7").matches(&t));
+    // Marked, but it had gone out by its turn: not canceled by it.
+    t.status = "succeeded".into();
+    assert!(!query("canceledBy=2130706440").matches(&t));
 }
 
 #[test]

@@ -84,7 +84,7 @@ pub fn task_view_json(task: &TaskRecord) -> Vec<u8> {
         index_uid: index_uid(task),
         status: &task.status,
         kind: &task.kind,
-        canceled_by: None,
+        canceled_by: task.canceled_by.filter(|_| task.status == "canceled"),
         details: &task.details,
         error: &task.error,
         duration,
@@ -146,6 +146,7 @@ mod tests {
             miroir: TaskMiroir { phase: "committed".into(), settings_version: Some(3), ..TaskMiroir::default() },
             auth_hash: auth_hash(Some("Bearer k")),
             custom_metadata: None,
+            canceled_by: None,
         }
     }
 

@@ -129,6 +129,17 @@ impl SimNode {
             let results: Vec<Value> = self.index.iter().chain(self.others.iter()).map(|u| json!({"uid": u})).collect();
             return ok(200, json!({"results": results}));
         }
+        // A task cancelation or deletion: a task of its own, which succeeds.
+        if call.path.starts_with("/tasks/cancel?") || (call.method == "DELETE" && call.path.starts_with("/tasks?")) {
+            if let Some((status, body)) = &self.reject {
+                return CalloutResponse { status: Some(*status), body: body.clone().into_bytes() };
+            }
+            let uid = self.next_task;
+            self.next_task += 1;
+            self.tasks.push((uid, Some(Map::new())));
+            let kind = if call.method == "DELETE" { "taskDeletion" } else { "taskCancelation" };
+            return ok(202, json!({"taskUid": uid, "type": kind, "status": "enqueued"}));
+        }
         let uid = call.path.trim_start_matches("/indexes/").split('/').next().unwrap_or_default().to_string();
         if call.method == "GET" && self.others.contains(&uid) {
             return ok(200, Value::Object(default_settings().clone()));

@@ -61,6 +61,9 @@ impl Engine {
                 }
                 self.mark_out_of_sync(host, index, odd);
                 count_write(host, index, "enqueued");
+                for uid in job.cancels_unsent.iter().flatten() {
+                    self.update_task(host, *uid, TaskChange::CancelRequested { by: job.task_uid });
+                }
                 let deletes_later = job.deletes_later.clone().unwrap_or_default();
                 let open = OpenTask { uid: job.task_uid, nodes, authorization: job.authorization.clone(), kind, deletes_later };
                 self.submit(host, Op::Track { index: index.to_string(), open: open.clone() }, Awaiting::Logged(format!("index {index}: keeping task {} open failed", job.task_uid)));

@@ -318,6 +318,7 @@ impl FromMembers for JobRecord {
             resync: m.optional("resync")?,
             holds: m.optional("holds")?,
             deletes_later: m.optional("deletes_later")?,
+            cancels_unsent: m.optional("cancels_unsent")?,
         })
     }
 }
@@ -391,6 +392,7 @@ impl FromMembers for TaskRecord {
             miroir: m.required("miroir")?,
             auth_hash: m.optional("auth_hash")?,
             custom_metadata: m.optional("custom_metadata")?,
+            canceled_by: m.optional("canceled_by")?,
         })
     }
 }
@@ -456,6 +458,7 @@ mod tests {
             resync: Some("n3".into()),
             holds: Some(vec!["a".into(), "b".into()]),
             deletes_later: Some(vec![4, 5]),
+            cancels_unsent: Some(vec![6]),
         }
     }
 
@@ -503,6 +506,7 @@ mod tests {
             },
             auth_hash: Some("h".into()),
             custom_metadata: Some("m".into()),
+            canceled_by: Some(8),
         }
     }
 

@@ -53,6 +53,7 @@ pub fn enqueue_job(cfg: &Config, host: &mut dyn Host, mut job: JobRecord, detail
                 .into_iter()
                 .find(|(k, _)| k == "customMetadata")
                 .map(|(_, v)| v),
+            canceled_by: None,
         };
         store::write(host, &keys::task_key(task_uid), &task)?;
         let mut queued = false;

@@ -236,6 +236,10 @@ pub struct JobRecord {
     /// time it did.
     #[serde(default)]
     pub deletes_later: Option<Vec<u64>>,
+    /// A task cancelation: filter tasks it matched that no node had yet. Once the nodes took
+    /// the cancelation they are marked, and end `canceled` instead of going out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancels_unsent: Option<Vec<u64>>,
 }
 
 /// A mirrored write the nodes accepted whose node tasks have not all finished: the filter task
@@ -313,6 +317,10 @@ pub struct TaskRecord {
     /// The write's `?customMetadata=`, shown on its task as a node shows it.
     #[serde(default)]
     pub custom_metadata: Option<String>,
+    /// The filter task that canceled it (`canceledBy`): set when a cancelation matched it before
+    /// it went out; it ends `canceled` when its turn comes, unless it had gone out by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canceled_by: Option<u64>,
 }
 
 pub(super) fn settings_update() -> String {

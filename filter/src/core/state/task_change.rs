@@ -30,6 +30,9 @@ pub enum TaskChange {
     /// the record).
     Mirrored { kind: String, nodes: Vec<NodeTaskInfo>, accepted: bool },
     Close(Box<TaskClose>),
+    /// A cancelation (task `by`) matched this task before any node had it: it ends `canceled`
+    /// when its turn comes (`TaskClose` with that status).
+    CancelRequested { by: u64 },
 }
 
 /// A task's end: succeeded or failed, with what the nodes did.
@@ -79,8 +82,17 @@ impl TaskChange {
                 t.miroir.phase = "mirrored".into();
                 t.miroir.nodes = nodes;
             }
+            TaskChange::CancelRequested { by } => {
+                if t.finished_ms.is_none() && t.miroir.nodes.is_empty() {
+                    t.canceled_by.get_or_insert(by);
+                }
+            }
             TaskChange::Close(close) => {
                 let close = *close;
+                if close.status != "canceled" {
+                    // It went out before the cancelation reached it: nothing canceled it.
+                    t.canceled_by = None;
+                }
                 if t.miroir.phase != "mirrored" {
                     t.miroir.phase = if close.status == "succeeded" { "committed".into() } else { close.status.clone() };
                 }
