@@ -60,7 +60,7 @@ pub fn unanimous_rejection(results: &[ProposeResult]) -> Option<(u16, String)> {
 /// The nodes' refusal (`status`, their body) as a task's `error`: their own error object, as
 /// Meilisearch shapes it, or — from something that is not Meilisearch — one that quotes it.
 pub fn refusal_error(status: u16, body: &str) -> Value {
-    match serde_json::from_str::<Value>(body) {
+    match serde_json::from_slice::<Value>(body.as_bytes()) {
         Ok(error @ Value::Object(_)) => error,
         _ => {
             let quoted: String = body.chars().take(200).collect();
