@@ -776,33 +776,27 @@ fn answered_while_waiting(w: &mut World, method: &str, path: &str, body: Option<
 }
 
 #[test]
-fn a_settings_write_answered_while_it_waited_then_refused_by_every_node_ends_failed_and_visible() {
-    let mut w = World::new(3, 1, json!({}));
-    let uid = answered_while_waiting(&mut w, "PATCH", "/indexes/m/settings", Some(json!({"stopWords": ["x"]})));
-    let refusal = json!({"message": "bad words", "code": "invalid_settings_stop_words", "type": "invalid_request", "link": "x"});
-    for n in &mut w.nodes {
-        n.reject = Some((400, refusal.to_string()));
+fn a_write_answered_while_it_waited_then_refused_by_every_node_ends_failed_and_visible() {
+    let cases = [
+        ("passthrough", "PATCH", "/indexes/m/settings", json!({"stopWords": ["x"]}), "invalid_settings_stop_words"),
+        ("mirror", "POST", "/indexes/m/documents/delete-batch", json!([1, 2]), "invalid_document_id"),
+    ];
+    for (writes, method, path, body, code) in cases {
+        let mut w = World::new(3, 1, json!({"writes": writes}));
+        let uid = answered_while_waiting(&mut w, method, path, Some(body));
+        let refusal = json!({"message": "refused", "code": code, "type": "invalid_request", "link": "x"});
+        for n in &mut w.nodes {
+            n.reject = Some((400, refusal.to_string()));
+        }
+        settle(&mut w, 40);
+        let task = w.task(uid);
+        assert_eq!((task.status.as_str(), task.error.as_ref()), ("failed", Some(&refusal)), "{writes}: {task:?}");
+        assert!(task.finished_ms.is_some());
+        // The refused write changed nothing, and nothing was repaired or frozen for it.
+        let rec = w.index("m");
+        assert_eq!((rec.version, rec.frozen.is_none(), rec.queue.is_empty()), (1, true, true), "{writes}: {rec:?}");
+        assert!(w.nodes.iter().all(|n| n.settings.get("stopWords") == Some(&json!([]))));
     }
-    settle(&mut w, 40);
-    let task = w.task(uid);
-    assert_eq!((task.status.as_str(), task.error.as_ref()), ("failed", Some(&refusal)), "{task:?}");
-    assert!(task.finished_ms.is_some());
-    let rec = w.index("m");
-    assert_eq!((rec.version, rec.frozen.is_none(), rec.queue.is_empty()), (1, true, true), "{rec:?}");
-    assert!(w.nodes.iter().all(|n| n.settings.get("stopWords") == Some(&json!([]))));
-}
-
-#[test]
-fn a_mirrored_write_answered_while_it_waited_then_refused_by_every_node_ends_failed_and_visible() {
-    let mut w = World::new(3, 1, json!({"writes": "mirror"}));
-    let uid = answered_while_waiting(&mut w, "POST", "/indexes/m/documents/delete-batch", Some(json!([1, 2])));
-    let refusal = json!({"message": "bad ids", "code": "invalid_document_id", "type": "invalid_request", "link": "x"});
-    for n in &mut w.nodes {
-        n.reject = Some((400, refusal.to_string()));
-    }
-    settle(&mut w, 40);
-    let task = w.task(uid);
-    assert_eq!((task.status.as_str(), task.error.as_ref()), ("failed", Some(&refusal)), "{task:?}");
 }
 
 #[test]
