@@ -178,8 +178,9 @@ impl MeiliError {
             ErrorType::System,
             format!(
                 "Index `{index}` is frozen for writes: {reason}. Reads are still served. An \
-                 operator can inspect it with `GET /_miroir/indexes/{index}` and clear it with \
-                 `POST /_miroir/indexes/{index}/unfreeze`."
+                 operator can inspect it with `GET /_miroir/indexes/{index}`, bring the nodes back \
+                 to its settings with `POST /_miroir/indexes/{index}/repair`, or clear it with \
+                 `POST /_miroir/indexes/{index}/unfreeze` once they agree."
             ),
         )
     }
@@ -267,9 +268,9 @@ impl MeiliError {
             404,
             "not_found",
             ErrorType::InvalidRequest,
-            "Not found. The admin routes are `GET /_miroir/indexes/{indexUid}`, \
-             `POST /_miroir/indexes/{indexUid}/verify` and \
-             `POST /_miroir/indexes/{indexUid}/unfreeze`.",
+            "Not found. The admin routes are `GET /_miroir/indexes/{indexUid}` and \
+             `POST /_miroir/indexes/{indexUid}/{action}`, the action `verify`, `unfreeze`, \
+             `repair` or `resync?node={nodeId}`.",
         )
     }
 }
@@ -341,7 +342,7 @@ mod tests {
             (
                 MeiliError::index_frozen("movies", "node-2 kept returning different settings"),
                 503,
-                r#"{"message":"Index `movies` is frozen for writes: node-2 kept returning different settings. Reads are still served. An operator can inspect it with `GET /_miroir/indexes/movies` and clear it with `POST /_miroir/indexes/movies/unfreeze`.","code":"miroir_index_frozen","type":"system","link":"https://docs.meilisearch.com/errors#miroir_index_frozen"}"#,
+                r#"{"message":"Index `movies` is frozen for writes: node-2 kept returning different settings. Reads are still served. An operator can inspect it with `GET /_miroir/indexes/movies`, bring the nodes back to its settings with `POST /_miroir/indexes/movies/repair`, or clear it with `POST /_miroir/indexes/movies/unfreeze` once they agree.","code":"miroir_index_frozen","type":"system","link":"https://docs.meilisearch.com/errors#miroir_index_frozen"}"#,
             ),
             (
                 MeiliError::settings_divergence("movies", "node-1 differs from node-0 and node-2"),
@@ -381,7 +382,7 @@ mod tests {
             (
                 MeiliError::not_found(),
                 404,
-                r#"{"message":"Not found. The admin routes are `GET /_miroir/indexes/{indexUid}`, `POST /_miroir/indexes/{indexUid}/verify` and `POST /_miroir/indexes/{indexUid}/unfreeze`.","code":"not_found","type":"invalid_request","link":"https://docs.meilisearch.com/errors#not_found"}"#,
+                r#"{"message":"Not found. The admin routes are `GET /_miroir/indexes/{indexUid}` and `POST /_miroir/indexes/{indexUid}/{action}`, the action `verify`, `unfreeze`, `repair` or `resync?node={nodeId}`.","code":"not_found","type":"invalid_request","link":"https://docs.meilisearch.com/errors#not_found"}"#,
             ),
         ];
         for (error, status, body) in cases {
